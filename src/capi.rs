@@ -1,0 +1,416 @@
+//! The C surface: every exported function, each one checking its arguments, looking its token
+//! up, calling the manager and mapping the result. Doc comments here become the header's.
+//!
+//! Every function shares one safety contract (pointers valid for the sizes given, strings
+//! NUL-terminated), written once at the top of the header rather than under each function.
+#![allow(clippy::missing_safety_doc)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::size_t;
+
+use crate::buffers::{self, write_out};
+use crate::handle_table::HandleTable;
+use crate::hresult::*;
+use crate::manager::{protocols_from_abi, Disposition, Manager, ShareMode};
+use crate::scard::{self, CardHandle, Context, Result};
+
+/// An opaque manager: the C side only ever holds a `scm_manage *`, which is a token (an index and
+/// a generation), never an address. Stale, released and forged tokens are refused with
+/// `SCM_E_HANDLE`.
+#[allow(non_camel_case_types)]
+pub struct scm_manage {
+    _opaque: [u8; 0],
+}
+
+/// The platform's `SCARDHANDLE` (`HSCARD` in the COM interface).
+#[allow(non_camel_case_types)]
+pub type scm_hscard = usize;
+
+/// Share modes (`scm_attach_by_ifd_ex`).
+pub const SCM_SHARE_EXCLUSIVE: u32 = 1;
+pub const SCM_SHARE_SHARED: u32 = 2;
+pub const SCM_SHARE_DIRECT: u32 = 3;
+
+/// Dispositions: what happens to the card when a connection or a lock ends.
+pub const SCM_LEAVE_CARD: u32 = 0;
+pub const SCM_RESET_CARD: u32 = 1;
+pub const SCM_UNPOWER_CARD: u32 = 2;
+pub const SCM_EJECT_CARD: u32 = 3;
+
+/// Card states (COM `SCARD_STATES`), the same values on every OS.
+pub const SCM_STATE_UNKNOWN: u32 = 0;
+pub const SCM_STATE_ABSENT: u32 = 1;
+pub const SCM_STATE_PRESENT: u32 = 2;
+pub const SCM_STATE_SWALLOWED: u32 = 3;
+pub const SCM_STATE_POWERED: u32 = 4;
+pub const SCM_STATE_NEGOTIABLE: u32 = 5;
+pub const SCM_STATE_SPECIFIC: u32 = 6;
+
+/// Protocols (COM `SCARD_PROTOCOLS`), the same values on every OS.
+pub const SCM_PROTOCOL_UNDEFINED: u32 = 0;
+pub const SCM_PROTOCOL_T0: u32 = 1;
+pub const SCM_PROTOCOL_T1: u32 = 2;
+pub const SCM_PROTOCOL_ANY: u32 = 3;
+pub const SCM_PROTOCOL_RAW: u32 = 0xFF;
+
+/// The largest command and response `scm_transmit` carries: an extended-length APDU (65536
+/// data bytes, header, Lc, Le) with its status word. A response buffer of this size never
+/// gets `SCARD_E_INSUFFICIENT_BUFFER`.
+pub const SCM_MAX_APDU_SIZE: size_t = 65548;
+const _: () = assert!(SCM_MAX_APDU_SIZE == scard::MAX_APDU);
+
+static MANAGERS: HandleTable<Box<Manager>> = HandleTable::new();
+
+thread_local! {
+    /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops
+    /// an answer that does not fit, and the ABI promises the size needed. Allocated once per
+    /// thread, on first need.
+    static RESPONSE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(version) => version,
+    Err(_) => panic!("the package version has no NUL"),
+};
+
+/// Runs a function body: its `Err` becomes the code, a panic becomes `SCM_E_UNEXPECTED`.
+fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => SCM_S_OK,
+        Ok(Err(code)) => code,
+        Err(_) => SCM_E_UNEXPECTED,
+    }
+}
+
+/// A required pointer argument, or `SCM_E_POINTER`.
+macro_rules! non_null {
+    ($pointer:expr) => {
+        if $pointer.is_null() {
+            return Err(SCM_E_POINTER);
+        }
+    };
+}
+
+/// A required out-parameter as a reference, or `SCM_E_POINTER`.
+macro_rules! out_ref {
+    ($pointer:expr) => {{
+        non_null!($pointer);
+        // SAFETY: the caller passes a valid, aligned out-parameter.
+        unsafe { &mut *$pointer }
+    }};
+}
+
+/// Runs `f` on the live manager behind a token, serialized with other calls on it.
+fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>) -> Result<R> {
+    non_null!(m);
+    MANAGERS.with(m as usize, |manager| f(manager)).map_err(|_| SCM_E_HANDLE)?
+}
+
+/// Creates an unattached manager (COM object creation). No PC/SC call is made.
+///
+/// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (the table of managers is full).
+/// `*out` is written only on success; end the manager with `scm_release`.
+#[no_mangle]
+pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
+    boundary(|| {
+        let out = out_ref!(out);
+        let token = MANAGERS.insert(Box::default()).ok_or(SCM_E_OUTOFMEMORY)?;
+        *out = token as *mut scm_manage;
+        Ok(())
+    })
+}
+
+/// Ends a manager (COM Release): ends a lock (LEAVE) and detaches (LEAVE) if needed; the token
+/// is dead afterwards. Calls in progress on the manager in other threads finish first; every
+/// later call with the token gets `SCM_E_HANDLE`. A release waits for a `scm_lock` that is
+/// blocked on the same manager.
+///
+/// Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not live, e.g. released twice).
+#[no_mangle]
+pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
+    boundary(|| {
+        non_null!(m);
+        let manager = MANAGERS.remove(m as usize).map_err(|_| SCM_E_HANDLE)?;
+        // Dropping it ends the lock and the attachment.
+        drop(manager);
+        Ok(())
+    })
+}
+
+/// Attaches to a card handle the caller got from `SCardConnect` in this process (COM
+/// AttachByHandle). The handle is borrowed: the library never disconnects it, and it stays
+/// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it SHARED, T0|T1,
+/// leaving the card; the protocol used for `scm_transmit` is the one the handle had when
+/// attached or after `scm_reconnect`.
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
+/// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle), `SCM_SCARD_E_NO_SERVICE`.
+#[no_mangle]
+pub unsafe extern "C" fn scm_attach_by_handle(m: *mut scm_manage, hicc: scm_hscard) -> scm_hresult {
+    boundary(|| with_manager(m, |manager| manager.attach_handle(CardHandle::from_abi(hicc))))
+}
+
+/// Attaches to the reader of that exact name, share mode SHARED, protocols T0|T1 (COM
+/// AttachByIFD). The link is to the reader: a reader with no card attaches fine
+/// (`scm_status` then says `SCM_STATE_ABSENT`), and `scm_reconnect` connects the card once it is
+/// there; until then card operations return `SCM_SCARD_E_NO_SMARTCARD`. Each attached
+/// manager has a PC/SC context of its own.
+///
+/// `reader`: UTF-8, NUL-terminated, at most 1023 bytes.
+///
+/// Errors: `SCM_E_POINTER` (`m` or `reader` NULL), `SCM_E_INVALIDARG` (empty, too long or
+/// invalid UTF-8), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached),
+/// `SCM_SCARD_E_UNKNOWN_READER`, `SCM_SCARD_E_SHARING_VIOLATION`, `SCM_SCARD_E_NO_SERVICE`
+/// and other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_attach_by_ifd(m: *mut scm_manage, reader: *const c_char) -> scm_hresult {
+    // SAFETY: forwarded from the caller.
+    unsafe { scm_attach_by_ifd_ex(m, reader, SCM_SHARE_SHARED, SCM_PROTOCOL_ANY) }
+}
+
+/// `scm_attach_by_ifd` with a UTF-16, NUL-terminated name (a BSTR's characters), at most 1023
+/// units.
+///
+/// Errors: as `scm_attach_by_ifd`; unpaired surrogates are `SCM_E_INVALIDARG`.
+#[no_mangle]
+pub unsafe extern "C" fn scm_attach_by_ifd_w(m: *mut scm_manage, reader: *const u16) -> scm_hresult {
+    boundary(|| {
+        non_null!(m);
+        // SAFETY: the caller passes a NUL-terminated string.
+        let reader = unsafe { buffers::reader_name_utf16(reader) }?;
+        with_manager(m, |manager| manager.attach_reader(reader, ShareMode::Shared, SCM_PROTOCOL_ANY))
+    })
+}
+
+/// `scm_attach_by_ifd` with a share mode (`SCM_SHARE_*`) and preferred protocols
+/// (`SCM_PROTOCOL_T0`, `_T1`, `_ANY`, `_RAW`, or `_UNDEFINED` with `SCM_SHARE_DIRECT` only).
+/// With `SCM_SHARE_DIRECT` the reader is connected even when it holds no card.
+///
+/// Errors: as `scm_attach_by_ifd`; a share mode or protocols value out of range is
+/// `SCM_E_INVALIDARG`.
+#[no_mangle]
+pub unsafe extern "C" fn scm_attach_by_ifd_ex(
+    m: *mut scm_manage,
+    reader: *const c_char,
+    share_mode: u32,
+    protocols: u32,
+) -> scm_hresult {
+    boundary(|| {
+        non_null!(m);
+        // SAFETY: the caller passes a NUL-terminated string.
+        let reader = unsafe { buffers::reader_name_utf8(reader) }?;
+        let share_mode = ShareMode::from_abi(share_mode)?;
+        let protocols = protocols_from_abi(protocols, share_mode)?;
+        with_manager(m, |manager| manager.attach_reader(reader, share_mode, protocols))
+    })
+}
+
+/// Re-establishes the link with the same reader, share mode and protocols, leaving the card as
+/// it is (COM Reconnect). It recovers every recoverable state: the card was reset by another
+/// program (`SCM_SCARD_W_RESET_CARD`), the card was removed and put back, the PC/SC service
+/// was restarted (a new context is established). A reader attached without a card gets its card
+/// connected. A lock held through this manager ends. For a borrowed handle it reconnects that
+/// handle (SHARED, T0|T1, LEAVE); a service restart cannot be recovered for a borrowed handle.
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
+/// (no card in the reader: the manager stays attached to the reader), `SCM_SCARD_E_NO_SERVICE`
+/// (the service is still down), `SCM_SCARD_E_UNKNOWN_READER` (the reader is not back yet), and
+/// other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_reconnect(m: *mut scm_manage) -> scm_hresult {
+    boundary(|| with_manager(m, Manager::reconnect))
+}
+
+/// Ends the attachment, leaving the card (COM Detach); the manager can attach again.
+/// Same as `scm_detach_ex(m, SCM_LEAVE_CARD)`.
+#[no_mangle]
+pub unsafe extern "C" fn scm_detach(m: *mut scm_manage) -> scm_hresult {
+    // SAFETY: forwarded from the caller.
+    unsafe { scm_detach_ex(m, SCM_LEAVE_CARD) }
+}
+
+/// Ends the attachment with a disposition (`SCM_LEAVE_CARD`, `_RESET_CARD`, `_UNPOWER_CARD`,
+/// `_EJECT_CARD`). A lock held through the manager ends first (LEAVE). The card connection the
+/// library made is closed; a borrowed handle is not, and allows `SCM_LEAVE_CARD` only.
+/// The manager is unattached afterwards whatever PC/SC answered; a PC/SC failure to release the
+/// card as asked (e.g. the service is gone) is still reported.
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
+/// (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_detach_ex(m: *mut scm_manage, disposition: u32) -> scm_hresult {
+    boundary(|| {
+        non_null!(m);
+        let disposition = Disposition::from_abi(disposition)?;
+        with_manager(m, |manager| manager.detach(disposition))
+    })
+}
+
+/// Takes exclusive use of the card: begins a PC/SC transaction (COM SCardLock). Blocks while
+/// another connection holds it; other managers are not stalled meanwhile, but other calls on
+/// this manager wait. Locking a manager that holds the lock does nothing: one `scm_unlock` ends
+/// it.
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
+/// (no card connected), `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`,
+/// `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_lock(m: *mut scm_manage) -> scm_hresult {
+    boundary(|| with_manager(m, Manager::lock))
+}
+
+/// Ends the lock with a disposition (COM SCardUnlock).
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
+/// (disposition out of range), `SCM_SCARD_E_NOT_TRANSACTED` (no lock held through this
+/// manager), `SCM_SCARD_E_NO_SMARTCARD`, PC/SC codes. When the card was removed or the service
+/// lost, the lock is gone and the code says why; after `SCM_SCARD_W_RESET_CARD`, `scm_reconnect`
+/// ends it.
+#[no_mangle]
+pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm_hresult {
+    boundary(|| {
+        non_null!(m);
+        let disposition = Disposition::from_abi(disposition)?;
+        with_manager(m, |manager| manager.unlock(disposition))
+    })
+}
+
+/// The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS
+/// (COM Status). A reader attached without a connected card reports `SCM_STATE_ABSENT`, or
+/// `SCM_STATE_PRESENT` once a card is in (call `scm_reconnect` to connect it), with
+/// `SCM_PROTOCOL_UNDEFINED`.
+///
+/// Errors: `SCM_E_POINTER` (any argument NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+/// `SCM_SCARD_W_RESET_CARD` and `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`),
+/// `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes. Outputs are written only on success.
+#[no_mangle]
+pub unsafe extern "C" fn scm_status(m: *mut scm_manage, state: *mut u32, protocol: *mut u32) -> scm_hresult {
+    boundary(|| {
+        let state = out_ref!(state);
+        let protocol = out_ref!(protocol);
+        (*state, *protocol) = with_manager(m, Manager::status)?;
+        Ok(())
+    })
+}
+
+/// Sends one command APDU and returns the card's answer, status word included.
+///
+/// `command`: 1 to `SCM_MAX_APDU_SIZE` bytes. `response`, `*response_len`: the buffer rules
+/// (capacity in, bytes written out; NULL `response` asks for the size). For this function a
+/// size query or a too small buffer comes **after** the command was sent: the answer is lost and
+/// only its size is returned. A buffer of `SCM_MAX_APDU_SIZE` bytes always fits.
+///
+/// Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
+/// (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+/// `SCM_SCARD_E_NO_SMARTCARD`, `SCM_SCARD_E_INSUFFICIENT_BUFFER` (`*response_len` set to the
+/// size needed), `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`, other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_transmit(
+    m: *mut scm_manage,
+    command: *const u8,
+    command_len: size_t,
+    response: *mut u8,
+    response_len: *mut size_t,
+) -> scm_hresult {
+    boundary(|| {
+        non_null!(command);
+        let response_len = out_ref!(response_len);
+        if command_len == 0 || command_len > SCM_MAX_APDU_SIZE {
+            return Err(SCM_E_INVALIDARG);
+        }
+        // SAFETY: the caller passes `command_len` readable bytes.
+        let command = unsafe { std::slice::from_raw_parts(command, command_len) };
+        if !response.is_null() && *response_len >= SCM_MAX_APDU_SIZE {
+            // Room for any answer: PC/SC writes straight into the caller's buffer.
+            // SAFETY: the caller passes `*response_len` writable bytes.
+            let response = unsafe { std::slice::from_raw_parts_mut(response, *response_len) };
+            *response_len = with_manager(m, |manager| manager.transmit(command, response))?;
+            return Ok(());
+        }
+        RESPONSE_SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(SCM_MAX_APDU_SIZE, 0);
+            let len = with_manager(m, |manager| manager.transmit(command, scratch))?;
+            // SAFETY: the caller passes `*response_len` writable bytes.
+            unsafe { write_out(&scratch[..len], response, response_len) }
+        })
+    })
+}
+
+/// The card's ATR (at most 33 bytes; 36 on Windows), under the buffer rules.
+///
+/// Errors: `SCM_E_POINTER` (`m` or `atr_len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+/// `SCM_SCARD_E_NO_SMARTCARD`, `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_W_RESET_CARD`,
+/// `SCM_SCARD_W_REMOVED_CARD`, other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_get_atr(m: *mut scm_manage, atr: *mut u8, atr_len: *mut size_t) -> scm_hresult {
+    boundary(|| {
+        let atr_len = out_ref!(atr_len);
+        let (bytes, len) = with_manager(m, Manager::atr)?;
+        // SAFETY: the caller passes `*atr_len` writable bytes.
+        unsafe { write_out(&bytes[..len], atr, atr_len) }
+    })
+}
+
+/// The attached reader's name, UTF-8 and NUL-terminated, under the buffer rules (the NUL is
+/// counted).
+///
+/// Errors: `SCM_E_POINTER` (`m` or `name_len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+/// `SCM_SCARD_E_INSUFFICIENT_BUFFER`; for a borrowed handle the name comes from PC/SC, so PC/SC
+/// codes too.
+#[no_mangle]
+pub unsafe extern "C" fn scm_get_reader_name(m: *mut scm_manage, name: *mut c_char, name_len: *mut size_t) -> scm_hresult {
+    boundary(|| {
+        let name_len = out_ref!(name_len);
+        let mut bytes = with_manager(m, Manager::reader_name)?;
+        bytes.push(0);
+        // SAFETY: the caller passes `*name_len` writable bytes.
+        unsafe { write_out(&bytes, name.cast::<u8>(), name_len) }
+    })
+}
+
+/// The card handle in use (COM ISCard get_CardHandle), to pass to other PC/SC code of this
+/// process. It stays owned by the manager (or by its owner, when borrowed): do not disconnect
+/// it.
+///
+/// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
+/// (attached to a reader with no card connected).
+#[no_mangle]
+pub unsafe extern "C" fn scm_get_handle(m: *mut scm_manage, out: *mut scm_hscard) -> scm_hresult {
+    boundary(|| {
+        let out = out_ref!(out);
+        *out = with_manager(m, Manager::card_handle)?.to_abi();
+        Ok(())
+    })
+}
+
+/// The names of the readers as a PC/SC multi-string (each name NUL-terminated, one more NUL at
+/// the end), under the buffer rules. Uses a context of its own for each call, so it works at
+/// once after the PC/SC service restarts.
+///
+/// Errors: `SCM_E_POINTER` (`readers_len` NULL), `SCM_SCARD_E_NO_READERS_AVAILABLE`,
+/// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.
+#[no_mangle]
+pub unsafe extern "C" fn scm_list_readers(readers: *mut c_char, readers_len: *mut size_t) -> scm_hresult {
+    boundary(|| {
+        let readers_len = out_ref!(readers_len);
+        let names = Context::establish()?.list_readers()?;
+        // SAFETY: the caller passes `*readers_len` writable bytes.
+        unsafe { write_out(&names, readers.cast::<u8>(), readers_len) }
+    })
+}
+
+/// A static English text for any value (known codes, success and unknown values alike). Never
+/// NULL; never to be freed.
+#[no_mangle]
+pub extern "C" fn scm_error_message(hr: scm_hresult) -> *const c_char {
+    message(hr).as_ptr()
+}
+
+/// The library's version ("major.minor.patch"), static.
+#[no_mangle]
+pub extern "C" fn scm_version() -> *const c_char {
+    VERSION.as_ptr()
+}

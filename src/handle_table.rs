@@ -1,0 +1,237 @@
+//! The table behind the opaque `scm_manage *` tokens.
+//!
+//! A token is an integer, never a pointer: the low half of its bits is the slot index plus one
+//! (so no token is zero), the high half is the slot's generation. Removing an entry bumps the
+//! generation, so a released or stale token no longer matches, and any forged value either
+//! falls outside the table or meets the wrong generation.
+//!
+//! Slots never move: the table is a list of chunks that double in size, each allocated once and
+//! reached without a global lock. Each slot has its own mutex, which serializes the calls on one
+//! entry and nothing else; only inserting and removing touch the shared free list.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+const INDEX_BITS: u32 = usize::BITS / 2;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+/// The last generation a slot may take; a slot that reaches it is retired rather than reused, so
+/// a token can never come back to life by the generation wrapping around.
+const LAST_GENERATION: usize = usize::MAX >> INDEX_BITS;
+const FIRST_CHUNK_LEN: usize = 64;
+/// Enough chunks to hold every index the token's low half can name.
+const CHUNKS: usize = (INDEX_BITS - FIRST_CHUNK_LEN.trailing_zeros()) as usize + 1;
+
+struct Slot<T> {
+    /// The generation of the entry in the slot, or of the next one. Written only under `value`'s
+    /// lock; read without it as a fast refusal of stale tokens.
+    generation: AtomicUsize,
+    value: Mutex<Option<T>>,
+}
+
+struct Allocator {
+    free: Vec<usize>,
+    next_fresh: usize,
+}
+
+/// Why a token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotLive;
+
+pub struct HandleTable<T> {
+    chunks: [OnceLock<Box<[Slot<T>]>>; CHUNKS],
+    allocator: Mutex<Allocator>,
+}
+
+/// Locks a mutex even when a panic poisoned it: every entry stays usable after a caught panic,
+/// and the data it guards is always left consistent between statements.
+pub fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The chunk an index lives in, and its offset there.
+fn locate(index: usize) -> (usize, usize) {
+    let position = index / FIRST_CHUNK_LEN + 1;
+    let chunk = (usize::BITS - 1 - position.leading_zeros()) as usize;
+    let chunk_start = FIRST_CHUNK_LEN * ((1 << chunk) - 1);
+    (chunk, index - chunk_start)
+}
+
+fn encode(index: usize, generation: usize) -> usize {
+    (generation << INDEX_BITS) | (index + 1)
+}
+
+/// The index and generation a token names, or `None` for a value no token ever has.
+fn decode(token: usize) -> Option<(usize, usize)> {
+    let index_plus_one = token & INDEX_MASK;
+    let generation = token >> INDEX_BITS;
+    (index_plus_one != 0 && generation != 0).then(|| (index_plus_one - 1, generation))
+}
+
+impl<T> HandleTable<T> {
+    /// An empty table; `const` so that the library's table is a plain static, with nothing to
+    /// initialize at run time.
+    pub const fn new() -> Self {
+        HandleTable {
+            chunks: [const { OnceLock::new() }; CHUNKS],
+            allocator: Mutex::new(Allocator { free: Vec::new(), next_fresh: 0 }),
+        }
+    }
+
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        let (chunk, offset) = locate(index);
+        self.chunks.get(chunk)?.get()?.get(offset)
+    }
+
+    fn slot_or_grow(&self, index: usize) -> &Slot<T> {
+        let (chunk, offset) = locate(index);
+        let slots = self.chunks[chunk].get_or_init(|| {
+            (0..FIRST_CHUNK_LEN << chunk)
+                .map(|_| Slot { generation: AtomicUsize::new(1), value: Mutex::new(None) })
+                .collect()
+        });
+        &slots[offset]
+    }
+
+    /// Stores a value and returns its token; `None` when every index is in use or retired.
+    pub fn insert(&self, value: T) -> Option<usize> {
+        let index = {
+            let mut allocator = lock_ignoring_poison(&self.allocator);
+            match allocator.free.pop() {
+                Some(index) => index,
+                None if allocator.next_fresh < INDEX_MASK => {
+                    allocator.next_fresh += 1;
+                    allocator.next_fresh - 1
+                }
+                None => return None,
+            }
+        };
+        let slot = self.slot_or_grow(index);
+        let mut guard = lock_ignoring_poison(&slot.value);
+        *guard = Some(value);
+        Some(encode(index, slot.generation.load(Ordering::Relaxed)))
+    }
+
+    /// Runs `f` on the live entry a token names, holding that entry's lock for the call.
+    pub fn with<R>(&self, token: usize, f: impl FnOnce(&mut T) -> R) -> Result<R, NotLive> {
+        let (index, generation) = decode(token).ok_or(NotLive)?;
+        let slot = self.slot(index).ok_or(NotLive)?;
+        if slot.generation.load(Ordering::Relaxed) != generation {
+            return Err(NotLive);
+        }
+        let mut guard = lock_ignoring_poison(&slot.value);
+        // Checked again under the lock: the entry may have been removed while we waited.
+        if slot.generation.load(Ordering::Relaxed) != generation {
+            return Err(NotLive);
+        }
+        guard.as_mut().map(f).ok_or(NotLive)
+    }
+
+    /// Takes the entry out; the token is dead from here on. Waits for a call in progress on the
+    /// entry to finish first.
+    pub fn remove(&self, token: usize) -> Result<T, NotLive> {
+        let (index, generation) = decode(token).ok_or(NotLive)?;
+        let slot = self.slot(index).ok_or(NotLive)?;
+        let value = {
+            let mut guard = lock_ignoring_poison(&slot.value);
+            if slot.generation.load(Ordering::Relaxed) != generation {
+                return Err(NotLive);
+            }
+            let value = guard.take().ok_or(NotLive)?;
+            slot.generation.store(generation + 1, Ordering::Relaxed);
+            value
+        };
+        if generation + 1 < LAST_GENERATION {
+            lock_ignoring_poison(&self.allocator).free.push(index);
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_tile_the_index_space() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(63), (0, 63));
+        assert_eq!(locate(64), (1, 0));
+        assert_eq!(locate(191), (1, 127));
+        assert_eq!(locate(192), (2, 0));
+        let (chunk, offset) = locate(INDEX_MASK - 1);
+        assert!(chunk < CHUNKS);
+        assert!(offset < FIRST_CHUNK_LEN << chunk);
+    }
+
+    #[test]
+    fn tokens_are_never_zero_and_round_trip() {
+        let table = HandleTable::new();
+        let a = table.insert("a").unwrap();
+        let b = table.insert("b").unwrap();
+        assert_ne!(a, 0);
+        assert_ne!(a, b);
+        assert_eq!(table.with(a, |v| *v), Ok("a"));
+        assert_eq!(table.with(b, |v| *v), Ok("b"));
+    }
+
+    #[test]
+    fn removed_tokens_stay_dead_when_the_slot_is_reused() {
+        let table = HandleTable::new();
+        let old = table.insert(1).unwrap();
+        assert_eq!(table.remove(old), Ok(1));
+        assert_eq!(table.remove(old), Err(NotLive));
+        let new = table.insert(2).unwrap();
+        assert_eq!(new & INDEX_MASK, old & INDEX_MASK, "the slot is reused");
+        assert_eq!(table.with(old, |v| *v), Err(NotLive));
+        assert_eq!(table.with(new, |v| *v), Ok(2));
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        let table = HandleTable::new();
+        let live = table.insert(()).unwrap();
+        for forged in [1, usize::MAX, live + 1, live ^ (1 << INDEX_BITS), 1 << INDEX_BITS, INDEX_MASK] {
+            assert_eq!(table.with(forged, |_| ()), Err(NotLive), "{forged:#x}");
+        }
+        // A pseudo-random sweep over the whole token space.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let token = x as usize;
+            if token != live {
+                assert_eq!(table.with(token, |_| ()), Err(NotLive));
+            }
+        }
+    }
+
+    #[test]
+    fn a_slot_at_its_last_generation_is_retired() {
+        let table = HandleTable::new();
+        let token = table.insert(0).unwrap();
+        let index = token & INDEX_MASK;
+        // Jump the slot to its second-to-last generation, as if reused that often.
+        table.slot(index - 1).unwrap().generation.store(LAST_GENERATION - 1, Ordering::Relaxed);
+        table.remove(token).unwrap_err();
+        let aged = encode(index - 1, LAST_GENERATION - 1);
+        assert_eq!(table.remove(aged), Ok(0));
+        let next = table.insert(1).unwrap();
+        assert_ne!(next & INDEX_MASK, index, "a retired slot is not handed out again");
+    }
+
+    #[test]
+    fn grows_past_several_chunks() {
+        let table = HandleTable::new();
+        let tokens: Vec<usize> = (0..5_000).map(|i| table.insert(i).unwrap()).collect();
+        for (i, token) in tokens.iter().enumerate() {
+            assert_eq!(table.with(*token, |v| *v), Ok(i));
+        }
+        for token in &tokens {
+            table.remove(*token).unwrap();
+        }
+        for token in &tokens {
+            assert_eq!(table.with(*token, |v| *v), Err(NotLive));
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! One manager: the state machine of `ISCardManage`, in plain Rust.
+//!
+//! A manager is unattached, attached to a reader (its own context, with or without a card
+//! connected), or attached to a card handle the caller owns (borrowed: never disconnected here).
+//! Any attachment with a card may additionally hold the card's lock (a PC/SC transaction).
+
+use std::ffi::CString;
+
+use pcsc::ffi;
+
+use crate::hresult::*;
+use crate::scard::{self, CardHandle, Context, Result};
+
+/// How the card is shared with other connections (COM and PC/SC values agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareMode {
+    Exclusive,
+    Shared,
+    Direct,
+}
+
+impl ShareMode {
+    pub fn from_abi(value: u32) -> Result<ShareMode> {
+        match value {
+            1 => Ok(ShareMode::Exclusive),
+            2 => Ok(ShareMode::Shared),
+            3 => Ok(ShareMode::Direct),
+            _ => Err(SCM_E_INVALIDARG),
+        }
+    }
+
+    fn native(self) -> ffi::DWORD {
+        match self {
+            ShareMode::Exclusive => ffi::SCARD_SHARE_EXCLUSIVE,
+            ShareMode::Shared => ffi::SCARD_SHARE_SHARED,
+            ShareMode::Direct => ffi::SCARD_SHARE_DIRECT,
+        }
+    }
+}
+
+/// What happens to the card when a connection or a lock ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Leave,
+    Reset,
+    Unpower,
+    Eject,
+}
+
+impl Disposition {
+    pub fn from_abi(value: u32) -> Result<Disposition> {
+        match value {
+            0 => Ok(Disposition::Leave),
+            1 => Ok(Disposition::Reset),
+            2 => Ok(Disposition::Unpower),
+            3 => Ok(Disposition::Eject),
+            _ => Err(SCM_E_INVALIDARG),
+        }
+    }
+
+    fn native(self) -> ffi::DWORD {
+        match self {
+            Disposition::Leave => ffi::SCARD_LEAVE_CARD,
+            Disposition::Reset => ffi::SCARD_RESET_CARD,
+            Disposition::Unpower => ffi::SCARD_UNPOWER_CARD,
+            Disposition::Eject => ffi::SCARD_EJECT_CARD,
+        }
+    }
+}
+
+/// Validated preferred protocols, as the COM value (T0 1, T1 2, both 3, RAW 0xFF, none 0).
+/// "None" is what PC/SC allows for a direct connection only.
+pub fn protocols_from_abi(value: u32, share_mode: ShareMode) -> Result<u32> {
+    match value {
+        1..=3 | 0xFF => Ok(value),
+        0 if share_mode == ShareMode::Direct => Ok(value),
+        _ => Err(SCM_E_INVALIDARG),
+    }
+}
+
+/// A live card connection and the protocol it runs.
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    handle: CardHandle,
+    protocol: ffi::DWORD,
+}
+
+/// An attachment to a reader through a context of the manager's own, so that a call blocked on
+/// it (a lock waiting for another holder) stalls no other manager.
+#[derive(Debug)]
+struct ReaderLink {
+    context: Context,
+    reader: CString,
+    share_mode: ShareMode,
+    protocols: u32,
+    /// None while the reader holds no card that could be connected.
+    card: Option<Connection>,
+}
+
+#[derive(Debug)]
+enum Link {
+    Reader(ReaderLink),
+    Borrowed(Connection),
+}
+
+#[derive(Debug)]
+struct Attachment {
+    link: Link,
+    locked: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Manager {
+    attachment: Option<Attachment>,
+}
+
+/// Codes after which a card handle is worth nothing more and a new connection is needed.
+fn needs_new_connection(code: scm_hresult) -> bool {
+    scard::is_service_lost(code)
+        || scard::is_card_absent(code)
+        || matches!(code, SCM_SCARD_W_UNPOWERED_CARD | SCM_SCARD_W_UNRESPONSIVE_CARD)
+}
+
+impl ReaderLink {
+    /// Connects the card, re-establishing the context first if the service behind it is gone
+    /// (pcsc-lite answers every call on a context that outlived its daemon with NO_SERVICE).
+    fn connect_card(&mut self) -> Result<()> {
+        let share_mode = self.share_mode.native();
+        let protocols = scard::protocols_to_native(self.protocols);
+        let attempt = match self.context.connect(&self.reader, share_mode, protocols) {
+            Err(code) if scard::is_service_lost(code) => {
+                self.context = Context::establish()?;
+                self.context.connect(&self.reader, share_mode, protocols)
+            }
+            attempt => attempt,
+        };
+        let (handle, protocol) = attempt?;
+        self.card = Some(Connection { handle, protocol });
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        if let Some(card) = self.card {
+            let protocols = scard::protocols_to_native(self.protocols);
+            match card.handle.reconnect(self.share_mode.native(), protocols, ffi::SCARD_LEAVE_CARD) {
+                Ok(protocol) => {
+                    self.card = Some(Connection { handle: card.handle, protocol });
+                    return Ok(());
+                }
+                Err(code) if !needs_new_connection(code) => return Err(code),
+                Err(code) => {
+                    if !scard::is_service_lost(code) {
+                        // Best effort: the handle is useless, only its record is freed.
+                        let _ = card.handle.disconnect(ffi::SCARD_LEAVE_CARD);
+                    }
+                    self.card = None;
+                }
+            }
+        }
+        self.connect_card()
+    }
+}
+
+impl Manager {
+    pub fn is_attached(&self) -> bool {
+        self.attachment.is_some()
+    }
+
+    fn attachment(&mut self) -> Result<&mut Attachment> {
+        self.attachment.as_mut().ok_or(SCM_E_NOT_ATTACHED)
+    }
+
+    fn unattached(&self) -> Result<()> {
+        match self.attachment {
+            None => Ok(()),
+            Some(_) => Err(SCM_E_NOT_ATTACHED),
+        }
+    }
+
+    /// The connected card, or NO_SMARTCARD for a reader whose card is not connected.
+    fn connection(&mut self) -> Result<Connection> {
+        match &self.attachment()?.link {
+            Link::Reader(link) => link.card.ok_or(SCM_SCARD_E_NO_SMARTCARD),
+            Link::Borrowed(card) => Ok(*card),
+        }
+    }
+
+    /// Attaches to a reader; a reader with no card attaches too.
+    pub fn attach_reader(&mut self, reader: CString, share_mode: ShareMode, protocols: u32) -> Result<()> {
+        self.unattached()?;
+        let mut link = ReaderLink { context: Context::establish()?, reader, share_mode, protocols, card: None };
+        match link.connect_card() {
+            Ok(()) => {}
+            Err(code) if scard::is_card_absent(code) => {}
+            Err(code) => return Err(code),
+        }
+        self.attachment = Some(Attachment { link: Link::Reader(link), locked: false });
+        Ok(())
+    }
+
+    /// Attaches to a handle the caller connected; it stays the caller's.
+    pub fn attach_handle(&mut self, handle: CardHandle) -> Result<()> {
+        self.unattached()?;
+        let protocol = match handle.status() {
+            Ok(status) => status.protocol,
+            Err(SCM_SCARD_E_INVALID_HANDLE) => return Err(SCM_E_INVALIDARG),
+            Err(code) if scard::is_service_lost(code) => return Err(code),
+            // A reset or removed card: the handle is still the caller's valid handle, and
+            // `reconnect` will learn the protocol.
+            Err(_) => ffi::SCARD_PROTOCOL_UNDEFINED,
+        };
+        let link = Link::Borrowed(Connection { handle, protocol });
+        self.attachment = Some(Attachment { link, locked: false });
+        Ok(())
+    }
+
+    pub fn reconnect(&mut self) -> Result<()> {
+        let attachment = self.attachment()?;
+        let result = match &mut attachment.link {
+            Link::Reader(link) => link.reconnect(),
+            Link::Borrowed(card) => card
+                .handle
+                .reconnect(ffi::SCARD_SHARE_SHARED, ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1, ffi::SCARD_LEAVE_CARD)
+                .map(|protocol| card.protocol = protocol),
+        };
+        // A reconnected handle starts without a lock. The transaction may have survived on the
+        // handle (pcsc-lite keeps it across a reset it could not report), so end it.
+        if std::mem::take(&mut attachment.locked) {
+            if let Ok(card) = self.connection() {
+                let _ = card.handle.end_transaction(ffi::SCARD_LEAVE_CARD);
+            }
+        }
+        result
+    }
+
+    /// Ends the attachment whatever PC/SC answers; reports PC/SC's failure to release the card
+    /// as asked, if any.
+    pub fn detach(&mut self, disposition: Disposition) -> Result<()> {
+        let attachment = self.attachment()?;
+        if matches!(attachment.link, Link::Borrowed(_)) && disposition != Disposition::Leave {
+            return Err(SCM_E_INVALIDARG);
+        }
+        let attachment = self.attachment.take().ok_or(SCM_E_NOT_ATTACHED)?;
+        let card = match &attachment.link {
+            Link::Reader(link) => link.card,
+            Link::Borrowed(card) => Some(*card),
+        };
+        let mut result = Ok(());
+        if let Some(card) = card {
+            if attachment.locked {
+                result = card.handle.end_transaction(ffi::SCARD_LEAVE_CARD);
+            }
+            if let Link::Reader(_) = attachment.link {
+                result = card.handle.disconnect(disposition.native()).and(result);
+            }
+        }
+        // Dropping the reader link releases its context.
+        result
+    }
+
+    pub fn lock(&mut self) -> Result<()> {
+        let card = self.connection()?;
+        let attachment = self.attachment()?;
+        if !attachment.locked {
+            card.handle.begin_transaction()?;
+            attachment.locked = true;
+        }
+        Ok(())
+    }
+
+    pub fn unlock(&mut self, disposition: Disposition) -> Result<()> {
+        let card = self.connection()?;
+        let attachment = self.attachment()?;
+        if !attachment.locked {
+            return Err(SCM_SCARD_E_NOT_TRANSACTED);
+        }
+        let result = card.handle.end_transaction(disposition.native());
+        match result {
+            // The transaction is gone with the card or the service; a reset reported here may
+            // leave it in place, and `reconnect` ends it then.
+            Ok(()) => attachment.locked = false,
+            Err(code) if scard::is_service_lost(code) || scard::is_card_absent(code) => attachment.locked = false,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// The card's state and protocol, as COM values.
+    pub fn status(&mut self) -> Result<(u32, u32)> {
+        let attachment = self.attachment()?;
+        let card = match &attachment.link {
+            Link::Reader(ReaderLink { card: None, context, reader, .. }) => {
+                let state = context.reader_state(reader)?;
+                return Ok((scard::reader_state_to_com(state), 0));
+            }
+            Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(card) => *card,
+        };
+        let status = card.handle.status()?;
+        Ok((scard::card_state_to_com(status.state, status.protocol), scard::protocol_to_com(status.protocol)))
+    }
+
+    /// Sends one command; `response` should hold `scard::MAX_APDU` bytes.
+    pub fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize> {
+        let card = self.connection()?;
+        card.handle.transmit(card.protocol, command, response)
+    }
+
+    pub fn atr(&mut self) -> Result<([u8; 36], usize)> {
+        self.connection()?.handle.atr()
+    }
+
+    /// The attached reader's name, without a NUL.
+    pub fn reader_name(&mut self) -> Result<Vec<u8>> {
+        match &self.attachment()?.link {
+            Link::Reader(link) => Ok(link.reader.as_bytes().to_vec()),
+            Link::Borrowed(card) => card.handle.reader_name(),
+        }
+    }
+
+    pub fn card_handle(&mut self) -> Result<CardHandle> {
+        Ok(self.connection()?.handle)
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if self.is_attached() {
+            let _ = self.detach(Disposition::Leave);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_inputs_are_validated() {
+        assert_eq!(ShareMode::from_abi(2), Ok(ShareMode::Shared));
+        assert_eq!(ShareMode::from_abi(0), Err(SCM_E_INVALIDARG));
+        assert_eq!(ShareMode::from_abi(4), Err(SCM_E_INVALIDARG));
+        assert_eq!(Disposition::from_abi(3), Ok(Disposition::Eject));
+        assert_eq!(Disposition::from_abi(4), Err(SCM_E_INVALIDARG));
+        assert_eq!(Disposition::from_abi(u32::MAX), Err(SCM_E_INVALIDARG));
+        assert_eq!(protocols_from_abi(3, ShareMode::Shared), Ok(3));
+        assert_eq!(protocols_from_abi(0xFF, ShareMode::Exclusive), Ok(0xFF));
+        assert_eq!(protocols_from_abi(0, ShareMode::Shared), Err(SCM_E_INVALIDARG));
+        assert_eq!(protocols_from_abi(0, ShareMode::Direct), Ok(0));
+        assert_eq!(protocols_from_abi(4, ShareMode::Direct), Err(SCM_E_INVALIDARG));
+    }
+
+    #[test]
+    fn an_unattached_manager_refuses_card_operations() {
+        let mut manager = Manager::default();
+        assert_eq!(manager.status(), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.lock(), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.unlock(Disposition::Leave), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.reconnect(), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.detach(Disposition::Leave), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.card_handle(), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.reader_name(), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.transmit(&[0, 0, 0, 0], &mut [0; 4]), Err(SCM_E_NOT_ATTACHED));
+    }
+}

@@ -1,0 +1,393 @@
+//! The one layer that calls PC/SC (pcsc-lite, PCSC.framework or WinSCard through `pcsc::ffi`),
+//! and the translations between the platform's values and the COM values of the ABI.
+//!
+//! The `pcsc` crate's safe `Card` is not used: it cannot adopt a handle the caller connected,
+//! and it disconnects with RESET when dropped, which would break both borrowed handles and
+//! "leave the card as it is".
+
+use std::ffi::{c_char, CStr};
+use std::ptr;
+
+use pcsc::ffi;
+
+use crate::hresult::*;
+
+pub type Result<T> = std::result::Result<T, scm_hresult>;
+
+/// The largest command or response PC/SC carries: an extended-length APDU with its status word.
+pub const MAX_APDU: usize = ffi::MAX_BUFFER_SIZE_EXTENDED;
+
+/// Room for any ATR on any platform (33 bytes by ISO 7816-3; Windows reserves 36).
+const ATR_ROOM: usize = 36;
+
+/// A PC/SC return value as the ABI reports it: the low 32 bits, never sign-extended.
+/// pcsc-lite's `LONG` is 64 bits wide on LP64 systems, and pcsc-lite writes its codes as positive
+/// values of it, so the truncation is what keeps 0x8010xxxx intact.
+pub fn code_from_native(rv: ffi::LONG) -> scm_hresult {
+    rv as u32 as i32
+}
+
+fn check(rv: ffi::LONG) -> Result<()> {
+    match code_from_native(rv) {
+        SCM_S_OK => Ok(()),
+        code => Err(code),
+    }
+}
+
+/// True for the codes that say the PC/SC service this context talked to is gone (stopped,
+/// crashed or restarted): only a new context recovers from them.
+pub fn is_service_lost(code: scm_hresult) -> bool {
+    matches!(
+        code,
+        SCM_SCARD_E_NO_SERVICE
+            | SCM_SCARD_E_SERVICE_STOPPED
+            | SCM_SCARD_F_COMM_ERROR
+            | SCM_SCARD_E_INVALID_HANDLE
+    )
+}
+
+/// True for the codes that say a reader is there but holds no card that can be connected.
+pub fn is_card_absent(code: scm_hresult) -> bool {
+    matches!(code, SCM_SCARD_E_NO_SMARTCARD | SCM_SCARD_W_REMOVED_CARD)
+}
+
+/// The COM `SCARD_STATES` value of what `SCardStatus` reports for a card handle.
+pub fn card_state_to_com(native_state: ffi::DWORD, native_protocol: ffi::DWORD) -> u32 {
+    #[cfg(target_os = "windows")]
+    let com = if native_state <= 6 { native_state } else { 0 };
+    #[cfg(not(target_os = "windows"))]
+    let com = {
+        // pcsc-lite and PCSC.framework report a bit set (with an event counter in the upper 16
+        // bits on pcsc-lite); the most advanced state reached is the COM value.
+        const ORDER: [(ffi::DWORD, u32); 6] = [
+            (ffi::SCARD_SPECIFIC, 6),
+            (ffi::SCARD_NEGOTIABLE, 5),
+            (ffi::SCARD_POWERED, 4),
+            (ffi::SCARD_SWALLOWED, 3),
+            (ffi::SCARD_PRESENT, 2),
+            (ffi::SCARD_ABSENT, 1),
+        ];
+        let bits = native_state & 0xFFFF;
+        ORDER.iter().find(|(flag, _)| bits & flag != 0).map_or(0, |(_, com)| *com)
+    };
+    // pcsc-lite keeps saying NEGOTIABLE (0x34) after it has set a protocol; a powered card with
+    // an active protocol is what COM calls SPECIFIC, and what WinSCard reports.
+    if com >= 4 && native_protocol != ffi::SCARD_PROTOCOL_UNDEFINED {
+        6
+    } else {
+        com
+    }
+}
+
+/// The COM state of a reader with no card connected, from `SCardGetStatusChange`'s event state.
+pub fn reader_state_to_com(event_state: ffi::DWORD) -> u32 {
+    if event_state & ffi::SCARD_STATE_EMPTY != 0 {
+        1
+    } else if event_state & ffi::SCARD_STATE_PRESENT != 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// The COM `SCARD_PROTOCOLS` value of an active protocol.
+pub fn protocol_to_com(native: ffi::DWORD) -> u32 {
+    match native {
+        ffi::SCARD_PROTOCOL_T0 => 1,
+        ffi::SCARD_PROTOCOL_T1 => 2,
+        ffi::SCARD_PROTOCOL_RAW => 0xFF,
+        _ => 0,
+    }
+}
+
+/// The platform's preferred-protocols mask for a validated COM value (0, 1, 2, 3 or 0xFF).
+pub fn protocols_to_native(com: u32) -> ffi::DWORD {
+    match com {
+        0xFF => ffi::SCARD_PROTOCOL_RAW,
+        mask => ffi::DWORD::from(mask & 3),
+    }
+}
+
+/// A PC/SC resource-manager context, released when dropped.
+#[derive(Debug)]
+pub struct Context(ffi::SCARDCONTEXT);
+
+/// A card handle. Not released on drop: whether it is disconnected, and how, is the owner's
+/// decision (a borrowed handle never is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardHandle(pub ffi::SCARDHANDLE);
+
+impl Context {
+    pub fn establish() -> Result<Context> {
+        let mut context: ffi::SCARDCONTEXT = 0;
+        // SAFETY: the out-pointer is valid for the call; the reserved pointers must be NULL.
+        check(unsafe {
+            ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context)
+        })?;
+        Ok(Context(context))
+    }
+
+    /// `SCardConnect`: the handle and the active protocol.
+    pub fn connect(
+        &self,
+        reader: &CStr,
+        share_mode: ffi::DWORD,
+        protocols: ffi::DWORD,
+    ) -> Result<(CardHandle, ffi::DWORD)> {
+        let mut handle: ffi::SCARDHANDLE = 0;
+        let mut active: ffi::DWORD = 0;
+        // SAFETY: the reader name is NUL-terminated and the out-pointers are valid for the call.
+        check(unsafe {
+            ffi::SCardConnect(self.0, reader.as_ptr(), share_mode, protocols, &mut handle, &mut active)
+        })?;
+        Ok((CardHandle(handle), active))
+    }
+
+    /// The reader's event state (`SCARD_STATE_*` bits), without waiting.
+    pub fn reader_state(&self, reader: &CStr) -> Result<ffi::DWORD> {
+        let mut state = ffi::SCARD_READERSTATE {
+            szReader: reader.as_ptr(),
+            pvUserData: ptr::null_mut(),
+            dwCurrentState: ffi::SCARD_STATE_UNAWARE,
+            dwEventState: 0,
+            cbAtr: 0,
+            rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
+        };
+        // SAFETY: one valid reader state whose name outlives the call.
+        let rv = unsafe { ffi::SCardGetStatusChange(self.0, 0, &mut state, 1) };
+        // A zero timeout reports "timeout" when nothing changed from UNAWARE: the state is set.
+        match code_from_native(rv) {
+            SCM_S_OK | SCM_SCARD_E_TIMEOUT => Ok(state.dwEventState),
+            code => Err(code),
+        }
+    }
+
+    /// The reader names as a PC/SC multi-string, final NUL included.
+    pub fn list_readers(&self) -> Result<Vec<u8>> {
+        loop {
+            let mut len: ffi::DWORD = 0;
+            // SAFETY: a NULL buffer asks for the length only.
+            check(unsafe { ffi::SCardListReaders(self.0, ptr::null(), ptr::null_mut(), &mut len) })?;
+            let mut names = vec![0u8; len as usize];
+            // SAFETY: the buffer holds `len` bytes.
+            let rv = unsafe {
+                ffi::SCardListReaders(self.0, ptr::null(), names.as_mut_ptr().cast::<c_char>(), &mut len)
+            };
+            match check(rv) {
+                Ok(()) => {
+                    names.truncate(len as usize);
+                    return Ok(names);
+                }
+                // A reader was plugged in between the two calls: ask again.
+                Err(SCM_SCARD_E_INSUFFICIENT_BUFFER) => continue,
+                Err(code) => return Err(code),
+            }
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: the context is ours and released once; after a service loss the call fails
+        // harmlessly, still freeing the client side's records of it.
+        unsafe { ffi::SCardReleaseContext(self.0) };
+    }
+}
+
+/// What `SCardStatus` says of a card handle, in the platform's values.
+pub struct CardStatus {
+    pub state: ffi::DWORD,
+    pub protocol: ffi::DWORD,
+}
+
+impl CardHandle {
+    /// The handle value as the ABI carries it (`uintptr_t`).
+    pub fn to_abi(self) -> usize {
+        self.0 as usize
+    }
+
+    pub fn from_abi(value: usize) -> CardHandle {
+        CardHandle(value as ffi::SCARDHANDLE)
+    }
+
+    pub fn status(self) -> Result<CardStatus> {
+        let mut reader_len: ffi::DWORD = 0;
+        let mut state: ffi::DWORD = 0;
+        let mut protocol: ffi::DWORD = 0;
+        let mut atr_len: ffi::DWORD = 0;
+        // SAFETY: NULL name and ATR buffers ask for their lengths only; every pointer is valid.
+        check(unsafe {
+            ffi::SCardStatus(
+                self.0,
+                ptr::null_mut(),
+                &mut reader_len,
+                &mut state,
+                &mut protocol,
+                ptr::null_mut(),
+                &mut atr_len,
+            )
+        })?;
+        Ok(CardStatus { state, protocol })
+    }
+
+    /// The card's ATR.
+    pub fn atr(self) -> Result<([u8; ATR_ROOM], usize)> {
+        let mut atr = [0u8; ATR_ROOM];
+        let mut atr_len = ATR_ROOM as ffi::DWORD;
+        let mut reader_len: ffi::DWORD = 0;
+        let mut state: ffi::DWORD = 0;
+        let mut protocol: ffi::DWORD = 0;
+        // SAFETY: the ATR buffer holds `atr_len` bytes; a NULL name buffer asks for its length.
+        check(unsafe {
+            ffi::SCardStatus(
+                self.0,
+                ptr::null_mut(),
+                &mut reader_len,
+                &mut state,
+                &mut protocol,
+                atr.as_mut_ptr(),
+                &mut atr_len,
+            )
+        })?;
+        Ok((atr, (atr_len as usize).min(ATR_ROOM)))
+    }
+
+    /// The name of the reader the handle is connected through, without its NUL.
+    pub fn reader_name(self) -> Result<Vec<u8>> {
+        loop {
+            let mut len: ffi::DWORD = 0;
+            let (mut state, mut protocol, mut atr_len): (ffi::DWORD, ffi::DWORD, ffi::DWORD) = (0, 0, 0);
+            // SAFETY: NULL buffers ask for the lengths only.
+            check(unsafe {
+                ffi::SCardStatus(self.0, ptr::null_mut(), &mut len, &mut state, &mut protocol, ptr::null_mut(), &mut atr_len)
+            })?;
+            let mut name = vec![0u8; len as usize];
+            // SAFETY: the name buffer holds `len` bytes.
+            let rv = unsafe {
+                ffi::SCardStatus(
+                    self.0,
+                    name.as_mut_ptr().cast::<c_char>(),
+                    &mut len,
+                    &mut state,
+                    &mut protocol,
+                    ptr::null_mut(),
+                    &mut atr_len,
+                )
+            };
+            match check(rv) {
+                Ok(()) => {
+                    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                    name.truncate(end);
+                    return Ok(name);
+                }
+                Err(SCM_SCARD_E_INSUFFICIENT_BUFFER) => continue,
+                Err(code) => return Err(code),
+            }
+        }
+    }
+
+    /// Sends a command and writes the response into `response`; returns the response's length.
+    /// `response` should hold `MAX_APDU` bytes so that no answer is lost.
+    pub fn transmit(self, protocol: ffi::DWORD, command: &[u8], response: &mut [u8]) -> Result<usize> {
+        // SAFETY: the PCI structures are constants exported by the PC/SC library.
+        let pci: *const ffi::SCARD_IO_REQUEST = unsafe {
+            match protocol {
+                ffi::SCARD_PROTOCOL_T0 => &ffi::g_rgSCardT0Pci,
+                ffi::SCARD_PROTOCOL_RAW => &ffi::g_rgSCardRawPci,
+                _ => &ffi::g_rgSCardT1Pci,
+            }
+        };
+        let mut len = response.len().min(MAX_APDU) as ffi::DWORD;
+        // SAFETY: both buffers are valid for the lengths given; the receive PCI may be NULL.
+        check(unsafe {
+            ffi::SCardTransmit(
+                self.0,
+                pci,
+                command.as_ptr(),
+                command.len() as ffi::DWORD,
+                ptr::null_mut(),
+                response.as_mut_ptr(),
+                &mut len,
+            )
+        })?;
+        Ok((len as usize).min(response.len()))
+    }
+
+    /// `SCardReconnect`: the new active protocol.
+    pub fn reconnect(
+        self,
+        share_mode: ffi::DWORD,
+        protocols: ffi::DWORD,
+        initialization: ffi::DWORD,
+    ) -> Result<ffi::DWORD> {
+        let mut active: ffi::DWORD = 0;
+        // SAFETY: the out-pointer is valid for the call.
+        check(unsafe { ffi::SCardReconnect(self.0, share_mode, protocols, initialization, &mut active) })?;
+        Ok(active)
+    }
+
+    pub fn begin_transaction(self) -> Result<()> {
+        // SAFETY: plain value arguments.
+        check(unsafe { ffi::SCardBeginTransaction(self.0) })
+    }
+
+    pub fn end_transaction(self, disposition: ffi::DWORD) -> Result<()> {
+        // SAFETY: plain value arguments.
+        check(unsafe { ffi::SCardEndTransaction(self.0, disposition) })
+    }
+
+    pub fn disconnect(self, disposition: ffi::DWORD) -> Result<()> {
+        // SAFETY: plain value arguments.
+        check(unsafe { ffi::SCardDisconnect(self.0, disposition) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_truncated_not_sign_extended() {
+        assert_eq!(code_from_native(0), SCM_S_OK);
+        assert_eq!(code_from_native(0x8010_0068 as ffi::LONG) as u32, 0x8010_0068);
+        #[cfg(all(target_pointer_width = "64", not(target_os = "windows")))]
+        assert_eq!(code_from_native(0x0000_0000_8010_001D_i64 as ffi::LONG), SCM_SCARD_E_NO_SERVICE);
+    }
+
+    #[cfg(not(target_os = "windows"))]
+    #[test]
+    fn pcsclite_state_bits_become_com_states() {
+        let none = ffi::SCARD_PROTOCOL_UNDEFINED;
+        let t1 = ffi::SCARD_PROTOCOL_T1;
+        // What pcsc-lite 1.9.9 reports for a connected T=1 card: PRESENT|POWERED|NEGOTIABLE,
+        // event counter 1.
+        assert_eq!(card_state_to_com(0x0001_0034, t1), 6);
+        assert_eq!(card_state_to_com(0x0001_0034, none), 5);
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT | ffi::SCARD_POWERED | ffi::SCARD_SPECIFIC, t1), 6);
+        assert_eq!(card_state_to_com(ffi::SCARD_ABSENT, none), 1);
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT, none), 2);
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT | ffi::SCARD_SWALLOWED, none), 3);
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT | ffi::SCARD_POWERED, none), 4);
+        assert_eq!(card_state_to_com(ffi::SCARD_UNKNOWN, none), 0);
+        assert_eq!(card_state_to_com(0x0005_0000, none), 0, "a counter alone is no state");
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT, t1), 2, "not powered: no protocol runs");
+    }
+
+    #[test]
+    fn protocols_translate_both_ways() {
+        assert_eq!(protocol_to_com(ffi::SCARD_PROTOCOL_T0), 1);
+        assert_eq!(protocol_to_com(ffi::SCARD_PROTOCOL_T1), 2);
+        assert_eq!(protocol_to_com(ffi::SCARD_PROTOCOL_RAW), 0xFF);
+        assert_eq!(protocol_to_com(ffi::SCARD_PROTOCOL_UNDEFINED), 0);
+        assert_eq!(protocols_to_native(3), ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1);
+        assert_eq!(protocols_to_native(0xFF), ffi::SCARD_PROTOCOL_RAW);
+        assert_eq!(protocols_to_native(0), 0);
+    }
+
+    #[test]
+    fn reader_states_become_com_states() {
+        assert_eq!(reader_state_to_com(ffi::SCARD_STATE_EMPTY), 1);
+        assert_eq!(reader_state_to_com(ffi::SCARD_STATE_PRESENT | ffi::SCARD_STATE_INUSE), 2);
+        assert_eq!(reader_state_to_com(ffi::SCARD_STATE_UNAVAILABLE), 0);
+    }
+}
