@@ -31,6 +31,6 @@ fn header_uses_only_fixed_width_types() {
         "scm_status", "scm_transmit", "scm_get_atr", "scm_get_reader_name", "scm_get_handle",
         "scm_list_readers", "scm_error_message", "scm_version",
     ] {
-        assert!(code.contains(&format!(" {function}(")), "{function} is declared");
+        assert!(code.contains(&format!("{function}(")), "{function} is declared");
     }
 }
