@@ -94,7 +94,10 @@ mod tests {
 
         let mut small = [0xAAu8; 3];
         let mut len = small.len();
-        assert_eq!(unsafe { write_out(data, small.as_mut_ptr(), &mut len) }, Err(SCM_SCARD_E_INSUFFICIENT_BUFFER));
+        assert_eq!(
+            unsafe { write_out(data, small.as_mut_ptr(), &mut len) },
+            Err(SCM_SCARD_E_INSUFFICIENT_BUFFER)
+        );
         assert_eq!(len, 4);
         assert_eq!(small, [0xAA; 3], "nothing is written to a short buffer");
 

@@ -361,7 +361,11 @@ pub unsafe extern "C" fn scm_get_atr(m: *mut scm_manage, atr: *mut u8, atr_len: 
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`; for a borrowed handle the name comes from PC/SC, so PC/SC
 /// codes too.
 #[no_mangle]
-pub unsafe extern "C" fn scm_get_reader_name(m: *mut scm_manage, name: *mut c_char, name_len: *mut size_t) -> scm_hresult {
+pub unsafe extern "C" fn scm_get_reader_name(
+    m: *mut scm_manage,
+    name: *mut c_char,
+    name_len: *mut size_t,
+) -> scm_hresult {
     boundary(|| {
         let name_len = out_ref!(name_len);
         let mut bytes = with_manager(m, Manager::reader_name)?;

@@ -188,7 +188,8 @@ impl Manager {
     /// Attaches to a reader; a reader with no card attaches too.
     pub fn attach_reader(&mut self, reader: CString, share_mode: ShareMode, protocols: u32) -> Result<()> {
         self.unattached()?;
-        let mut link = ReaderLink { context: Context::establish()?, reader, share_mode, protocols, card: None };
+        let mut link =
+            ReaderLink { context: Context::establish()?, reader, share_mode, protocols, card: None };
         match link.connect_card() {
             Ok(()) => {}
             Err(code) if scard::is_card_absent(code) => {}
@@ -220,7 +221,11 @@ impl Manager {
             Link::Reader(link) => link.reconnect(),
             Link::Borrowed(card) => card
                 .handle
-                .reconnect(ffi::SCARD_SHARE_SHARED, ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1, ffi::SCARD_LEAVE_CARD)
+                .reconnect(
+                    ffi::SCARD_SHARE_SHARED,
+                    ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
+                    ffi::SCARD_LEAVE_CARD,
+                )
                 .map(|protocol| card.protocol = protocol),
         };
         // A reconnected handle starts without a lock. The transaction may have survived on the
@@ -279,7 +284,9 @@ impl Manager {
             // The transaction is gone with the card or the service; a reset reported here may
             // leave it in place, and `reconnect` ends it then.
             Ok(()) => attachment.locked = false,
-            Err(code) if scard::is_service_lost(code) || scard::is_card_absent(code) => attachment.locked = false,
+            Err(code) if scard::is_service_lost(code) || scard::is_card_absent(code) => {
+                attachment.locked = false
+            }
             Err(_) => {}
         }
         result

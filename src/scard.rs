@@ -259,7 +259,15 @@ impl CardHandle {
             let (mut state, mut protocol, mut atr_len): (ffi::DWORD, ffi::DWORD, ffi::DWORD) = (0, 0, 0);
             // SAFETY: NULL buffers ask for the lengths only.
             check(unsafe {
-                ffi::SCardStatus(self.0, ptr::null_mut(), &mut len, &mut state, &mut protocol, ptr::null_mut(), &mut atr_len)
+                ffi::SCardStatus(
+                    self.0,
+                    ptr::null_mut(),
+                    &mut len,
+                    &mut state,
+                    &mut protocol,
+                    ptr::null_mut(),
+                    &mut atr_len,
+                )
             })?;
             let mut name = vec![0u8; len as usize];
             // SAFETY: the name buffer holds `len` bytes.

@@ -1,0 +1,253 @@
+//! Test-side helpers over the C surface: a manager that releases itself, calls that return
+//! `Result`, and raw PC/SC for the "another program" side. Each test binary uses a different
+//! part of this module.
+#![allow(dead_code)]
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::time::Duration;
+
+use pcsc::ffi;
+use scardmanage::*;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Panics with the library's own message when a call fails.
+#[track_caller]
+pub fn ok(hr: scm_hresult) {
+    assert_eq!(hr, SCM_S_OK, "{hr:#010x}: {}", message_of(hr));
+}
+
+pub fn message_of(hr: scm_hresult) -> String {
+    // SAFETY: the library returns a static NUL-terminated text for any value.
+    unsafe { std::ffi::CStr::from_ptr(scm_error_message(hr)) }.to_string_lossy().into_owned()
+}
+
+/// A manager released on drop.
+pub struct Manager(pub *mut scm_manage);
+
+// SAFETY: managers are tokens; the library serializes calls on one.
+unsafe impl Send for Manager {}
+unsafe impl Sync for Manager {}
+
+impl Manager {
+    pub fn new() -> Manager {
+        let mut m = ptr::null_mut();
+        ok(unsafe { scm_create(&mut m) });
+        assert!(!m.is_null());
+        Manager(m)
+    }
+
+    pub fn attached(reader: &str) -> Manager {
+        let manager = Manager::new();
+        ok(manager.attach(reader));
+        manager
+    }
+
+    pub fn attach(&self, reader: &str) -> scm_hresult {
+        let name = CString::new(reader).unwrap();
+        unsafe { scm_attach_by_ifd(self.0, name.as_ptr()) }
+    }
+
+    pub fn status(&self) -> Result<(u32, u32), scm_hresult> {
+        let (mut state, mut protocol) = (0xEEEE, 0xEEEE);
+        match unsafe { scm_status(self.0, &mut state, &mut protocol) } {
+            SCM_S_OK => Ok((state, protocol)),
+            hr => {
+                assert_eq!((state, protocol), (0xEEEE, 0xEEEE), "outputs written on failure");
+                Err(hr)
+            }
+        }
+    }
+
+    pub fn transmit(&self, command: &[u8]) -> Result<Vec<u8>, scm_hresult> {
+        let mut response = vec![0u8; SCM_MAX_APDU_SIZE];
+        let mut len = response.len();
+        match unsafe {
+            scm_transmit(self.0, command.as_ptr(), command.len(), response.as_mut_ptr(), &mut len)
+        } {
+            SCM_S_OK => {
+                response.truncate(len);
+                Ok(response)
+            }
+            hr => Err(hr),
+        }
+    }
+
+    pub fn atr(&self) -> Result<Vec<u8>, scm_hresult> {
+        let mut atr = [0u8; 64];
+        let mut len = atr.len();
+        match unsafe { scm_get_atr(self.0, atr.as_mut_ptr(), &mut len) } {
+            SCM_S_OK => Ok(atr[..len].to_vec()),
+            hr => Err(hr),
+        }
+    }
+
+    pub fn reader_name(&self) -> Result<String, scm_hresult> {
+        let mut name = [0 as c_char; 256];
+        let mut len = name.len();
+        match unsafe { scm_get_reader_name(self.0, name.as_mut_ptr(), &mut len) } {
+            SCM_S_OK => {
+                let bytes: Vec<u8> = name[..len].iter().map(|&c| c as u8).collect();
+                assert_eq!(bytes.last(), Some(&0), "NUL counted in the length");
+                Ok(String::from_utf8(bytes[..len - 1].to_vec()).unwrap())
+            }
+            hr => Err(hr),
+        }
+    }
+
+    pub fn handle(&self) -> Result<scm_hscard, scm_hresult> {
+        let mut handle = 0;
+        match unsafe { scm_get_handle(self.0, &mut handle) } {
+            SCM_S_OK => Ok(handle),
+            hr => Err(hr),
+        }
+    }
+
+    pub fn reconnect(&self) -> scm_hresult {
+        unsafe { scm_reconnect(self.0) }
+    }
+
+    pub fn lock(&self) -> scm_hresult {
+        unsafe { scm_lock(self.0) }
+    }
+
+    pub fn unlock(&self, disposition: u32) -> scm_hresult {
+        unsafe { scm_unlock(self.0, disposition) }
+    }
+
+    pub fn detach(&self) -> scm_hresult {
+        unsafe { scm_detach(self.0) }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let hr = unsafe { scm_release(self.0) };
+        // A test may have released it already, on purpose.
+        assert!(hr == SCM_S_OK || hr == SCM_E_HANDLE, "release: {hr:#x}");
+    }
+}
+
+/// ECHO in the lab's default applet.
+pub fn echo_apdu(data: &[u8]) -> Vec<u8> {
+    let mut apdu = vec![0x80, 0x10, 0x00, 0x00, data.len() as u8];
+    apdu.extend_from_slice(data);
+    apdu
+}
+
+pub fn echo_ok(manager: &Manager, data: &[u8]) {
+    let mut expected = data.to_vec();
+    expected.extend_from_slice(&[0x90, 0x00]);
+    assert_eq!(manager.transmit(&echo_apdu(data)), Ok(expected));
+}
+
+/// The reader names `scm_list_readers` returns.
+pub fn list_readers() -> Result<Vec<String>, scm_hresult> {
+    let mut len = 0;
+    let hr = unsafe { scm_list_readers(ptr::null_mut(), &mut len) };
+    if hr != SCM_S_OK {
+        return Err(hr);
+    }
+    let mut buf = vec![0 as c_char; len];
+    let hr = unsafe { scm_list_readers(buf.as_mut_ptr(), &mut len) };
+    if hr != SCM_S_OK {
+        return Err(hr);
+    }
+    let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
+    assert!(bytes.ends_with(&[0, 0]), "a multi-string ends with two NULs");
+    Ok(bytes[..len - 2].split(|&b| b == 0).map(|n| String::from_utf8(n.to_vec()).unwrap()).collect())
+}
+
+/// Raw PC/SC, as another part of the program (or another program) would use it.
+pub struct RawConnection {
+    pub context: ffi::SCARDCONTEXT,
+    pub handle: ffi::SCARDHANDLE,
+    pub protocol: ffi::DWORD,
+}
+
+impl RawConnection {
+    pub fn connect(reader: &str, share_mode: ffi::DWORD) -> Result<RawConnection, scm_hresult> {
+        let name = CString::new(reader).unwrap();
+        let mut context = 0;
+        let rv = unsafe {
+            ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context)
+        };
+        if rv != 0 {
+            return Err(rv as u32 as i32);
+        }
+        let (mut handle, mut protocol) = (0, 0);
+        let rv = unsafe {
+            ffi::SCardConnect(
+                context,
+                name.as_ptr(),
+                share_mode,
+                ffi::SCARD_PROTOCOL_ANY,
+                &mut handle,
+                &mut protocol,
+            )
+        };
+        if rv != 0 {
+            unsafe { ffi::SCardReleaseContext(context) };
+            return Err(rv as u32 as i32);
+        }
+        Ok(RawConnection { context, handle, protocol })
+    }
+
+    pub fn transmit(&self, command: &[u8]) -> Result<Vec<u8>, scm_hresult> {
+        let mut response = vec![0u8; 512];
+        let mut len = response.len() as ffi::DWORD;
+        let pci = unsafe { &ffi::g_rgSCardT1Pci };
+        let rv = unsafe {
+            ffi::SCardTransmit(
+                self.handle,
+                pci,
+                command.as_ptr(),
+                command.len() as ffi::DWORD,
+                ptr::null_mut(),
+                response.as_mut_ptr(),
+                &mut len,
+            )
+        };
+        if rv != 0 {
+            return Err(rv as u32 as i32);
+        }
+        response.truncate(len as usize);
+        Ok(response)
+    }
+
+    /// Resets the card through this connection, as another program would.
+    pub fn reset_card(&self) -> Result<(), scm_hresult> {
+        let mut protocol = 0;
+        let rv = unsafe {
+            ffi::SCardReconnect(
+                self.handle,
+                ffi::SCARD_SHARE_SHARED,
+                ffi::SCARD_PROTOCOL_ANY,
+                ffi::SCARD_RESET_CARD,
+                &mut protocol,
+            )
+        };
+        if rv != 0 {
+            return Err(rv as u32 as i32);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RawConnection {
+    fn drop(&mut self) {
+        unsafe {
+            ffi::SCardDisconnect(self.handle, ffi::SCARD_LEAVE_CARD);
+            ffi::SCardReleaseContext(self.context);
+        }
+    }
+}
+
+/// Leases a reader with the default card inserted and seen by pcscd.
+pub fn lease_with_card() -> scardmanage_lab::ReaderLease {
+    let lease = scardmanage_lab::lease();
+    lease.insert();
+    assert!(scardmanage_lab::wait_card(lease.name(), true, WAIT), "card seen in {}", lease.name());
+    lease
+}
