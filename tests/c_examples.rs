@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use common::lease_with_card;
 
@@ -44,7 +45,13 @@ fn run(command: &mut Command) -> Output {
     output
 }
 
-fn build_demo() -> PathBuf {
+/// Built once per process: the tests of this file run in parallel.
+fn build_demo() -> &'static Path {
+    static DEMO: OnceLock<PathBuf> = OnceLock::new();
+    DEMO.get_or_init(build_demo_once)
+}
+
+fn build_demo_once() -> PathBuf {
     let libs = soname_dir();
     let exe = libs.join("demo");
     run(Command::new("cc")
@@ -65,7 +72,7 @@ fn build_demo() -> PathBuf {
 fn demo_runs_against_the_lab() {
     let demo = build_demo();
     let lease = lease_with_card();
-    let output = run(Command::new(&demo).arg(lease.name()));
+    let output = run(Command::new(demo).arg(lease.name()));
     let stdout = String::from_utf8(output.stdout).unwrap();
     print!("{stdout}");
     for line in [
@@ -89,10 +96,13 @@ fn demo_runs_against_the_lab() {
 fn demo_reports_an_unknown_reader() {
     let demo = build_demo();
     let _lab = scardmanage_lab::shared();
-    let output = Command::new(&demo).arg("No Such Reader").output().unwrap();
+    let output = Command::new(demo).arg("No Such Reader").output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("scm_attach_by_ifd: 0x80100009 PC/SC: the reader name is not recognized"), "{stderr}");
+    assert!(
+        stderr.contains("scm_attach_by_ifd: 0x80100009 PC/SC: the reader name is not recognized"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,0 +1,29 @@
+//! Test support for `scardmanage`: a real PC/SC stack on a machine without card readers.
+//!
+//! The tests, benchmarks and demos of this project run against a real `pcscd`, never against a
+//! mock of PC/SC, because the behaviour worth testing (error codes, reset and removal races,
+//! daemon restarts, latency) lives in the daemon. This crate provides:
+//!
+//! - [`Lab`]: a private `pcscd` in its own mount namespace with `2 * pairs` virtual readers
+//!   served by the `vpcd` driver, so it never disturbs (or is disturbed by) a system daemon;
+//! - [`VirtualCard`]: the card side of a `vpcd` reader, driven by a Rust closure;
+//! - [`shared`], [`lease`] and [`wait_card`]: one process-wide lab whose readers parallel tests
+//!   borrow one at a time.
+//!
+//! See `shared/design/PCSC-LAB.md` for the measured facts these pieces rely on.
+
+mod applet;
+mod card;
+mod daemon;
+mod shared;
+
+pub use applet::{default_applet, DEFAULT_ATR};
+pub use card::{Counters, Reply, VirtualCard};
+pub use daemon::{Lab, Reader, MAX_PAIRS};
+pub use shared::{lease, lease_with, shared, wait_card, ReaderLease, SharedLab};
+
+/// The environment variable through which libpcsclite finds the daemon's socket.
+///
+/// The client library reads it once per process, at the first PC/SC call, so it must be set
+/// before that call; [`shared`] does so.
+pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
