@@ -274,11 +274,11 @@ impl Manager {
     }
 
     pub fn unlock(&mut self, disposition: Disposition) -> Result<()> {
-        let card = self.connection()?;
-        let attachment = self.attachment()?;
-        if !attachment.locked {
+        if !self.attachment()?.locked {
             return Err(SCM_SCARD_E_NOT_TRANSACTED);
         }
+        let card = self.connection()?;
+        let attachment = self.attachment()?;
         let result = card.handle.end_transaction(disposition.native());
         match result {
             // The transaction is gone with the card or the service; a reset reported here may

@@ -199,6 +199,7 @@ fn a_reader_without_a_card_attaches_and_reconnect_connects_the_card_later() {
     assert_eq!(manager.atr(), Err(SCM_SCARD_E_NO_SMARTCARD));
     assert_eq!(manager.handle(), Err(SCM_SCARD_E_NO_SMARTCARD));
     assert_eq!(manager.lock(), SCM_SCARD_E_NO_SMARTCARD);
+    assert_eq!(manager.unlock(SCM_LEAVE_CARD), SCM_SCARD_E_NOT_TRANSACTED);
     assert_eq!(manager.reconnect(), SCM_SCARD_E_NO_SMARTCARD);
     assert_eq!(manager.reader_name().unwrap(), lease.name(), "still attached to the reader");
 
