@@ -1,0 +1,287 @@
+"""scardmanage from Python: the Windows ISCardManage interface over PC/SC, through ctypes.
+
+    import scardmanage
+
+    with scardmanage.SCardManage() as mgr:
+        mgr.attach_by_ifd(scardmanage.list_readers()[0])
+        state, protocol = mgr.status()
+        answer = mgr.transmit(bytes.fromhex("00A4040000"))
+
+Failures raise SCardError, whose ``hresult`` is the library's code as an unsigned 32-bit value
+(compare it with the constants here, e.g. ``SCARD_W_RESET_CARD``) and whose text is the
+library's message. Every buffer is a Python object the library only borrows for the call.
+
+The shared library is looked for, in order: the file named by the environment variable
+SCARDMANAGE_LIBRARY; a copy next to this package; the system's loader path (LD_LIBRARY_PATH,
+ldconfig's cache, the default directories: libscardmanage.so.0 on Linux).
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from ctypes import POINTER, byref, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
+
+__all__ = [
+    "SCardManage",
+    "SCardError",
+    "list_readers",
+    "error_message",
+    "library_version",
+    "library_path",
+]
+
+# Results (unsigned, as in the C header and Windows' headers).
+S_OK = 0x00000000
+E_NOTIMPL = 0x80004001
+E_POINTER = 0x80004003
+E_FAIL = 0x80004005
+E_NOT_ATTACHED = 0x8000000E
+E_UNEXPECTED = 0x8000FFFF
+E_HANDLE = 0x80070006
+E_OUTOFMEMORY = 0x8007000E
+E_INVALIDARG = 0x80070057
+SCARD_E_INSUFFICIENT_BUFFER = 0x80100008
+SCARD_E_UNKNOWN_READER = 0x80100009
+SCARD_E_SHARING_VIOLATION = 0x8010000B
+SCARD_E_NO_SMARTCARD = 0x8010000C
+SCARD_E_NOT_TRANSACTED = 0x80100016
+SCARD_E_NO_SERVICE = 0x8010001D
+SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
+SCARD_W_REMOVED_CARD = 0x80100069
+SCARD_W_RESET_CARD = 0x80100068
+
+SHARE_EXCLUSIVE, SHARE_SHARED, SHARE_DIRECT = 1, 2, 3
+LEAVE_CARD, RESET_CARD, UNPOWER_CARD, EJECT_CARD = 0, 1, 2, 3
+(
+    STATE_UNKNOWN,
+    STATE_ABSENT,
+    STATE_PRESENT,
+    STATE_SWALLOWED,
+    STATE_POWERED,
+    STATE_NEGOTIABLE,
+    STATE_SPECIFIC,
+) = range(7)
+PROTOCOL_UNDEFINED, PROTOCOL_T0, PROTOCOL_T1, PROTOCOL_ANY, PROTOCOL_RAW = 0, 1, 2, 3, 0xFF
+MAX_APDU_SIZE = 65548
+
+LIBRARY_ENV = "SCARDMANAGE_LIBRARY"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _candidates():
+    """(where, how to load) in the documented order."""
+    explicit = os.environ.get(LIBRARY_ENV)
+    if explicit:
+        yield LIBRARY_ENV, explicit
+        return  # an explicit choice that fails must not silently fall back to another copy
+    if sys.platform == "win32":
+        names = ["scardmanage.dll"]
+    elif sys.platform == "darwin":
+        names = ["libscardmanage.0.dylib", "libscardmanage.dylib"]
+    else:
+        names = ["libscardmanage.so.0", "libscardmanage.so"]
+    for name in names:
+        path = os.path.join(_HERE, name)
+        if os.path.exists(path):
+            yield "next to the package", path
+    for name in names:
+        yield "the loader path", name
+    found = ctypes.util.find_library("scardmanage")
+    if found:
+        yield "ctypes.util.find_library", found
+
+
+def _load():
+    tried = []
+    for where, name in _candidates():
+        try:
+            return ctypes.CDLL(name), name
+        except OSError as e:
+            tried.append("%s (%s): %s" % (name, where, e))
+    raise ImportError(
+        "scardmanage: cannot load the shared library; set %s to its path, or install it "
+        "(install.sh --prefix ...) where the loader finds it. Tried:\n  %s" % (LIBRARY_ENV, "\n  ".join(tried))
+    )
+
+
+_lib, library_path = _load()
+
+_manage_p = c_void_p  # scm_manage *: an opaque token, never dereferenced
+_hresult = c_int32
+_size_p = POINTER(c_size_t)
+
+
+def _declare(name, restype, *argtypes):
+    function = getattr(_lib, name)
+    function.restype = restype
+    function.argtypes = list(argtypes)
+
+
+_declare("scm_create", _hresult, POINTER(_manage_p))
+_declare("scm_release", _hresult, _manage_p)
+_declare("scm_attach_by_handle", _hresult, _manage_p, c_size_t)
+_declare("scm_attach_by_ifd", _hresult, _manage_p, c_char_p)
+_declare("scm_attach_by_ifd_w", _hresult, _manage_p, POINTER(c_uint16))
+_declare("scm_attach_by_ifd_ex", _hresult, _manage_p, c_char_p, c_uint32, c_uint32)
+_declare("scm_reconnect", _hresult, _manage_p)
+_declare("scm_detach", _hresult, _manage_p)
+_declare("scm_detach_ex", _hresult, _manage_p, c_uint32)
+_declare("scm_lock", _hresult, _manage_p)
+_declare("scm_unlock", _hresult, _manage_p, c_uint32)
+_declare("scm_status", _hresult, _manage_p, POINTER(c_uint32), POINTER(c_uint32))
+_declare("scm_transmit", _hresult, _manage_p, c_char_p, c_size_t, c_char_p, _size_p)
+_declare("scm_get_atr", _hresult, _manage_p, c_char_p, _size_p)
+_declare("scm_get_reader_name", _hresult, _manage_p, c_char_p, _size_p)
+_declare("scm_get_handle", _hresult, _manage_p, POINTER(c_size_t))
+_declare("scm_list_readers", _hresult, c_char_p, _size_p)
+# Static strings: c_char_p copies them into bytes and never frees them, as the ABI requires.
+_declare("scm_error_message", c_char_p, _hresult)
+_declare("scm_version", c_char_p)
+
+
+def error_message(hresult):
+    """The library's text for a result (signed or unsigned form)."""
+    return _lib.scm_error_message(_signed(hresult)).decode("utf-8")
+
+
+def library_version():
+    return _lib.scm_version().decode("utf-8")
+
+
+def _signed(hresult):
+    hresult &= 0xFFFFFFFF
+    return hresult - (1 << 32) if hresult & 0x80000000 else hresult
+
+
+class SCardError(Exception):
+    """A failed call. ``hresult``: the code, unsigned (0x80100009...); ``message``: the library's text."""
+
+    def __init__(self, function, hresult):
+        self.function = function
+        self.hresult = hresult & 0xFFFFFFFF
+        self.message = error_message(hresult)
+        super().__init__("%s: 0x%08X %s" % (function, self.hresult, self.message))
+
+
+def _check(function, hresult):
+    if hresult < 0:
+        raise SCardError(function, hresult)
+    return hresult
+
+
+def _fetch(function, *args):
+    """The buffer rules: ask for the size, then fetch; retry if it grew in between."""
+    size = c_size_t(0)
+    _check(function.__name__, function(*args, None, byref(size)))
+    while True:
+        buffer = ctypes.create_string_buffer(size.value)
+        hresult = function(*args, buffer, byref(size))
+        if hresult & 0xFFFFFFFF != SCARD_E_INSUFFICIENT_BUFFER:
+            _check(function.__name__, hresult)
+            return buffer.raw[: size.value]
+
+
+def _utf8z(name):
+    if "\0" in name:
+        raise ValueError("a reader name cannot contain NUL")
+    # surrogatepass: a lone surrogate reaches the library, which refuses it (E_INVALIDARG).
+    return name.encode("utf-8", "surrogatepass")
+
+
+def list_readers():
+    """The names of the readers PC/SC knows. No reader: SCardError(SCARD_E_NO_READERS_AVAILABLE)."""
+    multi = _fetch(_lib.scm_list_readers)
+    return [name.decode("utf-8") for name in multi.split(b"\0") if name]
+
+
+class SCardManage:
+    """One ISCardManage object. A context manager: leaving the block releases it (unlocking and
+    detaching, leaving the card). After close() every call raises SCardError(E_HANDLE)."""
+
+    def __init__(self):
+        token = _manage_p()
+        _check("scm_create", _lib.scm_create(byref(token)))
+        self._token = token
+        self._closed = False
+
+    def close(self):
+        """Releases the manager (COM Release). A second close() does nothing."""
+        if not self._closed:
+            self._closed = True
+            _check("scm_release", _lib.scm_release(self._token))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_closed", True) is False:
+            self._closed = True
+            _lib.scm_release(self._token)
+
+    # After close() the released token still goes to the library, which refuses it with E_HANDLE.
+    def _call(self, name, *args):
+        return _check(name, getattr(_lib, name)(self._token, *args))
+
+    def attach_by_handle(self, hicc):
+        """Attaches to a card handle (an SCARDHANDLE as int) this process connected; it is borrowed."""
+        self._call("scm_attach_by_handle", hicc)
+
+    def attach_by_ifd(self, reader, share_mode=None, protocols=None):
+        """Attaches to a reader by name (sent as UTF-8). Default share SHARED, protocols T0|T1."""
+        if share_mode is None and protocols is None:
+            self._call("scm_attach_by_ifd", _utf8z(reader))
+        else:
+            share = SHARE_SHARED if share_mode is None else share_mode
+            wanted = PROTOCOL_ANY if protocols is None else protocols
+            self._call("scm_attach_by_ifd_ex", _utf8z(reader), share, wanted)
+
+    def attach_by_ifd_w(self, reader):
+        """attach_by_ifd with the name sent as UTF-16 (as a BSTR would be)."""
+        if "\0" in reader:
+            raise ValueError("a reader name cannot contain NUL")
+        encoded = reader.encode("utf-16-le", "surrogatepass") + b"\0\0"
+        units = (c_uint16 * (len(encoded) // 2)).from_buffer_copy(encoded)
+        self._call("scm_attach_by_ifd_w", units)
+
+    def reconnect(self):
+        self._call("scm_reconnect")
+
+    def detach(self, disposition=LEAVE_CARD):
+        self._call("scm_detach_ex", disposition)
+
+    def lock(self):
+        """Begins exclusive use (COM SCardLock); blocks while another holder has the card."""
+        self._call("scm_lock")
+
+    def unlock(self, disposition=LEAVE_CARD):
+        self._call("scm_unlock", disposition)
+
+    def status(self):
+        """(state, protocol): the STATE_* and PROTOCOL_* values."""
+        state, protocol = c_uint32(), c_uint32()
+        self._call("scm_status", byref(state), byref(protocol))
+        return state.value, protocol.value
+
+    def transmit(self, command):
+        """Sends one APDU (bytes); returns the answer, status word included."""
+        command = bytes(command)
+        response = ctypes.create_string_buffer(MAX_APDU_SIZE)
+        size = c_size_t(MAX_APDU_SIZE)
+        self._call("scm_transmit", command, len(command), response, byref(size))
+        return response.raw[: size.value]
+
+    def atr(self):
+        return _fetch(_lib.scm_get_atr, self._token)
+
+    def reader_name(self):
+        return _fetch(_lib.scm_get_reader_name, self._token)[:-1].decode("utf-8")
+
+    def card_handle(self):
+        """The SCARDHANDLE in use (int); it stays the manager's: do not disconnect it."""
+        hicc = c_size_t()
+        self._call("scm_get_handle", byref(hicc))
+        return hicc.value

@@ -1,0 +1,202 @@
+"""The Python bindings against the lab: a real pcscd with virtual readers, a default-applet card
+in the reader SCM_LAB_READER names (scm-lab run --pairs 2 -- python3 -m pytest ...)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import scardmanage
+from scardmanage import SCardError, SCardManage
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ECHO = bytes.fromhex("8010000003") + b"abc"
+
+
+@pytest.fixture(scope="session")
+def reader():
+    name = os.environ.get("SCM_LAB_READER")
+    assert name, "run under the lab: scm-lab run --pairs 2 -- python3 -m pytest ..."
+    return name
+
+
+@pytest.fixture
+def mgr(reader):
+    with SCardManage() as m:
+        m.attach_by_ifd(reader)
+        yield m
+
+
+def raises(hresult, call, *args):
+    with pytest.raises(SCardError) as info:
+        call(*args)
+    assert info.value.hresult == hresult, "0x%08X" % info.value.hresult
+    assert info.value.message == scardmanage.error_message(hresult)
+    assert str(info.value).endswith("0x%08X %s" % (hresult, info.value.message))
+    return info.value
+
+
+def loaded_library_file():
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libscardmanage" in line}
+    assert len(paths) == 1, paths
+    return paths.pop()
+
+
+def test_version_is_the_crates():
+    with open(os.path.join(REPO, "Cargo.toml")) as cargo:
+        version = re.search(r'^version = "(.+)"$', cargo.read(), re.M).group(1)
+    assert scardmanage.library_version() == version
+
+
+def test_list_readers_has_the_lab_readers(reader):
+    readers = scardmanage.list_readers()
+    assert len(readers) == 4
+    assert readers[0] == reader
+
+
+def test_status_atr_and_reader_name(mgr, reader):
+    assert mgr.status() == (scardmanage.STATE_SPECIFIC, scardmanage.PROTOCOL_T1)
+    assert mgr.atr() == bytes.fromhex("3B800181")
+    assert mgr.reader_name() == reader
+    assert mgr.card_handle() != 0
+
+
+def test_transmit_echo_read_and_challenge(mgr):
+    assert mgr.transmit(bytes.fromhex("00A4040005A000000001")) == b"\x90\x00"
+    assert mgr.transmit(ECHO) == b"abc\x90\x00"
+    assert mgr.transmit(bytearray.fromhex("8020012C00")) == bytes(i % 256 for i in range(300)) + b"\x90\x00"
+    one, two = mgr.transmit(bytes.fromhex("0084000008")), mgr.transmit(bytes.fromhex("0084000008"))
+    assert len(one) == len(two) == 10 and one[8:] == two[8:] == b"\x90\x00" and one != two
+
+
+def test_lock_unlock_and_unlock_without_lock(mgr):
+    mgr.lock()
+    assert mgr.transmit(ECHO) == b"abc\x90\x00"
+    mgr.unlock()
+    raises(scardmanage.SCARD_E_NOT_TRANSACTED, mgr.unlock)
+
+
+def test_a_lock_blocks_another_manager_and_not_the_interpreter(mgr, reader):
+    with SCardManage() as other:
+        other.attach_by_ifd(reader)
+        mgr.lock()
+        got_it = threading.Event()
+        waiter = threading.Thread(target=lambda: (other.lock(), got_it.set(), other.unlock()))
+        waiter.start()
+        assert not got_it.wait(0.5), "the second lock did not wait"
+        mgr.unlock()
+        waiter.join(10)
+        assert got_it.is_set()
+
+
+def test_reconnect_and_detach(mgr):
+    mgr.reconnect()
+    assert mgr.status()[0] == scardmanage.STATE_SPECIFIC
+    mgr.detach()
+    raises(scardmanage.E_NOT_ATTACHED, mgr.status)
+    raises(scardmanage.E_NOT_ATTACHED, mgr.detach)
+
+
+def test_utf16_attach(reader):
+    with SCardManage() as m:
+        m.attach_by_ifd_w(reader)
+        assert m.transmit(ECHO) == b"abc\x90\x00"
+
+
+def test_attach_with_share_mode(reader):
+    with SCardManage() as m:
+        m.attach_by_ifd(reader, scardmanage.SHARE_EXCLUSIVE, scardmanage.PROTOCOL_T1)
+        with SCardManage() as second:
+            raises(scardmanage.SCARD_E_SHARING_VIOLATION, second.attach_by_ifd, reader)
+
+
+def test_borrowed_handle_stays_usable_by_its_owner(mgr):
+    with SCardManage() as borrower:
+        borrower.attach_by_handle(mgr.card_handle())
+        assert borrower.transmit(ECHO) == b"abc\x90\x00"
+        raises(scardmanage.E_INVALIDARG, borrower.detach, scardmanage.RESET_CARD)
+        borrower.detach()
+    assert mgr.transmit(ECHO) == b"abc\x90\x00"
+
+
+def test_reader_without_card():
+    empty = scardmanage.list_readers()[1]
+    with SCardManage() as m:
+        m.attach_by_ifd(empty)
+        assert m.status() == (scardmanage.STATE_ABSENT, scardmanage.PROTOCOL_UNDEFINED)
+        raises(scardmanage.SCARD_E_NO_SMARTCARD, m.transmit, ECHO)
+        raises(scardmanage.SCARD_E_NO_SMARTCARD, m.reconnect)
+
+
+def test_errors_carry_the_code_and_the_message():
+    with SCardManage() as m:
+        err = raises(scardmanage.SCARD_E_UNKNOWN_READER, m.attach_by_ifd, "No Such Reader")
+        assert err.function == "scm_attach_by_ifd"
+        assert "reader" in err.message
+        raises(scardmanage.E_INVALIDARG, m.attach_by_ifd, "")
+        raises(scardmanage.E_INVALIDARG, m.attach_by_ifd, "\ud800")
+        raises(scardmanage.E_INVALIDARG, m.attach_by_ifd_w, "\ud800 lone surrogate")
+        raises(scardmanage.E_INVALIDARG, m.attach_by_ifd, "x", 9, scardmanage.PROTOCOL_ANY)
+        raises(scardmanage.E_NOT_ATTACHED, m.transmit, ECHO)
+        with pytest.raises(ValueError):
+            m.attach_by_ifd("Lab\0Reader")
+
+
+def test_a_closed_manager_raises_E_HANDLE(reader):
+    with SCardManage() as m:
+        m.attach_by_ifd(reader)
+    raises(scardmanage.E_HANDLE, m.status)
+    raises(scardmanage.E_HANDLE, m.attach_by_ifd, reader)
+    m.close()  # a second close is harmless
+
+
+def test_error_message_takes_either_form():
+    assert scardmanage.error_message(0x80100068) == scardmanage.error_message(-2146434968)
+    assert scardmanage.error_message(0) != ""
+
+
+def _import_in_subprocess(env, path_entry):
+    code = "import scardmanage, sys; print(scardmanage.library_path)"
+    env = dict(env, PYTHONPATH=path_entry)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+
+
+def _package_dir():
+    return os.path.dirname(os.path.dirname(os.path.abspath(scardmanage.__file__)))
+
+
+def test_explicit_library_path_wins(tmp_path):
+    real = loaded_library_file()
+    env = dict(os.environ, SCARDMANAGE_LIBRARY=real, LD_LIBRARY_PATH="")
+    run = _import_in_subprocess(env, _package_dir())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == real
+
+    env["SCARDMANAGE_LIBRARY"] = str(tmp_path / "missing.so")
+    run = _import_in_subprocess(env, _package_dir())
+    assert run.returncode != 0
+    assert "SCARDMANAGE_LIBRARY" in run.stderr and "missing.so" in run.stderr
+
+
+def test_library_next_to_the_package_is_found(tmp_path):
+    copy = tmp_path / "scardmanage"
+    shutil.copytree(os.path.dirname(scardmanage.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(loaded_library_file(), copy / "libscardmanage.so.0")
+    env = {k: v for k, v in os.environ.items() if k not in ("SCARDMANAGE_LIBRARY", "LD_LIBRARY_PATH")}
+    run = _import_in_subprocess(env, str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(copy / "libscardmanage.so.0")
+
+
+def test_loader_path_is_used_last():
+    assert scardmanage.library_path == "libscardmanage.so.0", "this run loads it through LD_LIBRARY_PATH"
+    assert re.search(r"/lib/libscardmanage\.so\.0\.\d+\.\d+$", loaded_library_file()), loaded_library_file()
+
+
+def test_the_package_is_the_pip_installed_one():
+    assert not os.path.abspath(scardmanage.__file__).startswith(REPO + os.sep), scardmanage.__file__
