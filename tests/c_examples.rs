@@ -15,10 +15,12 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put `libscardmanage.so` for this build: the test binary is in `<dir>/deps`.
+/// Where cargo put `libscardmanage.so` for this build: beside the test binary, in `<dir>/deps`.
+/// (`<dir>` itself gets a copy only from `cargo build`, so on a fresh target directory it has
+/// none, and after an older build it has a stale one.)
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 /// A folder with the library under its soname, as an installed copy would have it.
