@@ -279,6 +279,37 @@ fn callgrind_raw_transmit(raw: &mut Raw, n: usize) {
     }
 }
 
+#[inline(never)]
+fn callgrind_scm_attach_detach(m: *mut scm_manage, reader: &CString, n: usize) {
+    for _ in 0..n {
+        // SAFETY: a live token and a NUL-terminated name.
+        unsafe {
+            assert_eq!(scm_attach_by_ifd(m, reader.as_ptr()), SCM_S_OK);
+            assert_eq!(scm_detach(m), SCM_S_OK);
+        }
+    }
+}
+
+#[inline(never)]
+fn callgrind_raw_connect_disconnect(context: ffi::SCARDCONTEXT, reader: &CString, n: usize) {
+    for _ in 0..n {
+        let (mut handle, mut protocol) = (0, 0);
+        // SAFETY: valid pointers; the handle is disconnected at once.
+        unsafe {
+            let rv = ffi::SCardConnect(
+                context,
+                reader.as_ptr(),
+                ffi::SCARD_SHARE_SHARED,
+                ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
+                &mut handle,
+                &mut protocol,
+            );
+            assert_eq!(rv, 0);
+            assert_eq!(ffi::SCardDisconnect(handle, ffi::SCARD_LEAVE_CARD), 0);
+        }
+    }
+}
+
 fn main() {
     let rounds = arg("--rounds", 2000);
     let lab = Lab::start(1).expect("starting the PC/SC lab (needs root and the lab's packages)");
@@ -294,13 +325,37 @@ fn main() {
 
     if flag("--callgrind") {
         let n = arg("--calls", 2000);
-        // Warm both paths first (thread-local scratch, lazy PC/SC state).
-        callgrind_scm_transmit_scratch(&mut library, 10);
+        // Warm both paths first (thread-local scratch, lazy PC/SC state), outside the loops.
+        for _ in 0..10 {
+            library.transmit(SHORT, 258);
+        }
         callgrind_scm_status(&library, n);
         callgrind_raw_status(&raw, n);
         callgrind_scm_transmit(&mut library, n);
         callgrind_scm_transmit_scratch(&mut library, n);
         callgrind_raw_transmit(&mut raw, n);
+        let (mut m, mut context) = (ptr::null_mut(), 0);
+        // SAFETY: valid out-pointers; both released below.
+        unsafe {
+            assert_eq!(scm_create(&mut m), SCM_S_OK);
+            assert_eq!(
+                ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context),
+                0
+            );
+        }
+        // SAFETY: a live token and a NUL-terminated name. The first attachment establishes the
+        // context that the later ones reuse.
+        unsafe {
+            assert_eq!(scm_attach_by_ifd(m, reader.as_ptr()), SCM_S_OK);
+            assert_eq!(scm_detach(m), SCM_S_OK);
+        }
+        callgrind_scm_attach_detach(m, &reader, n);
+        callgrind_raw_connect_disconnect(context, &reader, n);
+        // SAFETY: ours, released once.
+        unsafe {
+            scm_release(m);
+            ffi::SCardReleaseContext(context);
+        }
         return;
     }
 
