@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -17,6 +19,52 @@ use common::*;
 use pcsc::ffi;
 use scardmanage::*;
 use scardmanage_lab::{wait_card, Lab, VirtualCard, SOCKET_ENV};
+
+/// Counts the Rust heap allocations made by each thread (the library's included: it is linked
+/// in), to show that the status and transmit paths make none. Per thread, because the virtual
+/// card serves from a thread of this process and allocates for every answer.
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_allocation() {
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Rust heap allocations per call of `f` on this thread, after one warm-up call.
+fn allocations_per_call(calls: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..calls {
+        f();
+    }
+    (ALLOCATIONS.with(Cell::get) - before) as f64 / calls as f64
+}
 
 const SHORT: &[u8] = &[0x80, 0x10, 0x00, 0x00, 0x04, 0x01, 0x02, 0x03, 0x04];
 const READ_255: &[u8] = &[0x80, 0x20, 0x00, 0xFF, 0x00];
@@ -405,6 +453,19 @@ fn main() {
         }],
     );
     report("… short, 258-byte caller buffer (scratch path)", &scratch[0], &scratch[1], None);
+
+    println!("\n### Rust heap allocations per call (counting allocator, 1000 calls after a warm-up)\n");
+    header(&["call", "allocations per call"]);
+    let status = allocations_per_call(1000, || library.status());
+    row(&["scm_status".into(), format!("{status}")]);
+    let direct = allocations_per_call(1000, || {
+        library.transmit(SHORT, SCM_MAX_APDU_SIZE);
+    });
+    row(&["scm_transmit, caller buffer of SCM_MAX_APDU_SIZE".into(), format!("{direct}")]);
+    let scratch = allocations_per_call(1000, || {
+        library.transmit(SHORT, 258);
+    });
+    row(&["scm_transmit, 258-byte caller buffer (scratch path)".into(), format!("{scratch}")]);
 
     drop(raw);
     drop(library);
