@@ -234,22 +234,7 @@ fn attach_detach(reader: &CString, rounds: usize) {
             0
         );
     }
-    let connect_disconnect = |context: ffi::SCARDCONTEXT| {
-        let (mut handle, mut protocol) = (0, 0);
-        // SAFETY: valid pointers; the handle is disconnected at once.
-        unsafe {
-            let rv = ffi::SCardConnect(
-                context,
-                reader.as_ptr(),
-                ffi::SCARD_SHARE_SHARED,
-                ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
-                &mut handle,
-                &mut protocol,
-            );
-            assert_eq!(rv, 0);
-            assert_eq!(ffi::SCardDisconnect(handle, ffi::SCARD_LEAVE_CARD), 0);
-        }
-    };
+    let connect_disconnect = |context| raw_connect_disconnect(context, reader);
     let results = interleave(
         rounds,
         1,
@@ -338,23 +323,28 @@ fn callgrind_scm_attach_detach(m: *mut scm_manage, reader: &CString, n: usize) {
     }
 }
 
+/// The baseline of an attach + detach: one SCardConnect and one SCardDisconnect.
+fn raw_connect_disconnect(context: ffi::SCARDCONTEXT, reader: &CString) {
+    let (mut handle, mut protocol) = (0, 0);
+    // SAFETY: valid pointers; the handle is disconnected at once.
+    unsafe {
+        let rv = ffi::SCardConnect(
+            context,
+            reader.as_ptr(),
+            ffi::SCARD_SHARE_SHARED,
+            ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
+            &mut handle,
+            &mut protocol,
+        );
+        assert_eq!(rv, 0);
+        assert_eq!(ffi::SCardDisconnect(handle, ffi::SCARD_LEAVE_CARD), 0);
+    }
+}
+
 #[inline(never)]
 fn callgrind_raw_connect_disconnect(context: ffi::SCARDCONTEXT, reader: &CString, n: usize) {
     for _ in 0..n {
-        let (mut handle, mut protocol) = (0, 0);
-        // SAFETY: valid pointers; the handle is disconnected at once.
-        unsafe {
-            let rv = ffi::SCardConnect(
-                context,
-                reader.as_ptr(),
-                ffi::SCARD_SHARE_SHARED,
-                ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
-                &mut handle,
-                &mut protocol,
-            );
-            assert_eq!(rv, 0);
-            assert_eq!(ffi::SCardDisconnect(handle, ffi::SCARD_LEAVE_CARD), 0);
-        }
+        raw_connect_disconnect(context, reader);
     }
 }
 
@@ -454,6 +444,8 @@ fn main() {
     );
     report("… short, 258-byte caller buffer (scratch path)", &scratch[0], &scratch[1], None);
 
+    attach_detach(&reader, rounds / 4);
+
     println!("\n### Rust heap allocations per call (counting allocator, 1000 calls after a warm-up)\n");
     header(&["call", "allocations per call"]);
     let status = allocations_per_call(1000, || library.status());
@@ -469,5 +461,4 @@ fn main() {
 
     drop(raw);
     drop(library);
-    attach_detach(&reader, rounds / 4);
 }
