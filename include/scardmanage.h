@@ -331,7 +331,8 @@ scm_hresult scm_attach_by_handle(scm_manage *m, scm_hscard hicc);
 // AttachByIFD). The link is to the reader: a reader with no card attaches fine
 // (`scm_status` then says `SCM_STATE_ABSENT`), and `scm_reconnect` connects the card once it is
 // there; until then card operations return `SCM_SCARD_E_NO_SMARTCARD`. Each attached
-// manager has a PC/SC context of its own.
+// manager has a PC/SC context of its own; the contexts of detached managers are reused by
+// later attachments (the process keeps at most four spare ones).
 //
 // `reader`: UTF-8, NUL-terminated, at most 1023 bytes.
 //

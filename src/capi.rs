@@ -62,7 +62,7 @@ pub const SCM_PROTOCOL_RAW: u32 = 0xFF;
 pub const SCM_MAX_APDU_SIZE: size_t = 65548;
 const _: () = assert!(SCM_MAX_APDU_SIZE == scard::MAX_APDU);
 
-static MANAGERS: HandleTable<Box<Manager>> = HandleTable::new();
+static MANAGERS: HandleTable<Manager> = HandleTable::new();
 
 thread_local! {
     /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops
@@ -117,7 +117,7 @@ fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>
 pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
     boundary(|| {
         let out = out_ref!(out);
-        let token = MANAGERS.insert(Box::default()).ok_or(SCM_E_OUTOFMEMORY)?;
+        let token = MANAGERS.insert(Manager::default()).ok_or(SCM_E_OUTOFMEMORY)?;
         *out = token as *mut scm_manage;
         Ok(())
     })
@@ -157,7 +157,8 @@ pub unsafe extern "C" fn scm_attach_by_handle(m: *mut scm_manage, hicc: scm_hsca
 /// AttachByIFD). The link is to the reader: a reader with no card attaches fine
 /// (`scm_status` then says `SCM_STATE_ABSENT`), and `scm_reconnect` connects the card once it is
 /// there; until then card operations return `SCM_SCARD_E_NO_SMARTCARD`. Each attached
-/// manager has a PC/SC context of its own.
+/// manager has a PC/SC context of its own; the contexts of detached managers are reused by
+/// later attachments (the process keeps at most four spare ones).
 ///
 /// `reader`: UTF-8, NUL-terminated, at most 1023 bytes.
 ///

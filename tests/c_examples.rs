@@ -16,7 +16,8 @@ fn repo() -> &'static Path {
 }
 
 /// Where cargo put `libscardmanage.so` for this build: beside the test binary, in `<dir>/deps`.
-/// (`cargo test` alone does not copy it up to `<dir>`; only `cargo build` does.)
+/// (`<dir>` itself gets a copy only from `cargo build`, so on a fresh target directory it has
+/// none, and after an older build it has a stale one.)
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().to_path_buf()

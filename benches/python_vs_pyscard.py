@@ -1,0 +1,250 @@
+"""From Python, on the same card: raw ctypes (and cffi) calls into libscardmanage.so against pyscard.
+
+Run inside a lab, with the interpreter that has pyscard (Debian's python3-pyscard is for
+/usr/bin/python3):
+
+    target/release/scm-lab run -- /usr/bin/python3 benches/python_vs_pyscard.py target/release/libscardmanage.so
+
+All three contenders use the same card handle (the manager's, from scm_get_handle), hence the
+same pcscd connection and thread, so that only the Python-side cost differs between them:
+
+- scardmanage: ctypes calls as a thin binding makes them (argtypes set once, a response buffer
+  of SCM_MAX_APDU_SIZE allocated once, the answer returned as bytes);
+- pyscard: smartcard.scard, pyscard's own lowest layer (SWIG), which its high-level classes call;
+- ctypes libpcsclite: the same ctypes calls straight to PC/SC, the floor of any ctypes binding;
+- cffi (ABI mode, if python3-cffi is installed): the same calls into libscardmanage.so through
+  cffi instead of ctypes, to show what the choice of FFI mechanism costs.
+"""
+
+import ctypes
+import os
+import random
+import statistics
+import sys
+import time
+
+from smartcard import scard
+
+SCM_MAX_APDU_SIZE = 65548
+SHORT = bytes([0x80, 0x10, 0x00, 0x00, 0x04, 0x01, 0x02, 0x03, 0x04])
+READ_255 = bytes([0x80, 0x20, 0x00, 0xFF, 0x00])
+
+
+class ScardManage:
+    """The calls a ctypes binding of scardmanage makes, with everything per-call kept minimal."""
+
+    def __init__(self, path, reader):
+        lib = ctypes.CDLL(path)
+        self.lib = lib
+        lib.scm_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        lib.scm_attach_by_ifd.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.scm_status.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint32)]
+        lib.scm_transmit.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_size_t),
+        ]
+        lib.scm_get_handle.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
+        lib.scm_release.argtypes = [ctypes.c_void_p]
+        for name in ("scm_create", "scm_attach_by_ifd", "scm_status", "scm_transmit", "scm_get_handle", "scm_release"):
+            getattr(lib, name).restype = ctypes.c_int32
+        self.m = ctypes.c_void_p()
+        check(lib.scm_create(ctypes.byref(self.m)))
+        check(lib.scm_attach_by_ifd(self.m, reader.encode()))
+        self.response = ctypes.create_string_buffer(SCM_MAX_APDU_SIZE)
+        self._status = lib.scm_status
+        self._transmit = lib.scm_transmit
+
+    def handle(self):
+        handle = ctypes.c_size_t()
+        check(self.lib.scm_get_handle(self.m, ctypes.byref(handle)))
+        return handle.value
+
+    def status(self):
+        state, protocol = ctypes.c_uint32(), ctypes.c_uint32()
+        check(self._status(self.m, ctypes.byref(state), ctypes.byref(protocol)))
+        return state.value, protocol.value
+
+    def transmit(self, command):
+        length = ctypes.c_size_t(SCM_MAX_APDU_SIZE)
+        check(self._transmit(self.m, command, len(command), self.response, ctypes.byref(length)))
+        return ctypes.string_at(self.response, length.value)
+
+    def release(self):
+        self.lib.scm_release(self.m)
+
+
+class ScardManageCffi:
+    """The same binding calls through cffi's ABI mode (no compiler needed)."""
+
+    def __init__(self, path, token):
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef(
+            """
+            int32_t scm_status(void *m, uint32_t *state, uint32_t *protocol);
+            int32_t scm_transmit(void *m, const uint8_t *command, size_t command_len,
+                                 uint8_t *response, size_t *response_len);
+            """
+        )
+        self.ffi = ffi
+        self.lib = ffi.dlopen(path)
+        self.m = ffi.cast("void *", token)
+        self.response = ffi.new("uint8_t[]", SCM_MAX_APDU_SIZE)
+
+    def status(self):
+        out = self.ffi.new("uint32_t[2]")
+        check(self.lib.scm_status(self.m, out, out + 1))
+        return out[0], out[1]
+
+    def transmit(self, command):
+        length = self.ffi.new("size_t *", SCM_MAX_APDU_SIZE)
+        check(self.lib.scm_transmit(self.m, command, len(command), self.response, length))
+        return self.ffi.buffer(self.response, length[0])[:]
+
+
+class PcscLite:
+    """The same calls through ctypes straight into libpcsclite, on a given handle."""
+
+    def __init__(self, handle):
+        lib = ctypes.CDLL("libpcsclite.so.1")
+        self.handle = ctypes.c_long(handle)
+        dword = ctypes.c_ulong
+        self._status = lib.SCardStatus
+        self._status.argtypes = [
+            ctypes.c_long,
+            ctypes.c_char_p,
+            ctypes.POINTER(dword),
+            ctypes.POINTER(dword),
+            ctypes.POINTER(dword),
+            ctypes.c_void_p,
+            ctypes.POINTER(dword),
+        ]
+        self._status.restype = ctypes.c_long
+        self._transmit = lib.SCardTransmit
+        self._transmit.argtypes = [
+            ctypes.c_long,
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            dword,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.POINTER(dword),
+        ]
+        self._transmit.restype = ctypes.c_long
+        self.t1_pci = ctypes.addressof(ctypes.c_char.in_dll(lib, "g_rgSCardT1Pci"))
+        self.response = ctypes.create_string_buffer(SCM_MAX_APDU_SIZE)
+        self.dword = dword
+
+    def status(self):
+        reader_len, state, protocol, atr_len = self.dword(), self.dword(), self.dword(), self.dword()
+        rv = self._status(
+            self.handle, None, ctypes.byref(reader_len), ctypes.byref(state), ctypes.byref(protocol), None,
+            ctypes.byref(atr_len),
+        )
+        check(rv)
+        return state.value, protocol.value
+
+    def transmit(self, command):
+        length = self.dword(SCM_MAX_APDU_SIZE)
+        check(self._transmit(self.handle, self.t1_pci, command, len(command), None, self.response, ctypes.byref(length)))
+        return ctypes.string_at(self.response, length.value)
+
+
+def check(hr):
+    if hr != 0:
+        raise RuntimeError(f"call failed: {hr & 0xFFFFFFFF:#010x}")
+
+
+def interleave(rounds, contenders):
+    """Per-call times (ns) of each contender, one call each per round, order shuffled per round."""
+    samples = {name: [] for name in contenders}
+    names = list(contenders)
+    rng = random.Random(7)
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            call = contenders[name]
+            start = clock()
+            call()
+            samples[name].append(clock() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main():
+    library_path = sys.argv[1]
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+    reader = os.environ["SCM_LAB_READER"]
+    manager = ScardManage(library_path, reader)
+    handle = manager.handle()
+    pcsclite = PcscLite(handle)
+    try:
+        via_cffi = ScardManageCffi(library_path, manager.m.value)
+    except ImportError:
+        via_cffi = None
+
+    def pyscard_status():
+        hr, _reader, state, protocol, _atr = scard.SCardStatus(handle)
+        check(hr)
+        return state, protocol
+
+    def pyscard_transmit(command):
+        listed = list(command)
+
+        def call():
+            hr, response = scard.SCardTransmit(handle, scard.SCARD_PCI_T1, listed)
+            check(hr)
+            return response
+
+        return call
+
+    assert manager.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
+    assert bytes(pyscard_transmit(SHORT)()) == SHORT[5:] + b"\x90\x00"
+    assert pcsclite.transmit(READ_255) == manager.transmit(READ_255)
+    if via_cffi:
+        assert via_cffi.transmit(READ_255) == manager.transmit(READ_255)
+
+    print(f"\n### From Python (/usr/bin/python3 {sys.version.split()[0]}, pyscard from Debian), same card handle\n")
+    print(f"{rounds} interleaved rounds, one call of each per round (order shuffled); per-call medians.\n")
+    print(
+        "| loop | scardmanage (ctypes) | pyscard | ratio ctypes / pyscard | ctypes → libpcsclite (floor) "
+        "| scardmanage (cffi ABI) | ratio cffi / pyscard |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    cases = [
+        ("status", manager.status, pyscard_status, pcsclite.status, via_cffi and via_cffi.status),
+        (
+            "transmit, short",
+            lambda: manager.transmit(SHORT),
+            pyscard_transmit(SHORT),
+            lambda: pcsclite.transmit(SHORT),
+            via_cffi and (lambda: via_cffi.transmit(SHORT)),
+        ),
+        (
+            "transmit, 255-byte response",
+            lambda: manager.transmit(READ_255),
+            pyscard_transmit(READ_255),
+            lambda: pcsclite.transmit(READ_255),
+            via_cffi and (lambda: via_cffi.transmit(READ_255)),
+        ),
+    ]
+    for name, ours, theirs, floor, cffi_call in cases:
+        contenders = {"ours": ours, "pyscard": theirs, "floor": floor}
+        if cffi_call:
+            contenders["cffi"] = cffi_call
+        medians = interleave(rounds, contenders)
+        us = {key: f"{value / 1000:.1f} µs" for key, value in medians.items()}
+        cffi_cells = f"{us['cffi']} | {medians['cffi'] / medians['pyscard']:.3f}" if cffi_call else "— | —"
+        print(
+            f"| {name} | {us['ours']} | {us['pyscard']} | {medians['ours'] / medians['pyscard']:.3f} | "
+            f"{us['floor']} | {cffi_cells} |"
+        )
+    manager.release()
+
+
+if __name__ == "__main__":
+    main()
