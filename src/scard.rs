@@ -210,84 +210,56 @@ impl CardHandle {
         CardHandle(value as ffi::SCARDHANDLE)
     }
 
-    pub fn status(self) -> Result<CardStatus> {
-        let mut reader_len: ffi::DWORD = 0;
-        let mut state: ffi::DWORD = 0;
-        let mut protocol: ffi::DWORD = 0;
-        let mut atr_len: ffi::DWORD = 0;
-        // SAFETY: NULL name and ATR buffers ask for their lengths only; every pointer is valid.
+    /// `SCardStatus`, filling the name and ATR buffers given (an empty one is passed as NULL,
+    /// which asks PC/SC for that length only). Returns the status and both lengths.
+    fn status_into(self, name: &mut [u8], atr: &mut [u8]) -> Result<(CardStatus, usize, usize)> {
+        fn buffer(bytes: &mut [u8]) -> (*mut u8, ffi::DWORD) {
+            match bytes.is_empty() {
+                true => (ptr::null_mut(), 0),
+                false => (bytes.as_mut_ptr(), bytes.len() as ffi::DWORD),
+            }
+        }
+        let ((name_ptr, mut name_len), (atr_ptr, mut atr_len)) = (buffer(name), buffer(atr));
+        let (mut state, mut protocol): (ffi::DWORD, ffi::DWORD) = (0, 0);
+        // SAFETY: each buffer is NULL or holds the length passed with it; the rest are valid
+        // out-pointers for the call.
         check(unsafe {
             ffi::SCardStatus(
                 self.0,
-                ptr::null_mut(),
-                &mut reader_len,
+                name_ptr.cast::<c_char>(),
+                &mut name_len,
                 &mut state,
                 &mut protocol,
-                ptr::null_mut(),
+                atr_ptr,
                 &mut atr_len,
             )
         })?;
-        Ok(CardStatus { state, protocol })
+        Ok((CardStatus { state, protocol }, name_len as usize, atr_len as usize))
+    }
+
+    pub fn status(self) -> Result<CardStatus> {
+        Ok(self.status_into(&mut [], &mut [])?.0)
     }
 
     /// The card's ATR.
     pub fn atr(self) -> Result<([u8; ATR_ROOM], usize)> {
         let mut atr = [0u8; ATR_ROOM];
-        let mut atr_len = ATR_ROOM as ffi::DWORD;
-        let mut reader_len: ffi::DWORD = 0;
-        let mut state: ffi::DWORD = 0;
-        let mut protocol: ffi::DWORD = 0;
-        // SAFETY: the ATR buffer holds `atr_len` bytes; a NULL name buffer asks for its length.
-        check(unsafe {
-            ffi::SCardStatus(
-                self.0,
-                ptr::null_mut(),
-                &mut reader_len,
-                &mut state,
-                &mut protocol,
-                atr.as_mut_ptr(),
-                &mut atr_len,
-            )
-        })?;
-        Ok((atr, (atr_len as usize).min(ATR_ROOM)))
+        let (_, _, atr_len) = self.status_into(&mut [], &mut atr)?;
+        Ok((atr, atr_len.min(ATR_ROOM)))
     }
 
     /// The name of the reader the handle is connected through, without its NUL.
     pub fn reader_name(self) -> Result<Vec<u8>> {
         loop {
-            let mut len: ffi::DWORD = 0;
-            let (mut state, mut protocol, mut atr_len): (ffi::DWORD, ffi::DWORD, ffi::DWORD) = (0, 0, 0);
-            // SAFETY: NULL buffers ask for the lengths only.
-            check(unsafe {
-                ffi::SCardStatus(
-                    self.0,
-                    ptr::null_mut(),
-                    &mut len,
-                    &mut state,
-                    &mut protocol,
-                    ptr::null_mut(),
-                    &mut atr_len,
-                )
-            })?;
-            let mut name = vec![0u8; len as usize];
-            // SAFETY: the name buffer holds `len` bytes.
-            let rv = unsafe {
-                ffi::SCardStatus(
-                    self.0,
-                    name.as_mut_ptr().cast::<c_char>(),
-                    &mut len,
-                    &mut state,
-                    &mut protocol,
-                    ptr::null_mut(),
-                    &mut atr_len,
-                )
-            };
-            match check(rv) {
-                Ok(()) => {
+            let (_, len, _) = self.status_into(&mut [], &mut [])?;
+            let mut name = vec![0u8; len];
+            match self.status_into(&mut name, &mut []) {
+                Ok(_) => {
                     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
                     name.truncate(end);
                     return Ok(name);
                 }
+                // The name grew between the two calls (another reader took its place): ask again.
                 Err(SCM_SCARD_E_INSUFFICIENT_BUFFER) => continue,
                 Err(code) => return Err(code),
             }
