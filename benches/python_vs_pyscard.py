@@ -1,15 +1,19 @@
-"""From Python, on the same card: raw ctypes (and cffi) calls into libscardmanage.so against pyscard.
+"""From Python, on the same card: the scardmanage binding, raw ctypes (and cffi) calls into
+libscardmanage.so, against pyscard.
 
 Run inside a lab, with the interpreter that has pyscard (Debian's python3-pyscard is for
 /usr/bin/python3):
 
     target/release/scm-lab run -- /usr/bin/python3 benches/python_vs_pyscard.py target/release/libscardmanage.so
 
-All three contenders use the same card handle (the manager's, from scm_get_handle), hence the
-same pcscd connection and thread, so that only the Python-side cost differs between them:
+All contenders use the same card handle (the raw manager's, from scm_get_handle; the binding's
+manager borrows it with attach_by_handle), hence the same pcscd connection and thread, so that
+only the Python-side cost differs between them:
 
-- scardmanage: ctypes calls as a thin binding makes them (argtypes set once, a response buffer
-  of SCM_MAX_APDU_SIZE allocated once, the answer returned as bytes);
+- scardmanage binding: SCardManage.status() and .transmit() of bindings/python, loaded from this
+  tree with SCARDMANAGE_LIBRARY set to the library given, exactly as users call them;
+- scardmanage raw ctypes: ctypes calls as a thin binding would make them (argtypes set once, a
+  response buffer of SCM_MAX_APDU_SIZE allocated once, the answer returned as bytes);
 - pyscard: smartcard.scard, pyscard's own lowest layer (SWIG), which its high-level classes call;
 - ctypes libpcsclite: the same ctypes calls straight to PC/SC, the floor of any ctypes binding;
 - cffi (ABI mode, if python3-cffi is installed): the same calls into libscardmanage.so through
@@ -24,6 +28,8 @@ import sys
 import time
 
 from smartcard import scard
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCM_MAX_APDU_SIZE = 65548
 SHORT = bytes([0x80, 0x10, 0x00, 0x00, 0x04, 0x01, 0x02, 0x03, 0x04])
@@ -181,6 +187,13 @@ def main():
     reader = os.environ["SCM_LAB_READER"]
     manager = ScardManage(library_path, reader)
     handle = manager.handle()
+    os.environ["SCARDMANAGE_LIBRARY"] = library_path
+    sys.path.insert(0, os.path.join(HERE, "..", "bindings", "python"))
+    import scardmanage
+
+    binding = scardmanage.SCardManage()
+    binding.attach_by_handle(handle)
+    assert binding.card_handle() == handle
     pcsclite = PcscLite(handle)
     try:
         via_cffi = ScardManageCffi(library_path, manager.m.value)
@@ -203,6 +216,9 @@ def main():
         return call
 
     assert manager.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
+    assert binding.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
+    assert binding.transmit(READ_255) == manager.transmit(READ_255)
+    assert binding.status() == manager.status()
     assert bytes(pyscard_transmit(SHORT)()) == SHORT[5:] + b"\x90\x00"
     assert pcsclite.transmit(READ_255) == manager.transmit(READ_255)
     if via_cffi:
@@ -211,14 +227,15 @@ def main():
     print(f"\n### From Python (/usr/bin/python3 {sys.version.split()[0]}, pyscard from Debian), same card handle\n")
     print(f"{rounds} interleaved rounds, one call of each per round (order shuffled); per-call medians.\n")
     print(
-        "| loop | scardmanage (ctypes) | pyscard | ratio ctypes / pyscard | ctypes → libpcsclite (floor) "
-        "| scardmanage (cffi ABI) | ratio cffi / pyscard |"
+        "| loop | scardmanage binding | pyscard | ratio binding / pyscard | scardmanage raw ctypes "
+        "| ratio raw / pyscard | ctypes → libpcsclite (floor) | scardmanage (cffi ABI) | ratio cffi / pyscard |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     cases = [
-        ("status", manager.status, pyscard_status, pcsclite.status, via_cffi and via_cffi.status),
+        ("status", binding.status, manager.status, pyscard_status, pcsclite.status, via_cffi and via_cffi.status),
         (
             "transmit, short",
+            lambda: binding.transmit(SHORT),
             lambda: manager.transmit(SHORT),
             pyscard_transmit(SHORT),
             lambda: pcsclite.transmit(SHORT),
@@ -226,23 +243,25 @@ def main():
         ),
         (
             "transmit, 255-byte response",
+            lambda: binding.transmit(READ_255),
             lambda: manager.transmit(READ_255),
             pyscard_transmit(READ_255),
             lambda: pcsclite.transmit(READ_255),
             via_cffi and (lambda: via_cffi.transmit(READ_255)),
         ),
     ]
-    for name, ours, theirs, floor, cffi_call in cases:
-        contenders = {"ours": ours, "pyscard": theirs, "floor": floor}
+    for name, bound, raw, theirs, floor, cffi_call in cases:
+        contenders = {"binding": bound, "raw": raw, "pyscard": theirs, "floor": floor}
         if cffi_call:
             contenders["cffi"] = cffi_call
         medians = interleave(rounds, contenders)
         us = {key: f"{value / 1000:.1f} µs" for key, value in medians.items()}
         cffi_cells = f"{us['cffi']} | {medians['cffi'] / medians['pyscard']:.3f}" if cffi_call else "— | —"
         print(
-            f"| {name} | {us['ours']} | {us['pyscard']} | {medians['ours'] / medians['pyscard']:.3f} | "
-            f"{us['floor']} | {cffi_cells} |"
+            f"| {name} | {us['binding']} | {us['pyscard']} | {medians['binding'] / medians['pyscard']:.3f} | "
+            f"{us['raw']} | {medians['raw'] / medians['pyscard']:.3f} | {us['floor']} | {cffi_cells} |"
         )
+    binding.close()
     manager.release()
 
 

@@ -140,6 +140,35 @@ _declare("scm_error_message", c_char_p, _hresult)
 _declare("scm_version", c_char_p)
 
 
+def _unchecked(name):
+    """A second function object for a hot-path call, with no argtypes: ctypes then converts
+    nothing and the caller passes ready-made ctypes objects (the token, byref()s, c_size_t)."""
+    function = _lib._FuncPtr((name, _lib))
+    function.restype = _hresult
+    return function
+
+
+_status_unchecked = _unchecked("scm_status")
+_transmit_unchecked = _unchecked("scm_transmit")
+
+# Scratch space for status() and transmit(), reused across calls and managers: list.pop() and
+# list.append() are atomic, so each call owns the scratch it popped and threads never share one.
+# The pools hold as many entries as calls ever ran at the same time (one per thread, typically).
+_status_scratch = []
+_transmit_scratch = []
+
+
+def _new_status_scratch():
+    state, protocol = c_uint32(), c_uint32()
+    return state, protocol, byref(state), byref(protocol)
+
+
+def _new_transmit_scratch():
+    response = (ctypes.c_char * MAX_APDU_SIZE)()
+    size, length = c_size_t(), c_size_t()
+    return response, size, byref(size), length
+
+
 def error_message(hresult):
     """The library's text for a result (signed or unsigned form)."""
     return _lib.scm_error_message(_signed(hresult)).decode("utf-8")
@@ -260,19 +289,39 @@ class SCardManage:
     def unlock(self, disposition=LEAVE_CARD):
         self._call("scm_unlock", disposition)
 
+    # status() and transmit() are the hot paths: scratch from the pools above, the function
+    # objects without argtypes, nothing allocated but the result.
     def status(self):
         """(state, protocol): the STATE_* and PROTOCOL_* values."""
-        state, protocol = c_uint32(), c_uint32()
-        self._call("scm_status", byref(state), byref(protocol))
-        return state.value, protocol.value
+        try:
+            scratch = _status_scratch.pop()
+        except IndexError:
+            scratch = _new_status_scratch()
+        state, protocol, state_p, protocol_p = scratch
+        hresult = _status_unchecked(self._token, state_p, protocol_p)
+        result = state.value, protocol.value
+        _status_scratch.append(scratch)
+        if hresult < 0:
+            raise SCardError("scm_status", hresult)
+        return result
 
     def transmit(self, command):
         """Sends one APDU (bytes); returns the answer, status word included."""
         command = bytes(command)
-        response = ctypes.create_string_buffer(MAX_APDU_SIZE)
-        size = c_size_t(MAX_APDU_SIZE)
-        self._call("scm_transmit", command, len(command), response, byref(size))
-        return response.raw[: size.value]
+        try:
+            scratch = _transmit_scratch.pop()
+        except IndexError:
+            scratch = _new_transmit_scratch()
+        response, size, size_p, length = scratch
+        size.value = MAX_APDU_SIZE
+        length.value = len(command)
+        hresult = _transmit_unchecked(self._token, command, length, response, size_p)
+        # Slicing the c_char array copies only the answer, into the bytes returned.
+        answer = response[: size.value] if hresult >= 0 else None
+        _transmit_scratch.append(scratch)
+        if hresult < 0:
+            raise SCardError("scm_transmit", hresult)
+        return answer
 
     def atr(self):
         return _fetch(_lib.scm_get_atr, self._token)

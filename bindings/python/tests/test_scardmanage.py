@@ -74,6 +74,24 @@ def test_transmit_echo_read_and_challenge(mgr):
     assert len(one) == len(two) == 10 and one[8:] == two[8:] == b"\x90\x00" and one != two
 
 
+def test_one_manager_shared_by_threads(mgr):
+    # status() and transmit() reuse scratch buffers: no thread may see another's answer.
+    wrong = []
+
+    def loop(tag):
+        command = bytes.fromhex("80100000") + bytes([len(tag)]) + tag
+        for _ in range(200):
+            if mgr.transmit(command) != tag + b"\x90\x00" or mgr.status()[0] != scardmanage.STATE_SPECIFIC:
+                wrong.append(tag)
+
+    threads = [threading.Thread(target=loop, args=(bytes([65 + i]) * (i + 1),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not wrong
+
+
 def test_lock_unlock_and_unlock_without_lock(mgr):
     mgr.lock()
     assert mgr.transmit(ECHO) == b"abc\x90\x00"
