@@ -106,7 +106,13 @@ macro_rules! out_ref {
 /// Runs `f` on the live manager behind a token, serialized with other calls on it.
 fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>) -> Result<R> {
     non_null!(m);
-    MANAGERS.with(m as usize, |manager| f(manager)).map_err(|_| SCM_E_HANDLE)?
+    MANAGERS
+        .with(m as usize, |manager| {
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::panic_if_armed();
+            f(manager)
+        })
+        .map_err(|_| SCM_E_HANDLE)?
 }
 
 /// Creates an unattached manager (COM object creation). No PC/SC call is made.
