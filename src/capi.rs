@@ -330,9 +330,11 @@ pub unsafe extern "C" fn scm_transmit(
         // SAFETY: the caller passes `command_len` readable bytes.
         let command = unsafe { std::slice::from_raw_parts(command, command_len) };
         if !response.is_null() && *response_len >= SCM_MAX_APDU_SIZE {
-            // Room for any answer: PC/SC writes straight into the caller's buffer.
-            // SAFETY: the caller passes `*response_len` writable bytes.
-            let response = unsafe { std::slice::from_raw_parts_mut(response, *response_len) };
+            // Room for any answer: PC/SC writes straight into the caller's buffer. Only the
+            // first SCM_MAX_APDU_SIZE bytes are ever needed; a larger claimed capacity (up to
+            // SIZE_MAX) must not become a slice length, which Rust forbids beyond isize::MAX.
+            // SAFETY: the caller passes `*response_len` writable bytes, at least this many.
+            let response = unsafe { std::slice::from_raw_parts_mut(response, SCM_MAX_APDU_SIZE) };
             *response_len = with_manager(m, |manager| manager.transmit(command, response))?;
             return Ok(());
         }
