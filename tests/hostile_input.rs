@@ -303,8 +303,7 @@ fn invalid_utf8_and_utf16_names_are_invalid_arguments() {
     let (mut invalid, mut unknown) = (0, 0);
     for _ in 0..count("SCM_RANDOM_NAMES", 3_000, 100_000) {
         let len = rng.below(40);
-        let mut name: Vec<u8> = (0..len).map(|_| rng.next() as u8 | 1).collect();
-        name.push(0);
+        let name: Vec<u8> = (0..len).map(|_| rng.next() as u8 | 1).chain([0]).collect();
         let wide: Vec<u16> = name
             .chunks(2)
             .map(|c| u16::from(c[0]) << 8 | u16::from(*c.get(1).unwrap_or(&0)))

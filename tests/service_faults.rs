@@ -84,10 +84,8 @@ fn service_killed_and_restarted_under_load() {
         let (lock_hr, _) =
             within(FAIL_BOUND, "scm_lock blocked when the daemon died", move || waiter.join().unwrap());
         assert!(is_pcsc_code(lock_hr), "round {round}: the blocked lock returned {lock_hr:#x}");
-        let (last, ok_calls) = within(FAIL_BOUND, "a transmit loop when the daemon died", move || {
-            let result = caller.join().unwrap();
-            result
-        });
+        let (last, ok_calls) =
+            within(FAIL_BOUND, "a transmit loop when the daemon died", move || caller.join().unwrap());
         stop.store(true, Ordering::SeqCst);
         assert!(ok_calls > 0, "round {round}: the busy manager did work before the kill");
         assert!(is_pcsc_code(last), "round {round}: {last:#x}");
