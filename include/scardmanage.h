@@ -388,6 +388,13 @@ scm_hresult scm_detach_ex(scm_manage *m, uint32_t disposition);
 // this manager wait. Locking a manager that holds the lock does nothing: one `scm_unlock` ends
 // it.
 //
+// Reset while locked (measured with pcsc-lite 1.9.9, see RELIABILITY.md): while the lock is
+// held, another connection's reset and new connections wait for it to end; the card is not
+// reset under the lock and calls through this manager keep working. After `scm_unlock` the
+// reset goes through; every call on this manager then returns `SCM_SCARD_W_RESET_CARD`,
+// `scm_lock` included (it takes no lock, so `scm_unlock` says `SCM_SCARD_E_NOT_TRANSACTED`),
+// until `scm_reconnect`.
+//
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 // (no card connected), `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`,
 // `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.
@@ -399,7 +406,8 @@ scm_hresult scm_lock(scm_manage *m);
 // (disposition out of range), `SCM_SCARD_E_NOT_TRANSACTED` (no lock held through this
 // manager), `SCM_SCARD_E_NO_SMARTCARD`, PC/SC codes. When the card was removed or the service
 // lost, the lock is gone and the code says why; after `SCM_SCARD_W_RESET_CARD`, `scm_reconnect`
-// ends it.
+// ends it. With `SCM_RESET_CARD` the lock ends and the card is reset; every manager on the
+// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`.
 scm_hresult scm_unlock(scm_manage *m, uint32_t disposition);
 
 // The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS

@@ -106,7 +106,13 @@ macro_rules! out_ref {
 /// Runs `f` on the live manager behind a token, serialized with other calls on it.
 fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>) -> Result<R> {
     non_null!(m);
-    MANAGERS.with(m as usize, |manager| f(manager)).map_err(|_| SCM_E_HANDLE)?
+    MANAGERS
+        .with(m as usize, |manager| {
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::panic_if_armed();
+            f(manager)
+        })
+        .map_err(|_| SCM_E_HANDLE)?
 }
 
 /// Creates an unattached manager (COM object creation). No PC/SC call is made.
@@ -255,6 +261,13 @@ pub unsafe extern "C" fn scm_detach_ex(m: *mut scm_manage, disposition: u32) -> 
 /// this manager wait. Locking a manager that holds the lock does nothing: one `scm_unlock` ends
 /// it.
 ///
+/// Reset while locked (measured with pcsc-lite 1.9.9, see RELIABILITY.md): while the lock is
+/// held, another connection's reset and new connections wait for it to end; the card is not
+/// reset under the lock and calls through this manager keep working. After `scm_unlock` the
+/// reset goes through; every call on this manager then returns `SCM_SCARD_W_RESET_CARD`,
+/// `scm_lock` included (it takes no lock, so `scm_unlock` says `SCM_SCARD_E_NOT_TRANSACTED`),
+/// until `scm_reconnect`.
+///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 /// (no card connected), `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`,
 /// `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.
@@ -269,7 +282,8 @@ pub unsafe extern "C" fn scm_lock(m: *mut scm_manage) -> scm_hresult {
 /// (disposition out of range), `SCM_SCARD_E_NOT_TRANSACTED` (no lock held through this
 /// manager), `SCM_SCARD_E_NO_SMARTCARD`, PC/SC codes. When the card was removed or the service
 /// lost, the lock is gone and the code says why; after `SCM_SCARD_W_RESET_CARD`, `scm_reconnect`
-/// ends it.
+/// ends it. With `SCM_RESET_CARD` the lock ends and the card is reset; every manager on the
+/// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm_hresult {
     boundary(|| {
@@ -325,9 +339,11 @@ pub unsafe extern "C" fn scm_transmit(
         // SAFETY: the caller passes `command_len` readable bytes.
         let command = unsafe { std::slice::from_raw_parts(command, command_len) };
         if !response.is_null() && *response_len >= SCM_MAX_APDU_SIZE {
-            // Room for any answer: PC/SC writes straight into the caller's buffer.
-            // SAFETY: the caller passes `*response_len` writable bytes.
-            let response = unsafe { std::slice::from_raw_parts_mut(response, *response_len) };
+            // Room for any answer: PC/SC writes straight into the caller's buffer. Only the
+            // first SCM_MAX_APDU_SIZE bytes are ever needed; a larger claimed capacity (up to
+            // SIZE_MAX) must not become a slice length, which Rust forbids beyond isize::MAX.
+            // SAFETY: the caller passes `*response_len` writable bytes, at least this many.
+            let response = unsafe { std::slice::from_raw_parts_mut(response, SCM_MAX_APDU_SIZE) };
             *response_len = with_manager(m, |manager| manager.transmit(command, response))?;
             return Ok(());
         }

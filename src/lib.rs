@@ -9,6 +9,9 @@ mod handle_table;
 mod hresult;
 mod manager;
 mod scard;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks;
 
 pub use capi::*;
 pub use hresult::*;

@@ -251,3 +251,135 @@ pub fn lease_with_card() -> scardmanage_lab::ReaderLease {
     assert!(scardmanage_lab::wait_card(lease.name(), true, WAIT), "card seen in {}", lease.name());
     lease
 }
+
+/// A run-size knob: the environment variable `name` if set, else `stress` under `SCM_STRESS=1`
+/// (`bash .ci/stress`), else `short` (the default test command).
+pub fn count(name: &str, short: usize, stress: usize) -> usize {
+    if let Some(value) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+        return value;
+    }
+    if std::env::var("SCM_STRESS").is_ok_and(|v| v == "1") {
+        stress
+    } else {
+        short
+    }
+}
+
+/// A small seeded generator (xorshift64*): random sequences that a printed seed reproduces.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    /// From `SCM_SEED` if set, else from the clock; the seed is printed so a failure can be
+    /// replayed with `SCM_SEED=<seed>`.
+    pub fn from_env(what: &str) -> Xorshift {
+        let seed = std::env::var("SCM_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        eprintln!("{what}: seed {seed} (replay with SCM_SEED={seed})");
+        Xorshift(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// The functions of the ABI, for checking that a result is one the header documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Func {
+    Create,
+    Release,
+    Attach,
+    Reconnect,
+    Detach,
+    Lock,
+    Unlock,
+    Status,
+    Transmit,
+    GetAtr,
+    GetReaderName,
+    GetHandle,
+    ListReaders,
+}
+
+/// A PC/SC code passed through (`SCARD_E_*`, `SCARD_W_*`, `SCARD_F_*`).
+pub fn is_pcsc_code(hr: scm_hresult) -> bool {
+    (hr as u32) & 0xFFFF_0000 == 0x8010_0000
+}
+
+/// True when the header documents `hr` as a possible result of `func`. Panics caught at the
+/// boundary (`SCM_E_UNEXPECTED`) are never expected here.
+pub fn documented(func: Func, hr: scm_hresult) -> bool {
+    use Func::*;
+    let own: &[scm_hresult] = match func {
+        Create => &[SCM_E_POINTER, SCM_E_OUTOFMEMORY],
+        Release => &[SCM_E_POINTER, SCM_E_HANDLE],
+        GetHandle => &[SCM_E_POINTER, SCM_E_HANDLE, SCM_E_NOT_ATTACHED, SCM_SCARD_E_NO_SMARTCARD],
+        ListReaders => &[SCM_E_POINTER],
+        _ => &[SCM_E_POINTER, SCM_E_HANDLE, SCM_E_NOT_ATTACHED, SCM_E_INVALIDARG],
+    };
+    let pcsc_passes_through = !matches!(func, Create | Release | GetHandle);
+    hr == SCM_S_OK || own.contains(&hr) || (pcsc_passes_through && is_pcsc_code(hr))
+}
+
+/// How often each function returned each code, across threads.
+#[derive(Default)]
+pub struct Tally(std::sync::Mutex<std::collections::BTreeMap<(Func, u32), u64>>);
+
+impl Tally {
+    /// Records a result, failing the test on an undocumented one.
+    #[track_caller]
+    pub fn record(&self, func: Func, hr: scm_hresult) -> scm_hresult {
+        assert!(documented(func, hr), "{func:?} returned an undocumented {hr:#010x} ({})", message_of(hr));
+        *self.0.lock().unwrap().entry((func, hr as u32)).or_default() += 1;
+        hr
+    }
+
+    pub fn get(&self, func: Func, hr: scm_hresult) -> u64 {
+        self.0.lock().unwrap().get(&(func, hr as u32)).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    /// One line per (function, code), for the test's output and RELIABILITY.md.
+    pub fn print(&self, title: &str) {
+        eprintln!("{title}: {} calls", self.total());
+        for ((func, hr), n) in self.0.lock().unwrap().iter() {
+            eprintln!("  {func:?} -> {hr:#010x} ({}) x{n}", message_of(*hr as i32));
+        }
+    }
+}
+
+/// Runs `f` on a thread of its own and fails if it takes longer than `bound`: a hang becomes
+/// a failure instead of a stuck test run.
+#[track_caller]
+pub fn within<T: Send + 'static>(bound: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // The closure panicked: re-raise its panic here.
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(_) => panic!("{what}: still running after {bound:?} (a hang)"),
+    }
+}
