@@ -9,6 +9,7 @@ mod handle_table;
 mod hresult;
 mod manager;
 mod scard;
+mod spare_contexts;
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod test_hooks;

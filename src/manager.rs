@@ -5,45 +5,12 @@
 //! Any attachment with a card may additionally hold the card's lock (a PC/SC transaction).
 
 use std::ffi::CString;
-use std::sync::Mutex;
 
 use pcsc::ffi;
 
-use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
 use crate::scard::{self, CardHandle, Context, Result};
-
-/// Contexts of detached readers, kept for the next attachment. Establishing a context is a new
-/// socket to pcscd and a thread there: about three quarters of an attach + detach cycle when
-/// done every time. A few cover attach/detach cycles; more would hold pcscd threads for
-/// nothing. A kept context that outlived its daemon costs one failed call: every connection
-/// attempt already re-establishes on a service loss.
-static SPARE_CONTEXTS: Mutex<Vec<Context>> = Mutex::new(Vec::new());
-const SPARE_CONTEXTS_KEPT: usize = 4;
-
-/// A spare context, or a new one. The lock is never held across a PC/SC call.
-fn take_context() -> Result<Context> {
-    let spare = lock_ignoring_poison(&SPARE_CONTEXTS).pop();
-    match spare {
-        Some(context) => Ok(context),
-        None => Context::establish(),
-    }
-}
-
-/// Keeps a context for the next attachment, or releases it (outside the lock) when enough are
-/// kept.
-fn keep_context(context: Context) {
-    let surplus = {
-        let mut spare = lock_ignoring_poison(&SPARE_CONTEXTS);
-        if spare.len() < SPARE_CONTEXTS_KEPT {
-            spare.push(context);
-            None
-        } else {
-            Some(context)
-        }
-    };
-    drop(surplus);
-}
+use crate::spare_contexts;
 
 /// How the card is shared with other connections (COM and PC/SC values agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +189,8 @@ impl Manager {
     /// Attaches to a reader; a reader with no card attaches too.
     pub fn attach_reader(&mut self, reader: CString, share_mode: ShareMode, protocols: u32) -> Result<()> {
         self.unattached()?;
-        let mut link = ReaderLink { context: take_context()?, reader, share_mode, protocols, card: None };
+        let mut link =
+            ReaderLink { context: spare_contexts::take()?, reader, share_mode, protocols, card: None };
         match link.connect_card() {
             Ok(()) => {}
             Err(code) if scard::is_card_absent(code) => {}
@@ -296,7 +264,7 @@ impl Manager {
             match result {
                 // A context whose service is gone is only released.
                 Err(code) if scard::is_service_lost(code) => {}
-                _ => keep_context(link.context),
+                _ => spare_contexts::keep(link.context),
             }
         }
         result
