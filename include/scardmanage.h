@@ -18,6 +18,9 @@
  * - Thread-safe. Calls on one manager are serialized; calls on different managers never wait
  *   for each other. A panic inside the library is caught and returned as SCM_E_UNEXPECTED.
  * - Enum-like inputs are validated: out of range is SCM_E_INVALIDARG.
+ * - Checks come in this order: a NULL manager (SCM_E_POINTER), a dead token (SCM_E_HANDLE),
+ *   the other arguments (SCM_E_POINTER, SCM_E_INVALIDARG), the manager's state
+ *   (SCM_E_NOT_ATTACHED), then PC/SC. Out-parameters must be suitably aligned for their type.
  */
 
 #ifndef SCARDMANAGE_H
@@ -305,26 +308,33 @@ extern "C" {
 
 // Creates an unattached manager (COM object creation). No PC/SC call is made.
 //
-// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (the table of managers is full).
-// `*out` is written only on success; end the manager with `scm_release`.
+// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (every token is in use: about
+// 4·10^9 live managers on 64-bit systems, 65535 on 32-bit ones; a failing memory allocation
+// aborts the process, as Rust's allocations do). `*out` is written only on success; end the
+// manager with `scm_release`.
 scm_hresult scm_create(scm_manage **out);
 
 // Ends a manager (COM Release): ends a lock (LEAVE) and detaches (LEAVE) if needed; the token
 // is dead afterwards. Calls in progress on the manager in other threads finish first; every
 // later call with the token gets `SCM_E_HANDLE`. A release waits for a `scm_lock` that is
-// blocked on the same manager.
+// blocked on the same manager (it cannot be cancelled): unlock the card's other holder first.
 //
 // Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not live, e.g. released twice).
 scm_hresult scm_release(scm_manage *m);
 
 // Attaches to a card handle the caller got from `SCardConnect` in this process (COM
 // AttachByHandle). The handle is borrowed: the library never disconnects it, and it stays
-// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it SHARED, T0|T1,
-// leaving the card; the protocol used for `scm_transmit` is the one the handle had when
-// attached or after `scm_reconnect`.
+// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it leaving the card, in
+// the share mode it was connected with (EXCLUSIVE when PC/SC reports the reader held
+// exclusively at attach time, otherwise SHARED) and with T0|T1 (RAW for a raw connection); the
+// protocol used for `scm_transmit` is the one the handle had when attached or after
+// `scm_reconnect`. The handle's calls go through its owner's PC/SC context: two managers
+// borrowing handles of one context wait for each other, and a service restart cannot be
+// recovered here (the owner needs a new context).
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
-// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle), `SCM_SCARD_E_NO_SERVICE`.
+// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle, or the value cannot be one),
+// `SCM_SCARD_E_NO_SERVICE`, `SCM_SCARD_E_SERVICE_STOPPED`, `SCM_SCARD_F_COMM_ERROR`.
 scm_hresult scm_attach_by_handle(scm_manage *m, scm_hscard hicc);
 
 // Attaches to the reader of that exact name, share mode SHARED, protocols T0|T1 (COM
@@ -377,7 +387,8 @@ scm_hresult scm_detach(scm_manage *m);
 // `_EJECT_CARD`). A lock held through the manager ends first (LEAVE). The card connection the
 // library made is closed; a borrowed handle is not, and allows `SCM_LEAVE_CARD` only.
 // The manager is unattached afterwards whatever PC/SC answered; a PC/SC failure to release the
-// card as asked (e.g. the service is gone) is still reported.
+// card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
+// disposition waits while another connection holds the card's lock.
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 // (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
@@ -426,6 +437,8 @@ scm_hresult scm_status(scm_manage *m, uint32_t *state, uint32_t *protocol);
 // (capacity in, bytes written out; NULL `response` asks for the size). For this function a
 // size query or a too small buffer comes **after** the command was sent: the answer is lost and
 // only its size is returned. A buffer of `SCM_MAX_APDU_SIZE` bytes always fits.
+// `*response_len` must not claim more than the buffer really holds. `command` and `response`
+// may be the same buffer.
 //
 // Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
 // (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,

@@ -117,8 +117,10 @@ fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>
 
 /// Creates an unattached manager (COM object creation). No PC/SC call is made.
 ///
-/// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (the table of managers is full).
-/// `*out` is written only on success; end the manager with `scm_release`.
+/// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (every token is in use: about
+/// 4·10^9 live managers on 64-bit systems, 65535 on 32-bit ones; a failing memory allocation
+/// aborts the process, as Rust's allocations do). `*out` is written only on success; end the
+/// manager with `scm_release`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
     boundary(|| {
@@ -132,7 +134,7 @@ pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
 /// Ends a manager (COM Release): ends a lock (LEAVE) and detaches (LEAVE) if needed; the token
 /// is dead afterwards. Calls in progress on the manager in other threads finish first; every
 /// later call with the token gets `SCM_E_HANDLE`. A release waits for a `scm_lock` that is
-/// blocked on the same manager.
+/// blocked on the same manager (it cannot be cancelled): unlock the card's other holder first.
 ///
 /// Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not live, e.g. released twice).
 #[no_mangle]
@@ -148,15 +150,20 @@ pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
 
 /// Attaches to a card handle the caller got from `SCardConnect` in this process (COM
 /// AttachByHandle). The handle is borrowed: the library never disconnects it, and it stays
-/// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it SHARED, T0|T1,
-/// leaving the card; the protocol used for `scm_transmit` is the one the handle had when
-/// attached or after `scm_reconnect`.
+/// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it leaving the card, in
+/// the share mode it was connected with (EXCLUSIVE when PC/SC reports the reader held
+/// exclusively at attach time, otherwise SHARED) and with T0|T1 (RAW for a raw connection); the
+/// protocol used for `scm_transmit` is the one the handle had when attached or after
+/// `scm_reconnect`. The handle's calls go through its owner's PC/SC context: two managers
+/// borrowing handles of one context wait for each other, and a service restart cannot be
+/// recovered here (the owner needs a new context).
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
-/// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle), `SCM_SCARD_E_NO_SERVICE`.
+/// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle, or the value cannot be one),
+/// `SCM_SCARD_E_NO_SERVICE`, `SCM_SCARD_E_SERVICE_STOPPED`, `SCM_SCARD_F_COMM_ERROR`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_attach_by_handle(m: *mut scm_manage, hicc: scm_hscard) -> scm_hresult {
-    boundary(|| with_manager(m, |manager| manager.attach_handle(CardHandle::from_abi(hicc))))
+    boundary(|| with_manager(m, |manager| manager.attach_handle(CardHandle::from_abi(hicc)?)))
 }
 
 /// Attaches to the reader of that exact name, share mode SHARED, protocols T0|T1 (COM
@@ -185,10 +192,11 @@ pub unsafe extern "C" fn scm_attach_by_ifd(m: *mut scm_manage, reader: *const c_
 #[no_mangle]
 pub unsafe extern "C" fn scm_attach_by_ifd_w(m: *mut scm_manage, reader: *const u16) -> scm_hresult {
     boundary(|| {
-        non_null!(m);
-        // SAFETY: the caller passes a NUL-terminated string.
-        let reader = unsafe { buffers::reader_name_utf16(reader) }?;
-        with_manager(m, |manager| manager.attach_reader(reader, ShareMode::Shared, SCM_PROTOCOL_ANY))
+        with_manager(m, |manager| {
+            // SAFETY: the caller passes a NUL-terminated string.
+            let reader = unsafe { buffers::reader_name_utf16(reader) }?;
+            manager.attach_reader(reader, ShareMode::Shared, SCM_PROTOCOL_ANY)
+        })
     })
 }
 
@@ -206,12 +214,13 @@ pub unsafe extern "C" fn scm_attach_by_ifd_ex(
     protocols: u32,
 ) -> scm_hresult {
     boundary(|| {
-        non_null!(m);
-        // SAFETY: the caller passes a NUL-terminated string.
-        let reader = unsafe { buffers::reader_name_utf8(reader) }?;
-        let share_mode = ShareMode::from_abi(share_mode)?;
-        let protocols = protocols_from_abi(protocols, share_mode)?;
-        with_manager(m, |manager| manager.attach_reader(reader, share_mode, protocols))
+        with_manager(m, |manager| {
+            // SAFETY: the caller passes a NUL-terminated string.
+            let reader = unsafe { buffers::reader_name_utf8(reader) }?;
+            let share_mode = ShareMode::from_abi(share_mode)?;
+            let protocols = protocols_from_abi(protocols, share_mode)?;
+            manager.attach_reader(reader, share_mode, protocols)
+        })
     })
 }
 
@@ -243,17 +252,14 @@ pub unsafe extern "C" fn scm_detach(m: *mut scm_manage) -> scm_hresult {
 /// `_EJECT_CARD`). A lock held through the manager ends first (LEAVE). The card connection the
 /// library made is closed; a borrowed handle is not, and allows `SCM_LEAVE_CARD` only.
 /// The manager is unattached afterwards whatever PC/SC answered; a PC/SC failure to release the
-/// card as asked (e.g. the service is gone) is still reported.
+/// card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
+/// disposition waits while another connection holds the card's lock.
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 /// (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
 #[no_mangle]
 pub unsafe extern "C" fn scm_detach_ex(m: *mut scm_manage, disposition: u32) -> scm_hresult {
-    boundary(|| {
-        non_null!(m);
-        let disposition = Disposition::from_abi(disposition)?;
-        with_manager(m, |manager| manager.detach(disposition))
-    })
+    boundary(|| with_manager(m, |manager| manager.detach(Disposition::from_abi(disposition)?)))
 }
 
 /// Takes exclusive use of the card: begins a PC/SC transaction (COM SCardLock). Blocks while
@@ -286,11 +292,7 @@ pub unsafe extern "C" fn scm_lock(m: *mut scm_manage) -> scm_hresult {
 /// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm_hresult {
-    boundary(|| {
-        non_null!(m);
-        let disposition = Disposition::from_abi(disposition)?;
-        with_manager(m, |manager| manager.unlock(disposition))
-    })
+    boundary(|| with_manager(m, |manager| manager.unlock(Disposition::from_abi(disposition)?)))
 }
 
 /// The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS
@@ -304,10 +306,12 @@ pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm
 #[no_mangle]
 pub unsafe extern "C" fn scm_status(m: *mut scm_manage, state: *mut u32, protocol: *mut u32) -> scm_hresult {
     boundary(|| {
-        let state = out_ref!(state);
-        let protocol = out_ref!(protocol);
-        (*state, *protocol) = with_manager(m, Manager::status)?;
-        Ok(())
+        with_manager(m, |manager| {
+            let state = out_ref!(state);
+            let protocol = out_ref!(protocol);
+            (*state, *protocol) = manager.status()?;
+            Ok(())
+        })
     })
 }
 
@@ -317,6 +321,8 @@ pub unsafe extern "C" fn scm_status(m: *mut scm_manage, state: *mut u32, protoco
 /// (capacity in, bytes written out; NULL `response` asks for the size). For this function a
 /// size query or a too small buffer comes **after** the command was sent: the answer is lost and
 /// only its size is returned. A buffer of `SCM_MAX_APDU_SIZE` bytes always fits.
+/// `*response_len` must not claim more than the buffer really holds. `command` and `response`
+/// may be the same buffer.
 ///
 /// Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
 /// (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
@@ -331,27 +337,31 @@ pub unsafe extern "C" fn scm_transmit(
     response_len: *mut size_t,
 ) -> scm_hresult {
     boundary(|| {
-        non_null!(command);
-        let response_len = out_ref!(response_len);
-        if command_len == 0 || command_len > SCM_MAX_APDU_SIZE {
-            return Err(SCM_E_INVALIDARG);
-        }
-        // SAFETY: the caller passes `command_len` readable bytes.
-        let command = unsafe { std::slice::from_raw_parts(command, command_len) };
-        if !response.is_null() && *response_len >= SCM_MAX_APDU_SIZE {
-            // Room for any answer: PC/SC writes straight into the caller's buffer. Only the
-            // first SCM_MAX_APDU_SIZE bytes are ever needed; a larger claimed capacity (up to
-            // SIZE_MAX) must not become a slice length, which Rust forbids beyond isize::MAX.
-            // SAFETY: the caller passes `*response_len` writable bytes, at least this many.
-            let response = unsafe { std::slice::from_raw_parts_mut(response, SCM_MAX_APDU_SIZE) };
-            *response_len = with_manager(m, |manager| manager.transmit(command, response))?;
-            return Ok(());
-        }
-        RESPONSE_SCRATCH.with_borrow_mut(|scratch| {
-            scratch.resize(SCM_MAX_APDU_SIZE, 0);
-            let len = with_manager(m, |manager| manager.transmit(command, scratch))?;
-            // SAFETY: the caller passes `*response_len` writable bytes.
-            unsafe { write_out(&scratch[..len], response, response_len) }
+        with_manager(m, |manager| {
+            non_null!(command);
+            let response_len = out_ref!(response_len);
+            if command_len == 0 || command_len > SCM_MAX_APDU_SIZE {
+                return Err(SCM_E_INVALIDARG);
+            }
+            let (card, protocol) = manager.transmit_target()?;
+            if !response.is_null() && *response_len >= SCM_MAX_APDU_SIZE {
+                // Room for any answer: PC/SC writes straight into the caller's buffer (only the
+                // first SCM_MAX_APDU_SIZE bytes of a larger claimed capacity are ever used).
+                // SAFETY: the caller passes `command_len` readable and `*response_len` writable
+                // bytes; they may overlap.
+                *response_len =
+                    unsafe { card.transmit(protocol, command, command_len, response, SCM_MAX_APDU_SIZE) }?;
+                return Ok(());
+            }
+            RESPONSE_SCRATCH.with_borrow_mut(|scratch| {
+                scratch.resize(SCM_MAX_APDU_SIZE, 0);
+                // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
+                let len = unsafe {
+                    card.transmit(protocol, command, command_len, scratch.as_mut_ptr(), scratch.len())
+                }?;
+                // SAFETY: the caller passes `*response_len` writable bytes.
+                unsafe { write_out(&scratch[..len], response, response_len) }
+            })
         })
     })
 }
@@ -364,10 +374,12 @@ pub unsafe extern "C" fn scm_transmit(
 #[no_mangle]
 pub unsafe extern "C" fn scm_get_atr(m: *mut scm_manage, atr: *mut u8, atr_len: *mut size_t) -> scm_hresult {
     boundary(|| {
-        let atr_len = out_ref!(atr_len);
-        let (bytes, len) = with_manager(m, Manager::atr)?;
-        // SAFETY: the caller passes `*atr_len` writable bytes.
-        unsafe { write_out(&bytes[..len], atr, atr_len) }
+        with_manager(m, |manager| {
+            let atr_len = out_ref!(atr_len);
+            let (bytes, len) = manager.atr()?;
+            // SAFETY: the caller passes `*atr_len` writable bytes.
+            unsafe { write_out(&bytes[..len], atr, atr_len) }
+        })
     })
 }
 
@@ -384,11 +396,13 @@ pub unsafe extern "C" fn scm_get_reader_name(
     name_len: *mut size_t,
 ) -> scm_hresult {
     boundary(|| {
-        let name_len = out_ref!(name_len);
-        let mut bytes = with_manager(m, Manager::reader_name)?;
-        bytes.push(0);
-        // SAFETY: the caller passes `*name_len` writable bytes.
-        unsafe { write_out(&bytes, name.cast::<u8>(), name_len) }
+        with_manager(m, |manager| {
+            let name_len = out_ref!(name_len);
+            let mut bytes = manager.reader_name()?;
+            bytes.push(0);
+            // SAFETY: the caller passes `*name_len` writable bytes.
+            unsafe { write_out(&bytes, name.cast::<u8>(), name_len) }
+        })
     })
 }
 
@@ -401,9 +415,11 @@ pub unsafe extern "C" fn scm_get_reader_name(
 #[no_mangle]
 pub unsafe extern "C" fn scm_get_handle(m: *mut scm_manage, out: *mut scm_hscard) -> scm_hresult {
     boundary(|| {
-        let out = out_ref!(out);
-        *out = with_manager(m, Manager::card_handle)?.to_abi();
-        Ok(())
+        with_manager(m, |manager| {
+            let out = out_ref!(out);
+            *out = manager.card_handle()?.to_abi();
+            Ok(())
+        })
     })
 }
 

@@ -98,10 +98,20 @@ struct ReaderLink {
     card: Option<Connection>,
 }
 
+/// A card handle the caller connected, and how to reconnect it without changing what the
+/// caller asked for: PC/SC cannot report a handle's share mode, so it is read off the reader's
+/// state when the handle is attached.
+#[derive(Debug)]
+struct BorrowedLink {
+    card: Connection,
+    share_mode: ShareMode,
+    protocols: u32,
+}
+
 #[derive(Debug)]
 enum Link {
     Reader(ReaderLink),
-    Borrowed(Connection),
+    Borrowed(BorrowedLink),
 }
 
 #[derive(Debug)]
@@ -115,11 +125,37 @@ pub struct Manager {
     attachment: Option<Attachment>,
 }
 
-/// Codes after which a card handle is worth nothing more and a new connection is needed.
+/// Codes that say the reader holds no card that can be connected now: the attachment to the
+/// reader stands, without a card connection, until `reconnect` succeeds.
+fn no_connectable_card(code: scm_hresult) -> bool {
+    scard::is_card_absent(code)
+        || matches!(
+            code,
+            SCM_SCARD_W_UNPOWERED_CARD | SCM_SCARD_W_UNRESPONSIVE_CARD | SCM_SCARD_W_UNSUPPORTED_CARD
+        )
+}
+
+/// Codes after which a card handle is worth nothing more and a new connection is needed:
+/// besides the service and the card, the reader itself may have gone (unplugged: pcsc-lite
+/// answers READER_UNAVAILABLE, or INVALID_VALUE for a handle on a vanished reader).
 fn needs_new_connection(code: scm_hresult) -> bool {
     scard::is_service_lost(code)
-        || scard::is_card_absent(code)
-        || matches!(code, SCM_SCARD_W_UNPOWERED_CARD | SCM_SCARD_W_UNRESPONSIVE_CARD)
+        || no_connectable_card(code)
+        || matches!(code, SCM_SCARD_E_READER_UNAVAILABLE | SCM_SCARD_E_INVALID_VALUE)
+}
+
+/// Whether the reader of a borrowed handle is held exclusively, which can only be by that very
+/// handle. Asked through a context of our own; if anything fails, the answer is "shared".
+fn borrowed_handle_is_exclusive(handle: CardHandle) -> bool {
+    let Some(reader) = handle.reader_name().ok().and_then(|name| CString::new(name).ok()) else {
+        return false;
+    };
+    let Ok(context) = spare_contexts::take() else {
+        return false;
+    };
+    let state = context.reader_state(&reader);
+    spare_contexts::keep(context);
+    state.is_ok_and(|state| state & ffi::SCARD_STATE_EXCLUSIVE != 0)
 }
 
 impl ReaderLink {
@@ -182,7 +218,7 @@ impl Manager {
     fn connection(&mut self) -> Result<Connection> {
         match &self.attachment()?.link {
             Link::Reader(link) => link.card.ok_or(SCM_SCARD_E_NO_SMARTCARD),
-            Link::Borrowed(card) => Ok(*card),
+            Link::Borrowed(link) => Ok(link.card),
         }
     }
 
@@ -193,7 +229,7 @@ impl Manager {
             ReaderLink { context: spare_contexts::take()?, reader, share_mode, protocols, card: None };
         match link.connect_card() {
             Ok(()) => {}
-            Err(code) if scard::is_card_absent(code) => {}
+            Err(code) if no_connectable_card(code) => {}
             Err(code) => return Err(code),
         }
         self.attachment = Some(Attachment { link: Link::Reader(link), locked: false });
@@ -211,7 +247,18 @@ impl Manager {
             // `reconnect` will learn the protocol.
             Err(_) => ffi::SCARD_PROTOCOL_UNDEFINED,
         };
-        let link = Link::Borrowed(Connection { handle, protocol });
+        let share_mode = match borrowed_handle_is_exclusive(handle) {
+            true => ShareMode::Exclusive,
+            false => ShareMode::Shared,
+        };
+        // Keep a raw connection raw; otherwise let PC/SC pick T=0 or T=1, as a reset or
+        // swapped card may need the other one.
+        let protocols = match protocol {
+            ffi::SCARD_PROTOCOL_RAW => 0xFF,
+            _ => 3,
+        };
+        let card = Connection { handle, protocol };
+        let link = Link::Borrowed(BorrowedLink { card, share_mode, protocols });
         self.attachment = Some(Attachment { link, locked: false });
         Ok(())
     }
@@ -220,14 +267,15 @@ impl Manager {
         let attachment = self.attachment()?;
         let result = match &mut attachment.link {
             Link::Reader(link) => link.reconnect(),
-            Link::Borrowed(card) => card
+            Link::Borrowed(link) => link
+                .card
                 .handle
                 .reconnect(
-                    ffi::SCARD_SHARE_SHARED,
-                    ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1,
+                    link.share_mode.native(),
+                    scard::protocols_to_native(link.protocols),
                     ffi::SCARD_LEAVE_CARD,
                 )
-                .map(|protocol| card.protocol = protocol),
+                .map(|protocol| link.card.protocol = protocol),
         };
         // A reconnected handle starts without a lock. The transaction may have survived on the
         // handle (pcsc-lite keeps it across a reset it could not report), so end it.
@@ -249,16 +297,21 @@ impl Manager {
         let attachment = self.attachment.take().ok_or(SCM_E_NOT_ATTACHED)?;
         let card = match &attachment.link {
             Link::Reader(link) => link.card,
-            Link::Borrowed(card) => Some(*card),
+            Link::Borrowed(link) => Some(link.card),
         };
         let mut result = Ok(());
         if let Some(card) = card {
-            if attachment.locked {
-                result = card.handle.end_transaction(ffi::SCARD_LEAVE_CARD);
-            }
-            if let Link::Reader(_) = attachment.link {
-                result = card.handle.disconnect(disposition.native()).and(result);
-            }
+            // The lock ends first, so a borrowed handle goes back to its owner unlocked. For our
+            // own connection the disconnect ends the transaction anyway, and its answer alone
+            // says whether the card was released as asked.
+            let lock_ended = match attachment.locked {
+                true => card.handle.end_transaction(ffi::SCARD_LEAVE_CARD),
+                false => Ok(()),
+            };
+            result = match attachment.link {
+                Link::Reader(_) => card.handle.disconnect(disposition.native()),
+                Link::Borrowed(_) => lock_ended,
+            };
         }
         if let Link::Reader(link) = attachment.link {
             match result {
@@ -307,16 +360,19 @@ impl Manager {
                 let state = context.reader_state(reader)?;
                 return Ok((scard::reader_state_to_com(state), 0));
             }
-            Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(card) => *card,
+            Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(BorrowedLink { card, .. }) => {
+                *card
+            }
         };
         let status = card.handle.status()?;
         Ok((scard::card_state_to_com(status.state, status.protocol), scard::protocol_to_com(status.protocol)))
     }
 
-    /// Sends one command; `response` should hold `scard::MAX_APDU` bytes.
-    pub fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize> {
+    /// The connected card and the protocol it runs: `scm_transmit` hands PC/SC the caller's
+    /// buffers directly, under this manager's lock.
+    pub fn transmit_target(&mut self) -> Result<(CardHandle, ffi::DWORD)> {
         let card = self.connection()?;
-        card.handle.transmit(card.protocol, command, response)
+        Ok((card.handle, card.protocol))
     }
 
     pub fn atr(&mut self) -> Result<([u8; 36], usize)> {
@@ -327,7 +383,7 @@ impl Manager {
     pub fn reader_name(&mut self) -> Result<Vec<u8>> {
         match &self.attachment()?.link {
             Link::Reader(link) => Ok(link.reader.as_bytes().to_vec()),
-            Link::Borrowed(card) => card.handle.reader_name(),
+            Link::Borrowed(link) => link.card.handle.reader_name(),
         }
     }
 
@@ -373,6 +429,6 @@ mod tests {
         assert_eq!(manager.detach(Disposition::Leave), Err(SCM_E_NOT_ATTACHED));
         assert_eq!(manager.card_handle(), Err(SCM_E_NOT_ATTACHED));
         assert_eq!(manager.reader_name(), Err(SCM_E_NOT_ATTACHED));
-        assert_eq!(manager.transmit(&[0, 0, 0, 0], &mut [0; 4]), Err(SCM_E_NOT_ATTACHED));
+        assert_eq!(manager.transmit_target(), Err(SCM_E_NOT_ATTACHED));
     }
 }

@@ -24,7 +24,14 @@ const ATR_ROOM: usize = 36;
 /// pcsc-lite's `LONG` is 64 bits wide on LP64 systems, and pcsc-lite writes its codes as positive
 /// values of it, so the truncation is what keeps 0x8010xxxx intact.
 pub fn code_from_native(rv: ffi::LONG) -> scm_hresult {
-    rv as u32 as i32
+    match rv as u32 {
+        // WinSCard passes some Win32 errors through unchanged, and as HRESULTs those would read
+        // as success. A stale handle or context is what PC/SC calls INVALID_HANDLE (keeping
+        // E_HANDLE for dead manager tokens); any other becomes HRESULT_FROM_WIN32.
+        6 => SCM_SCARD_E_INVALID_HANDLE,
+        win32 @ 1..=0xFFFF => (0x8007_0000 | win32) as i32,
+        code => code as i32,
+    }
 }
 
 fn check(rv: ffi::LONG) -> Result<()> {
@@ -206,8 +213,10 @@ impl CardHandle {
         self.0 as usize
     }
 
-    pub fn from_abi(value: usize) -> CardHandle {
-        CardHandle(value as ffi::SCARDHANDLE)
+    /// A handle value from C; one the platform's `SCARDHANDLE` cannot hold (on macOS it is
+    /// 32 bits wide) is no handle at all.
+    pub fn from_abi(value: usize) -> Result<CardHandle> {
+        ffi::SCARDHANDLE::try_from(value).map(CardHandle).map_err(|_| SCM_E_INVALIDARG)
     }
 
     /// `SCardStatus`, filling the name and ATR buffers given (an empty one is passed as NULL,
@@ -266,9 +275,22 @@ impl CardHandle {
         }
     }
 
-    /// Sends a command and writes the response into `response`; returns the response's length.
-    /// `response` should hold `MAX_APDU` bytes so that no answer is lost.
-    pub fn transmit(self, protocol: ffi::DWORD, command: &[u8], response: &mut [u8]) -> Result<usize> {
+    /// Sends a command and has PC/SC write the answer; returns the answer's length.
+    ///
+    /// Raw pointers, not slices: the buffers are the C caller's, possibly uninitialized and
+    /// possibly one and the same (PC/SC sends the command before the answer arrives).
+    ///
+    /// # Safety
+    /// `command` must be readable for `command_len` bytes, `response` writable for
+    /// `response_capacity` bytes.
+    pub unsafe fn transmit(
+        self,
+        protocol: ffi::DWORD,
+        command: *const u8,
+        command_len: usize,
+        response: *mut u8,
+        response_capacity: usize,
+    ) -> Result<usize> {
         // SAFETY: the PCI structures are constants exported by the PC/SC library.
         let pci: *const ffi::SCARD_IO_REQUEST = unsafe {
             match protocol {
@@ -277,20 +299,22 @@ impl CardHandle {
                 _ => &ffi::g_rgSCardT1Pci,
             }
         };
-        let mut len = response.len().min(MAX_APDU) as ffi::DWORD;
-        // SAFETY: both buffers are valid for the lengths given; the receive PCI may be NULL.
+        let capacity = response_capacity.min(MAX_APDU);
+        let mut len = capacity as ffi::DWORD;
+        // SAFETY: both buffers are valid for the lengths given (the caller's promise); the
+        // receive PCI may be NULL.
         check(unsafe {
             ffi::SCardTransmit(
                 self.0,
                 pci,
-                command.as_ptr(),
-                command.len() as ffi::DWORD,
+                command,
+                command_len as ffi::DWORD,
                 ptr::null_mut(),
-                response.as_mut_ptr(),
+                response,
                 &mut len,
             )
         })?;
-        Ok((len as usize).min(response.len()))
+        Ok((len as usize).min(capacity))
     }
 
     /// `SCardReconnect`: the new active protocol.
@@ -329,6 +353,10 @@ mod tests {
     #[test]
     fn codes_are_truncated_not_sign_extended() {
         assert_eq!(code_from_native(0), SCM_S_OK);
+        // Win32 codes (WinSCard) are failures, never success.
+        assert_eq!(code_from_native(6), SCM_SCARD_E_INVALID_HANDLE);
+        assert_eq!(code_from_native(5) as u32, 0x8007_0005);
+        assert_eq!(code_from_native(0xFFFF) as u32, 0x8007_FFFF);
         assert_eq!(code_from_native(0x8010_0068 as ffi::LONG) as u32, 0x8010_0068);
         #[cfg(all(target_pointer_width = "64", not(target_os = "windows")))]
         assert_eq!(code_from_native(0x0000_0000_8010_001D_i64 as ffi::LONG), SCM_SCARD_E_NO_SERVICE);

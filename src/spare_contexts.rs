@@ -9,13 +9,16 @@
 //! a program that released all its managers holds no PC/SC context at exit: memory checkers
 //! then see nothing of ours left behind (pcsc-lite's records of an open context show as lost).
 
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
+#[cfg(not(windows))]
+use std::sync::Once;
 
 use crate::handle_table::lock_ignoring_poison;
 use crate::scard::{Context, Result};
 
 static SPARE: Mutex<Vec<Context>> = Mutex::new(Vec::new());
 const KEPT: usize = 4;
+#[cfg(not(windows))]
 static RELEASE_AT_EXIT: Once = Once::new();
 
 /// A spare context, or a new one. The lock is never held across a PC/SC call.
@@ -30,6 +33,9 @@ pub fn take() -> Result<Context> {
 /// Keeps a context for the next attachment, or releases it (outside the lock) when enough are
 /// kept.
 pub fn keep(context: Context) {
+    // Not on Windows: there the handler would run under the loader lock when the DLL unloads,
+    // where calling into WinSCard can deadlock; the system closes the contexts with the process.
+    #[cfg(not(windows))]
     RELEASE_AT_EXIT.call_once(|| {
         // SAFETY: registering a plain function. `atexit` comes from libc_nonshared, so the
         // handler is tied to this library and also runs if it is unloaded first. If it cannot be
@@ -49,6 +55,7 @@ pub fn keep(context: Context) {
 }
 
 /// Releases every kept context; attachments made later establish their own again.
+#[cfg(not(windows))]
 extern "C" fn release_all() {
     let spare = std::mem::take(&mut *lock_ignoring_poison(&SPARE));
     drop(spare);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pcsc::ffi;
 use scardmanage::*;
-use scardmanage_lab::{lease, wait_card, DEFAULT_ATR};
+use scardmanage_lab::{default_applet, lease, wait_card, VirtualCard, DEFAULT_ATR};
 
 #[test]
 fn create_and_release() {
@@ -394,11 +394,102 @@ fn card_swapped_while_attached_is_recovered_by_reconnect() {
     let manager = Manager::attached(lease.name());
     lease.card().remove();
     assert!(wait_card(lease.name(), false, WAIT));
-    lease.insert();
+    // Another card, told apart by its ATR (T=1 only, one historical byte).
+    let other_atr = vec![0x3B, 0x81, 0x01, 0x55, 0xD5];
+    let other = VirtualCard::new(other_atr.clone(), default_applet);
+    other.insert(lease.port());
     assert!(wait_card(lease.name(), true, WAIT));
-    assert!(manager.transmit(&echo_apdu(b"x")).is_err(), "the old connection is gone");
+    assert_eq!(
+        manager.transmit(&echo_apdu(b"x")),
+        Err(SCM_SCARD_W_REMOVED_CARD),
+        "the old connection is gone"
+    );
     ok(manager.reconnect());
+    assert_eq!(manager.atr(), Ok(other_atr));
     echo_ok(&manager, b"new card");
+    other.remove();
+}
+
+#[test]
+fn a_borrowed_exclusive_handle_stays_exclusive_after_reconnect() {
+    let lease = lease_with_card();
+    let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_EXCLUSIVE).unwrap();
+    let manager = Manager::new();
+    ok(unsafe { scm_attach_by_handle(manager.0, owner.handle as scm_hscard) });
+    ok(manager.reconnect());
+    echo_ok(&manager, b"still mine");
+    // Anyone else is still refused at once: the reconnect kept the owner's share mode.
+    let name = lease.name().to_owned();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(RawConnection::connect(&name, ffi::SCARD_SHARE_SHARED).err()).unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Some(SCM_SCARD_E_SHARING_VIOLATION)));
+    ok(manager.detach());
+    assert_eq!(owner.transmit(&echo_apdu(b"owner")).unwrap(), b"owner\x90\x00");
+}
+
+#[test]
+fn a_borrowed_handle_recovers_from_a_reset_by_another_connection() {
+    let lease = lease_with_card();
+    let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+    let manager = Manager::new();
+    ok(unsafe { scm_attach_by_handle(manager.0, owner.handle as scm_hscard) });
+    let other = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+    other.reset_card().unwrap();
+    assert_eq!(manager.transmit(&echo_apdu(b"x")), Err(SCM_SCARD_W_RESET_CARD));
+    ok(manager.reconnect());
+    echo_ok(&manager, b"recovered");
+    assert_eq!(owner.transmit(&echo_apdu(b"owner too")).unwrap(), b"owner too\x90\x00");
+}
+
+#[test]
+fn transmit_in_place() {
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    // One buffer for the command and the answer, large (PC/SC writes into it) and small (the
+    // answer is copied in).
+    for size in [SCM_MAX_APDU_SIZE, 64] {
+        let mut buf = vec![0u8; size];
+        let command = echo_apdu(b"in place");
+        buf[..command.len()].copy_from_slice(&command);
+        let mut len = buf.len();
+        let hr = unsafe { scm_transmit(manager.0, buf.as_ptr(), command.len(), buf.as_mut_ptr(), &mut len) };
+        ok(hr);
+        assert_eq!(&buf[..len], b"in place\x90\x00", "buffer of {size}");
+    }
+}
+
+#[test]
+fn checks_come_in_the_documented_order() {
+    let released = {
+        let manager = Manager::new();
+        let m = manager.0;
+        drop(manager);
+        m
+    };
+    let unattached = Manager::new();
+    let apdu = [0u8, 0xA4, 4, 0];
+    let mut len = 0usize;
+    unsafe {
+        // A NULL manager first, whatever else is wrong.
+        assert_eq!(
+            scm_transmit(ptr::null_mut(), ptr::null(), 0, ptr::null_mut(), ptr::null_mut()),
+            SCM_E_POINTER
+        );
+        assert_eq!(scm_detach_ex(ptr::null_mut(), 9), SCM_E_POINTER);
+        // Then a dead token, whatever else is wrong.
+        assert_eq!(scm_transmit(released, apdu.as_ptr(), 0, ptr::null_mut(), &mut len), SCM_E_HANDLE);
+        assert_eq!(scm_detach_ex(released, 9), SCM_E_HANDLE);
+        assert_eq!(scm_unlock(released, 9), SCM_E_HANDLE);
+        assert_eq!(scm_attach_by_ifd_ex(released, c"".as_ptr(), 0, 0), SCM_E_HANDLE);
+        assert_eq!(scm_status(released, ptr::null_mut(), ptr::null_mut()), SCM_E_HANDLE);
+        // Then the arguments, before the manager's state.
+        let m = unattached.0;
+        assert_eq!(scm_detach_ex(m, 9), SCM_E_INVALIDARG);
+        assert_eq!(scm_unlock(m, 9), SCM_E_INVALIDARG);
+        assert_eq!(scm_transmit(m, apdu.as_ptr(), 0, ptr::null_mut(), &mut len), SCM_E_INVALIDARG);
+        assert_eq!(scm_status(m, ptr::null_mut(), ptr::null_mut()), SCM_E_POINTER);
+        assert_eq!(scm_detach_ex(m, SCM_LEAVE_CARD), SCM_E_NOT_ATTACHED);
+    }
 }
 
 #[test]

@@ -211,10 +211,13 @@ fn lengths_zero_and_size_max_with_small_buffers() {
         SCM_SCARD_E_INSUFFICIENT_BUFFER
     );
     assert!(len > lease.name().len());
-    // SIZE_MAX as the capacity of a small buffer: only the real answer is written.
+    // SIZE_MAX as the capacity (the header asks for the truth, but a claim larger than any answer
+    // must not matter): only the real answer is written, nothing past it.
+    let mut big = vec![0xA5u8; SCM_MAX_APDU_SIZE];
     let mut len = usize::MAX;
-    ok(unsafe { scm_transmit(m, apdu.as_ptr(), apdu.len(), small.as_mut_ptr(), &mut len) });
-    assert_eq!(&small[..len], b"len\x90\x00");
+    ok(unsafe { scm_transmit(m, apdu.as_ptr(), apdu.len(), big.as_mut_ptr(), &mut len) });
+    assert_eq!(&big[..len], b"len\x90\x00");
+    assert!(big[len..].iter().all(|&b| b == 0xA5), "nothing written past the answer");
     let mut len = usize::MAX;
     ok(unsafe { scm_get_atr(m, small.as_mut_ptr(), &mut len) });
     assert_eq!(&small[..len], scardmanage_lab::DEFAULT_ATR);
