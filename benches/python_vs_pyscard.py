@@ -4,14 +4,21 @@ libscardmanage.so, against pyscard.
 Run inside a lab, with the interpreter that has pyscard (Debian's python3-pyscard is for
 /usr/bin/python3):
 
-    target/release/scm-lab run -- /usr/bin/python3 benches/python_vs_pyscard.py target/release/libscardmanage.so
+    target/release/scm-lab run -- /usr/bin/python3 benches/python_vs_pyscard.py target/release/libscardmanage.so \
+        [ROUNDS [PACKAGE_DIR]]
+
+PACKAGE_DIR is where the Python package was pip-installed (`pip install --target`), with its C
+extension (.ci/bench does this); without it the package is loaded from bindings/python in this
+tree, where the extension is normally not built, and the extension column says "—".
 
 All contenders use the same card handle (the raw manager's, from scm_get_handle; the binding's
 manager borrows it with attach_by_handle), hence the same pcscd connection and thread, so that
 only the Python-side cost differs between them:
 
-- scardmanage binding: SCardManage.status() and .transmit() of bindings/python, loaded from this
-  tree with SCARDMANAGE_LIBRARY set to the library given, exactly as users call them;
+- scardmanage binding: SCardManage.status() and .transmit() of bindings/python, with
+  SCARDMANAGE_LIBRARY set to the library given, exactly as users call them: through the package's
+  C extension (scardmanage._fast), and on the same object through its ctypes path (what the
+  package does without the extension or with SCARDMANAGE_NO_EXTENSION=1);
 - scardmanage raw ctypes: ctypes calls as a thin binding would make them (argtypes set once, a
   response buffer of SCM_MAX_APDU_SIZE allocated once, the answer returned as bytes);
 - pyscard: smartcard.scard, pyscard's own lowest layer (SWIG), which its high-level classes call;
@@ -26,6 +33,7 @@ import random
 import statistics
 import sys
 import time
+import types
 
 from smartcard import scard
 
@@ -187,13 +195,26 @@ def main():
     reader = os.environ["SCM_LAB_READER"]
     manager = ScardManage(library_path, reader)
     handle = manager.handle()
+    package_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "bindings", "python")
     os.environ["SCARDMANAGE_LIBRARY"] = library_path
-    sys.path.insert(0, os.path.join(HERE, "..", "bindings", "python"))
+    os.environ.pop("SCARDMANAGE_NO_EXTENSION", None)
+    sys.path.insert(0, package_dir)
     import scardmanage
 
+    if len(sys.argv) > 3:
+        assert scardmanage._fast is not None, "the package in %s has no C extension" % package_dir
     binding = scardmanage.SCardManage()
     binding.attach_by_handle(handle)
     assert binding.card_handle() == handle
+    # The package's two call paths on the same object, called as bound methods either way.
+    fast = scardmanage._fast and types.SimpleNamespace(
+        status=types.MethodType(scardmanage._status_extension, binding),
+        transmit=types.MethodType(scardmanage._transmit_extension, binding),
+    )
+    slow = types.SimpleNamespace(
+        status=types.MethodType(scardmanage._status_ctypes, binding),
+        transmit=types.MethodType(scardmanage._transmit_ctypes, binding),
+    )
     pcsclite = PcscLite(handle)
     try:
         via_cffi = ScardManageCffi(library_path, manager.m.value)
@@ -216,9 +237,10 @@ def main():
         return call
 
     assert manager.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
-    assert binding.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
-    assert binding.transmit(READ_255) == manager.transmit(READ_255)
-    assert binding.status() == manager.status()
+    for path in (fast, slow) if fast else (slow,):
+        assert path.transmit(SHORT) == SHORT[5:] + b"\x90\x00"
+        assert path.transmit(READ_255) == manager.transmit(READ_255)
+        assert path.status() == manager.status()
     assert bytes(pyscard_transmit(SHORT)()) == SHORT[5:] + b"\x90\x00"
     assert pcsclite.transmit(READ_255) == manager.transmit(READ_255)
     if via_cffi:
@@ -227,15 +249,25 @@ def main():
     print(f"\n### From Python (/usr/bin/python3 {sys.version.split()[0]}, pyscard from Debian), same card handle\n")
     print(f"{rounds} interleaved rounds, one call of each per round (order shuffled); per-call medians.\n")
     print(
-        "| loop | scardmanage binding | pyscard | ratio binding / pyscard | scardmanage raw ctypes "
-        "| ratio raw / pyscard | ctypes → libpcsclite (floor) | scardmanage (cffi ABI) | ratio cffi / pyscard |"
+        "| loop | binding, C extension | binding, ctypes path | pyscard | ratio extension / pyscard "
+        "| ratio ctypes path / pyscard | raw ctypes | ratio raw / pyscard | ctypes → libpcsclite (floor) "
+        "| cffi ABI | ratio cffi / pyscard |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     cases = [
-        ("status", binding.status, manager.status, pyscard_status, pcsclite.status, via_cffi and via_cffi.status),
+        (
+            "status",
+            fast and fast.status,
+            slow.status,
+            manager.status,
+            pyscard_status,
+            pcsclite.status,
+            via_cffi and via_cffi.status,
+        ),
         (
             "transmit, short",
-            lambda: binding.transmit(SHORT),
+            fast and (lambda: fast.transmit(SHORT)),
+            lambda: slow.transmit(SHORT),
             lambda: manager.transmit(SHORT),
             pyscard_transmit(SHORT),
             lambda: pcsclite.transmit(SHORT),
@@ -243,23 +275,34 @@ def main():
         ),
         (
             "transmit, 255-byte response",
-            lambda: binding.transmit(READ_255),
+            fast and (lambda: fast.transmit(READ_255)),
+            lambda: slow.transmit(READ_255),
             lambda: manager.transmit(READ_255),
             pyscard_transmit(READ_255),
             lambda: pcsclite.transmit(READ_255),
             via_cffi and (lambda: via_cffi.transmit(READ_255)),
         ),
     ]
-    for name, bound, raw, theirs, floor, cffi_call in cases:
-        contenders = {"binding": bound, "raw": raw, "pyscard": theirs, "floor": floor}
-        if cffi_call:
-            contenders["cffi"] = cffi_call
+    for name, extension, ctypes_path, raw, theirs, floor, cffi_call in cases:
+        contenders = {"ctypes path": ctypes_path, "raw": raw, "pyscard": theirs, "floor": floor}
+        for key, call in (("extension", extension), ("cffi", cffi_call)):
+            if call:
+                contenders[key] = call
         medians = interleave(rounds, contenders)
-        us = {key: f"{value / 1000:.1f} µs" for key, value in medians.items()}
-        cffi_cells = f"{us['cffi']} | {medians['cffi'] / medians['pyscard']:.3f}" if cffi_call else "— | —"
+
+        def cells(key):
+            if key not in medians:
+                return "— | —"
+            return f"{medians[key] / 1000:.1f} µs | {medians[key] / medians['pyscard']:.3f}"
+
+        def us(key):
+            return f"{medians[key] / 1000:.1f} µs" if key in medians else "—"
+
+        ext, ext_ratio = cells("extension").split(" | ")
+        path, path_ratio = cells("ctypes path").split(" | ")
         print(
-            f"| {name} | {us['binding']} | {us['pyscard']} | {medians['binding'] / medians['pyscard']:.3f} | "
-            f"{us['raw']} | {medians['raw'] / medians['pyscard']:.3f} | {us['floor']} | {cffi_cells} |"
+            f"| {name} | {ext} | {path} | {us('pyscard')} | {ext_ratio} | {path_ratio} | {cells('raw')} "
+            f"| {us('floor')} | {cells('cffi')} |"
         )
     binding.close()
     manager.release()

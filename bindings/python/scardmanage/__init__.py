@@ -14,6 +14,11 @@ library's message. Every buffer is a Python object the library only borrows for 
 The shared library is looked for, in order: the file named by the environment variable
 SCARDMANAGE_LIBRARY; a copy next to this package; the system's loader path (LD_LIBRARY_PATH,
 ldconfig's cache, the default directories: libscardmanage.so.0 on Linux).
+
+status() and transmit() go through the small C extension scardmanage._fast when it was built at
+install time (it needs a C compiler and Python's headers; without them the package installs as
+pure Python), else through ctypes; SCARDMANAGE_NO_EXTENSION=1 forces ctypes. Both paths take the
+same arguments, return the same values and raise the same errors.
 """
 
 import ctypes
@@ -151,6 +156,25 @@ def _unchecked(name):
 _status_unchecked = _unchecked("scm_status")
 _transmit_unchecked = _unchecked("scm_transmit")
 
+NO_EXTENSION_ENV = "SCARDMANAGE_NO_EXTENSION"
+
+
+def _load_extension():
+    """scardmanage._fast bound to this library's scm_status and scm_transmit, or None if it was
+    not built or SCARDMANAGE_NO_EXTENSION is set (to anything but "" or "0")."""
+    if os.environ.get(NO_EXTENSION_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from . import _fast
+    except ImportError:
+        return None
+    address = ctypes.cast(_lib.scm_status, c_void_p).value, ctypes.cast(_lib.scm_transmit, c_void_p).value
+    _fast.bind(address[0], address[1], MAX_APDU_SIZE)
+    return _fast
+
+
+_fast = _load_extension()
+
 # Scratch space for status() and transmit(), reused across calls and managers: list.pop() and
 # list.append() are atomic, so each call owns the scratch it popped and threads never share one.
 # The pools hold as many entries as calls ever ran at the same time (one per thread, typically).
@@ -224,6 +248,63 @@ def list_readers():
     return [name.decode("utf-8") for name in multi.split(b"\0") if name]
 
 
+# The hot paths, twice. Through ctypes: scratch from the pools above, the function objects
+# without argtypes, nothing allocated but the result. Through the extension: one C call, which
+# returns the result (an int) instead of the answer when the library failed.
+def _status_ctypes(self):
+    """(state, protocol): the STATE_* and PROTOCOL_* values."""
+    try:
+        scratch = _status_scratch.pop()
+    except IndexError:
+        scratch = _new_status_scratch()
+    state, protocol, state_p, protocol_p = scratch
+    hresult = _status_unchecked(self._token, state_p, protocol_p)
+    result = state.value, protocol.value
+    _status_scratch.append(scratch)
+    if hresult < 0:
+        raise SCardError("scm_status", hresult)
+    return result
+
+
+def _transmit_ctypes(self, command):
+    """Sends one APDU (bytes); returns the answer, status word included."""
+    command = bytes(command)
+    try:
+        scratch = _transmit_scratch.pop()
+    except IndexError:
+        scratch = _new_transmit_scratch()
+    response, size, size_p, length = scratch
+    size.value = MAX_APDU_SIZE
+    length.value = len(command)
+    hresult = _transmit_unchecked(self._token, command, length, response, size_p)
+    # Slicing the c_char array copies only the answer, into the bytes returned.
+    answer = response[: size.value] if hresult >= 0 else None
+    _transmit_scratch.append(scratch)
+    if hresult < 0:
+        raise SCardError("scm_transmit", hresult)
+    return answer
+
+
+if _fast is not None:
+    _fast_status, _fast_transmit = _fast.status, _fast.transmit
+
+
+def _status_extension(self):
+    """(state, protocol): the STATE_* and PROTOCOL_* values."""
+    result = _fast_status(self._address)
+    if type(result) is int:
+        raise SCardError("scm_status", result)
+    return result
+
+
+def _transmit_extension(self, command):
+    """Sends one APDU (bytes); returns the answer, status word included."""
+    answer = _fast_transmit(self._address, command)
+    if type(answer) is int:
+        raise SCardError("scm_transmit", answer)
+    return answer
+
+
 class SCardManage:
     """One ISCardManage object. A context manager: leaving the block releases it (unlocking and
     detaching, leaving the card). After close() every call raises SCardError(E_HANDLE)."""
@@ -232,6 +313,7 @@ class SCardManage:
         token = _manage_p()
         _check("scm_create", _lib.scm_create(byref(token)))
         self._token = token
+        self._address = token.value  # the token as an int, for the extension
         self._closed = False
 
     def close(self):
@@ -289,39 +371,9 @@ class SCardManage:
     def unlock(self, disposition=LEAVE_CARD):
         self._call("scm_unlock", disposition)
 
-    # status() and transmit() are the hot paths: scratch from the pools above, the function
-    # objects without argtypes, nothing allocated but the result.
-    def status(self):
-        """(state, protocol): the STATE_* and PROTOCOL_* values."""
-        try:
-            scratch = _status_scratch.pop()
-        except IndexError:
-            scratch = _new_status_scratch()
-        state, protocol, state_p, protocol_p = scratch
-        hresult = _status_unchecked(self._token, state_p, protocol_p)
-        result = state.value, protocol.value
-        _status_scratch.append(scratch)
-        if hresult < 0:
-            raise SCardError("scm_status", hresult)
-        return result
-
-    def transmit(self, command):
-        """Sends one APDU (bytes); returns the answer, status word included."""
-        command = bytes(command)
-        try:
-            scratch = _transmit_scratch.pop()
-        except IndexError:
-            scratch = _new_transmit_scratch()
-        response, size, size_p, length = scratch
-        size.value = MAX_APDU_SIZE
-        length.value = len(command)
-        hresult = _transmit_unchecked(self._token, command, length, response, size_p)
-        # Slicing the c_char array copies only the answer, into the bytes returned.
-        answer = response[: size.value] if hresult >= 0 else None
-        _transmit_scratch.append(scratch)
-        if hresult < 0:
-            raise SCardError("scm_transmit", hresult)
-        return answer
+    # The hot paths: through the extension when it is loaded, else through ctypes (above).
+    status = _status_extension if _fast is not None else _status_ctypes
+    transmit = _transmit_extension if _fast is not None else _transmit_ctypes
 
     def atr(self):
         return _fetch(_lib.scm_get_atr, self._token)
@@ -334,3 +386,4 @@ class SCardManage:
         hicc = c_size_t()
         self._call("scm_get_handle", byref(hicc))
         return hicc.value
+

@@ -1,6 +1,7 @@
 """The Python bindings against the lab: a real pcscd with virtual readers, a default-applet card
 in the reader SCM_LAB_READER names (scm-lab run --pairs 2 -- python3 -m pytest ...)."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -24,8 +25,26 @@ def reader():
     return name
 
 
+@pytest.fixture(params=["extension", "ctypes"])
+def call_path(request, monkeypatch):
+    """Runs a test with status() and transmit() going through the C extension, then through
+    ctypes. Where the extension was not built the first is skipped, unless
+    SCARDMANAGE_REQUIRE_EXTENSION is set (.ci/test-bindings sets it): then it fails."""
+    if request.param == "extension":
+        if scardmanage._fast is None:
+            if os.environ.get("SCARDMANAGE_REQUIRE_EXTENSION"):
+                pytest.fail("scardmanage._fast was not built or not loaded")
+            pytest.skip("scardmanage._fast was not built")
+        monkeypatch.setattr(SCardManage, "status", scardmanage._status_extension)
+        monkeypatch.setattr(SCardManage, "transmit", scardmanage._transmit_extension)
+    else:
+        monkeypatch.setattr(SCardManage, "status", scardmanage._status_ctypes)
+        monkeypatch.setattr(SCardManage, "transmit", scardmanage._transmit_ctypes)
+    return request.param
+
+
 @pytest.fixture
-def mgr(reader):
+def mgr(reader, call_path):
     with SCardManage() as m:
         m.attach_by_ifd(reader)
         yield m
@@ -74,6 +93,17 @@ def test_transmit_echo_read_and_challenge(mgr):
     assert len(one) == len(two) == 10 and one[8:] == two[8:] == b"\x90\x00" and one != two
 
 
+def test_transmit_takes_what_bytes_takes(mgr):
+    assert mgr.transmit(memoryview(ECHO)) == b"abc\x90\x00"
+    assert mgr.transmit(list(ECHO)) == b"abc\x90\x00"
+    raises(scardmanage.E_INVALIDARG, mgr.transmit, b"")
+    raises(scardmanage.E_INVALIDARG, mgr.transmit, bytes(scardmanage.MAX_APDU_SIZE + 1))
+    with pytest.raises(TypeError):
+        mgr.transmit("8010000003")
+    with pytest.raises(TypeError):
+        mgr.transmit(None)
+
+
 def test_one_manager_shared_by_threads(mgr):
     # status() and transmit() reuse scratch buffers: no thread may see another's answer.
     wrong = []
@@ -120,7 +150,7 @@ def test_reconnect_and_detach(mgr):
     raises(scardmanage.E_NOT_ATTACHED, mgr.detach)
 
 
-def test_utf16_attach(reader):
+def test_utf16_attach(reader, call_path):
     with SCardManage() as m:
         m.attach_by_ifd_w(reader)
         assert m.transmit(ECHO) == b"abc\x90\x00"
@@ -142,7 +172,7 @@ def test_borrowed_handle_stays_usable_by_its_owner(mgr):
     assert mgr.transmit(ECHO) == b"abc\x90\x00"
 
 
-def test_reader_without_card():
+def test_reader_without_card(call_path):
     empty = scardmanage.list_readers()[1]
     with SCardManage() as m:
         m.attach_by_ifd(empty)
@@ -151,7 +181,7 @@ def test_reader_without_card():
         raises(scardmanage.SCARD_E_NO_SMARTCARD, m.reconnect)
 
 
-def test_errors_carry_the_code_and_the_message():
+def test_errors_carry_the_code_and_the_message(call_path):
     with SCardManage() as m:
         err = raises(scardmanage.SCARD_E_UNKNOWN_READER, m.attach_by_ifd, "No Such Reader")
         assert err.function == "scm_attach_by_ifd"
@@ -165,7 +195,7 @@ def test_errors_carry_the_code_and_the_message():
             m.attach_by_ifd("Lab\0Reader")
 
 
-def test_a_closed_manager_raises_E_HANDLE(reader):
+def test_a_closed_manager_raises_E_HANDLE(reader, call_path):
     with SCardManage() as m:
         m.attach_by_ifd(reader)
     raises(scardmanage.E_HANDLE, m.status)
@@ -218,3 +248,33 @@ def test_loader_path_is_used_last():
 
 def test_the_package_is_the_pip_installed_one():
     assert not os.path.abspath(scardmanage.__file__).startswith(REPO + os.sep), scardmanage.__file__
+
+
+def _which_path_in_subprocess(no_extension):
+    code = (
+        "import scardmanage as s; "
+        "print(s._fast is not None, s.SCardManage.status is s._status_extension, "
+        "s.SCardManage.transmit is s._transmit_extension)"
+    )
+    env = dict(os.environ)
+    env.pop(scardmanage.NO_EXTENSION_ENV, None)
+    if no_extension is not None:
+        env[scardmanage.NO_EXTENSION_ENV] = no_extension
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+def test_the_call_path_is_chosen_at_import():
+    built = str(importlib.util.find_spec("scardmanage._fast") is not None)
+    assert _which_path_in_subprocess(None) == [built] * 3
+    assert _which_path_in_subprocess("0") == [built] * 3
+    assert _which_path_in_subprocess("1") == ["False"] * 3
+
+
+def test_the_extension_is_built_where_required():
+    if not os.environ.get("SCARDMANAGE_REQUIRE_EXTENSION"):
+        pytest.skip("SCARDMANAGE_REQUIRE_EXTENSION is not set")
+    assert scardmanage._fast is not None
+    assert SCardManage.status is scardmanage._status_extension
+    assert SCardManage.transmit is scardmanage._transmit_extension
