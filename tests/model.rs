@@ -279,7 +279,8 @@ impl Model {
         }
         let mismatch = protocols == SCM_PROTOCOL_T0;
         if exclusive || (card_in && share == SCM_SHARE_EXCLUSIVE && others > 0) {
-            return if card_in && mismatch { OneOf(vec![SHARING, MISMATCH]) } else { Is(SHARING) };
+            let maybe_mismatch = card_in && (mismatch || self.murky[reader]);
+            return if maybe_mismatch { OneOf(vec![SHARING, MISMATCH]) } else { Is(SHARING) };
         }
         match (card_in, self.murky[reader], mismatch) {
             (false, _, _) => Is(NO_CARD),
