@@ -418,7 +418,9 @@ scm_hresult scm_lock(scm_manage *m);
 // manager), `SCM_SCARD_E_NO_SMARTCARD`, PC/SC codes. When the card was removed or the service
 // lost, the lock is gone and the code says why; after `SCM_SCARD_W_RESET_CARD`, `scm_reconnect`
 // ends it. With `SCM_RESET_CARD` the lock ends and the card is reset; every manager on the
-// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`.
+// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`. When
+// PC/SC cannot carry out the disposition (pcsc-lite cannot eject: `SCM_SCARD_E_UNEXPECTED`),
+// the lock ends all the same and the code says what failed.
 scm_hresult scm_unlock(scm_manage *m, uint32_t disposition);
 
 // The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS

@@ -289,7 +289,9 @@ pub unsafe extern "C" fn scm_lock(m: *mut scm_manage) -> scm_hresult {
 /// manager), `SCM_SCARD_E_NO_SMARTCARD`, PC/SC codes. When the card was removed or the service
 /// lost, the lock is gone and the code says why; after `SCM_SCARD_W_RESET_CARD`, `scm_reconnect`
 /// ends it. With `SCM_RESET_CARD` the lock ends and the card is reset; every manager on the
-/// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`.
+/// card, this one included, then gets `SCM_SCARD_W_RESET_CARD` until `scm_reconnect`. When
+/// PC/SC cannot carry out the disposition (pcsc-lite cannot eject: `SCM_SCARD_E_UNEXPECTED`),
+/// the lock ends all the same and the code says what failed.
 #[no_mangle]
 pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm_hresult {
     boundary(|| with_manager(m, |manager| manager.unlock(Disposition::from_abi(disposition)?)))

@@ -347,7 +347,14 @@ impl Manager {
             Err(code) if scard::is_service_lost(code) || scard::is_card_absent(code) => {
                 attachment.locked = false
             }
-            Err(_) => {}
+            Err(SCM_SCARD_W_RESET_CARD | SCM_SCARD_W_UNPOWERED_CARD) => {}
+            // PC/SC could not carry out the disposition (pcsc-lite cannot eject, and releases the
+            // transaction all the same): end the lock anyway, so that no lock is believed held
+            // that PC/SC has already let go. NOT_TRANSACTED here only means it was gone already.
+            Err(_) => {
+                let _ = card.handle.end_transaction(ffi::SCARD_LEAVE_CARD);
+                attachment.locked = false;
+            }
         }
         result
     }

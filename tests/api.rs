@@ -519,6 +519,30 @@ fn lock_blocks_a_second_manager_until_unlock() {
     assert_eq!(first.unlock(SCM_LEAVE_CARD), SCM_SCARD_E_NOT_TRANSACTED);
 }
 
+/// pcsc-lite cannot eject: `scm_unlock(SCM_EJECT_CARD)` fails, yet PC/SC has released the
+/// transaction. The manager must not go on believing it holds the lock: its next `scm_lock`
+/// takes a real one, which another manager then waits for. (Found by tests/model.rs.)
+#[test]
+fn an_unlock_whose_disposition_fails_still_ends_the_lock() {
+    let lease = lease_with_card();
+    let first = Manager::attached(lease.name());
+    let second = Manager::attached(lease.name());
+    ok(first.lock());
+    let hr = first.unlock(SCM_EJECT_CARD);
+    assert!(hr == SCM_S_OK || hr == SCM_SCARD_E_UNEXPECTED, "{hr:#x}: {}", message_of(hr));
+    assert_eq!(first.unlock(SCM_LEAVE_CARD), SCM_SCARD_E_NOT_TRANSACTED, "the lock ended");
+    ok(first.lock());
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        done_tx.send(second.lock()).unwrap();
+        ok(second.unlock(SCM_LEAVE_CARD));
+    });
+    assert!(done_rx.recv_timeout(Duration::from_millis(500)).is_err(), "the lock after it is real");
+    ok(first.unlock(SCM_LEAVE_CARD));
+    assert_eq!(done_rx.recv_timeout(WAIT), Ok(SCM_S_OK));
+    waiter.join().unwrap();
+}
+
 #[test]
 fn release_ends_the_lock_and_the_connection() {
     let lease = lease_with_card();
