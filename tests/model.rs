@@ -554,10 +554,11 @@ impl Model {
         });
         let use_dead = !slot.live;
         let token = slot.token;
-        let want = if let Some(code) = arg_error {
-            Want::Is(code)
-        } else if use_dead {
+        // The documented order: a dead token, then the arguments, then the state.
+        let want = if use_dead {
             Want::Is(SCM_E_HANDLE)
+        } else if let Some(code) = arg_error {
+            Want::Is(code)
         } else if slot.attachment != Attachment::None {
             Want::Is(SCM_E_NOT_ATTACHED)
         } else if name_want == Some(SCM_SCARD_E_UNKNOWN_READER) {
@@ -634,8 +635,13 @@ impl Model {
                 (self.raw.handle as scm_hscard, "the raw handle".to_string(), false)
             }
         };
+        // A value the platform's SCARDHANDLE cannot hold is a bad argument, found before the
+        // manager's state is looked at; one that fits is only known to be bogus by PC/SC.
+        let unrepresentable = pcsc::ffi::SCARDHANDLE::try_from(hicc).is_err();
         let want = if !slot.live {
             SCM_E_HANDLE
+        } else if unrepresentable {
+            SCM_E_INVALIDARG
         } else if slot.attachment != Attachment::None {
             SCM_E_NOT_ATTACHED
         } else if bogus {
@@ -660,10 +666,10 @@ impl Model {
         } else {
             format!("detach_ex slot {s} disposition {disposition}")
         };
-        let want = if disposition > SCM_EJECT_CARD {
-            Want::Is(SCM_E_INVALIDARG)
-        } else if !slot.live {
+        let want = if !slot.live {
             Want::Is(SCM_E_HANDLE)
+        } else if disposition > SCM_EJECT_CARD {
+            Want::Is(SCM_E_INVALIDARG)
         } else if slot.attachment == Attachment::Borrowed && disposition != SCM_LEAVE_CARD {
             Want::Is(SCM_E_INVALIDARG)
         } else {
@@ -780,10 +786,10 @@ impl Model {
         let disposition = [0, 0, 0, 0, 1, 1, 2, 3, 3, 7][self.rng.below(10)];
         let what = format!("unlock slot {s} disposition {disposition}");
         let conn = self.health_of(&slot);
-        let want = if disposition > SCM_EJECT_CARD {
-            Want::Is(SCM_E_INVALIDARG)
-        } else if !slot.live {
+        let want = if !slot.live {
             Want::Is(SCM_E_HANDLE)
+        } else if disposition > SCM_EJECT_CARD {
+            Want::Is(SCM_E_INVALIDARG)
         } else if let Some(conn) = conn.filter(|_| slot.locked) {
             match conn {
                 // pcsc-lite cannot eject: SCARD_E_UNEXPECTED (the lock ends all the same).
@@ -839,10 +845,10 @@ impl Model {
         };
         let what =
             format!("status slot {s} {:?}{}", slot.attachment, if null_out { " NULL state" } else { "" });
-        let (want, expect) = if null_out {
-            (Want::Is(SCM_E_POINTER), None)
-        } else if !slot.live {
+        let (want, expect) = if !slot.live {
             (Want::Is(SCM_E_HANDLE), None)
+        } else if null_out {
+            (Want::Is(SCM_E_POINTER), None)
         } else {
             match conn {
                 None => (Want::Is(SCM_E_NOT_ATTACHED), None),
@@ -935,9 +941,9 @@ impl Model {
         let what = format!("transmit slot {s} {what} ({} data bytes)", data.len());
         let answered = if kind == 2 { SCM_SCARD_E_INSUFFICIENT_BUFFER } else { SCM_S_OK };
         let want = match kind {
+            _ if !slot.live => Want::Is(SCM_E_HANDLE),
             4 | 5 => Want::Is(SCM_E_INVALIDARG),
             6 => Want::Is(SCM_E_POINTER),
-            _ if !slot.live => Want::Is(SCM_E_HANDLE),
             _ => match conn {
                 None => Want::Is(SCM_E_NOT_ATTACHED),
                 Some(conn) => self.card_call(conn, answered),
@@ -999,10 +1005,10 @@ impl Model {
             ["full buffer", "size query", "short buffer", "exact buffer", "NULL length"][kind]
         );
         let answered = if kind == 2 { SCM_SCARD_E_INSUFFICIENT_BUFFER } else { SCM_S_OK };
-        let want = if kind == 4 {
-            Want::Is(SCM_E_POINTER)
-        } else if !slot.live {
+        let want = if !slot.live {
             Want::Is(SCM_E_HANDLE)
+        } else if kind == 4 {
+            Want::Is(SCM_E_POINTER)
         } else {
             match (conn, atr, slot.attachment) {
                 (None, _, _) => Want::Is(SCM_E_NOT_ATTACHED),
@@ -1040,10 +1046,10 @@ impl Model {
             }
         };
         let conn = self.health_of(&slot);
-        let want = if null_out {
-            Want::Is(SCM_E_POINTER)
-        } else if !slot.live {
+        let want = if !slot.live {
             Want::Is(SCM_E_HANDLE)
+        } else if null_out {
+            Want::Is(SCM_E_POINTER)
         } else {
             match conn {
                 None => Want::Is(SCM_E_NOT_ATTACHED),
