@@ -125,23 +125,20 @@ pub struct Manager {
     attachment: Option<Attachment>,
 }
 
-/// Codes that say the reader holds no card that can be connected now: the attachment to the
-/// reader stands, without a card connection, until `reconnect` succeeds.
-fn no_connectable_card(code: scm_hresult) -> bool {
-    scard::is_card_absent(code)
-        || matches!(
-            code,
-            SCM_SCARD_W_UNPOWERED_CARD | SCM_SCARD_W_UNRESPONSIVE_CARD | SCM_SCARD_W_UNSUPPORTED_CARD
-        )
-}
-
 /// Codes after which a card handle is worth nothing more and a new connection is needed:
 /// besides the service and the card, the reader itself may have gone (unplugged: pcsc-lite
 /// answers READER_UNAVAILABLE, or INVALID_VALUE for a handle on a vanished reader).
 fn needs_new_connection(code: scm_hresult) -> bool {
     scard::is_service_lost(code)
-        || no_connectable_card(code)
-        || matches!(code, SCM_SCARD_E_READER_UNAVAILABLE | SCM_SCARD_E_INVALID_VALUE)
+        || scard::is_card_absent(code)
+        || matches!(
+            code,
+            SCM_SCARD_W_UNPOWERED_CARD
+                | SCM_SCARD_W_UNRESPONSIVE_CARD
+                | SCM_SCARD_W_UNSUPPORTED_CARD
+                | SCM_SCARD_E_READER_UNAVAILABLE
+                | SCM_SCARD_E_INVALID_VALUE
+        )
 }
 
 /// Whether the reader of a borrowed handle is held exclusively, which can only be by that very
@@ -229,7 +226,9 @@ impl Manager {
             ReaderLink { context: spare_contexts::take()?, reader, share_mode, protocols, card: None };
         match link.connect_card() {
             Ok(()) => {}
-            Err(code) if no_connectable_card(code) => {}
+            // Only an empty reader attaches without a card: a card that is there but cannot be
+            // connected (mute, unpowered) is reported, so that nobody mistakes it for absence.
+            Err(code) if scard::is_card_absent(code) => {}
             Err(code) => return Err(code),
         }
         self.attachment = Some(Attachment { link: Link::Reader(link), locked: false });

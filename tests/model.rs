@@ -668,9 +668,9 @@ impl Model {
         };
         let want = if !slot.live {
             Want::Is(SCM_E_HANDLE)
-        } else if disposition > SCM_EJECT_CARD {
-            Want::Is(SCM_E_INVALIDARG)
-        } else if slot.attachment == Attachment::Borrowed && disposition != SCM_LEAVE_CARD {
+        } else if disposition > SCM_EJECT_CARD
+            || (slot.attachment == Attachment::Borrowed && disposition != SCM_LEAVE_CARD)
+        {
             Want::Is(SCM_E_INVALIDARG)
         } else {
             Want::Is(SCM_S_OK) // replaced below
