@@ -17,6 +17,22 @@ pub type Result<T> = std::result::Result<T, scm_hresult>;
 /// The largest command or response PC/SC carries: an extended-length APDU with its status word.
 pub const MAX_APDU: usize = ffi::MAX_BUFFER_SIZE_EXTENDED;
 
+/// Serializes the PC/SC calls that add or remove pcsc-lite's client-side records of contexts and
+/// card handles: establishing and releasing a context, and disconnecting a card.
+///
+/// pcsc-lite's client library (1.9.9, and the code after it) looks a handle up by walking the
+/// list of every context of the process; `SCardDisconnect` does that walk to forget the handle
+/// without the library's own lock, so a context established or released meanwhile in another
+/// thread can free a record under it (a crash seen here under 16 threads, in `SCardDisconnect`).
+/// None of these three calls waits for a card or another program, except a disconnect with a
+/// disposition other than LEAVE while another connection holds the card's lock; the transmit,
+/// status and lock paths never take this.
+static CLIENT_RECORDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_client_records() -> std::sync::MutexGuard<'static, ()> {
+    CLIENT_RECORDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Room for any ATR on any platform (33 bytes by ISO 7816-3; Windows reserves 36).
 const ATR_ROOM: usize = 36;
 
@@ -127,6 +143,7 @@ pub struct CardHandle(pub ffi::SCARDHANDLE);
 impl Context {
     pub fn establish() -> Result<Context> {
         let mut context: ffi::SCARDCONTEXT = 0;
+        let _records = lock_client_records();
         // SAFETY: the out-pointer is valid for the call; the reserved pointers must be NULL.
         check(unsafe {
             ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context)
@@ -195,6 +212,7 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        let _records = lock_client_records();
         // SAFETY: the context is ours and released once; after a service loss the call fails
         // harmlessly, still freeing the client side's records of it.
         unsafe { ffi::SCardReleaseContext(self.0) };
@@ -341,6 +359,7 @@ impl CardHandle {
     }
 
     pub fn disconnect(self, disposition: ffi::DWORD) -> Result<()> {
+        let _records = lock_client_records();
         // SAFETY: plain value arguments.
         check(unsafe { ffi::SCardDisconnect(self.0, disposition) })
     }
