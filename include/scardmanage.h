@@ -15,8 +15,11 @@
  *   `*len` set to the size needed.
  * - The caller owns every buffer; nothing is to be freed but the manager, with scm_release.
  *   Pointers must be valid for the sizes given and strings NUL-terminated.
- * - Thread-safe. Calls on one manager are serialized; calls on different managers never wait
- *   for each other. A panic inside the library is caught and returned as SCM_E_UNEXPECTED.
+ * - Thread-safe. Calls on one manager are serialized; card calls (transmit, status, lock, ...)
+ *   on different managers never wait for each other. Attaching, detaching, releasing and
+ *   listing readers hold one process-wide lock for a moment around pcsc-lite's context and
+ *   handle bookkeeping, which its client library does not protect itself (a crash otherwise).
+ *   A panic inside the library is caught and returned as SCM_E_UNEXPECTED.
  * - Enum-like inputs are validated: out of range is SCM_E_INVALIDARG.
  * - Checks come in this order: a NULL manager (SCM_E_POINTER), a dead token (SCM_E_HANDLE),
  *   the other arguments (SCM_E_POINTER, SCM_E_INVALIDARG), the manager's state
