@@ -254,6 +254,19 @@ def main():
         "| cffi ABI | ratio cffi / pyscard |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def transmit_case(name, apdu):
+        """The same contenders as the status row, each sending `apdu`."""
+        return (
+            name,
+            fast and (lambda: fast.transmit(apdu)),
+            lambda: slow.transmit(apdu),
+            lambda: manager.transmit(apdu),
+            pyscard_transmit(apdu),
+            lambda: pcsclite.transmit(apdu),
+            via_cffi and (lambda: via_cffi.transmit(apdu)),
+        )
+
     cases = [
         (
             "status",
@@ -264,24 +277,8 @@ def main():
             pcsclite.status,
             via_cffi and via_cffi.status,
         ),
-        (
-            "transmit, short",
-            fast and (lambda: fast.transmit(SHORT)),
-            lambda: slow.transmit(SHORT),
-            lambda: manager.transmit(SHORT),
-            pyscard_transmit(SHORT),
-            lambda: pcsclite.transmit(SHORT),
-            via_cffi and (lambda: via_cffi.transmit(SHORT)),
-        ),
-        (
-            "transmit, 255-byte response",
-            fast and (lambda: fast.transmit(READ_255)),
-            lambda: slow.transmit(READ_255),
-            lambda: manager.transmit(READ_255),
-            pyscard_transmit(READ_255),
-            lambda: pcsclite.transmit(READ_255),
-            via_cffi and (lambda: via_cffi.transmit(READ_255)),
-        ),
+        transmit_case("transmit, short", SHORT),
+        transmit_case("transmit, 255-byte response", READ_255),
     ]
     for name, extension, ctypes_path, raw, theirs, floor, cffi_call in cases:
         contenders = {"ctypes path": ctypes_path, "raw": raw, "pyscard": theirs, "floor": floor}
