@@ -10,6 +10,7 @@ use std::ptr;
 
 use pcsc::ffi;
 
+use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
 
 pub type Result<T> = std::result::Result<T, scm_hresult>;
@@ -30,7 +31,7 @@ pub const MAX_APDU: usize = ffi::MAX_BUFFER_SIZE_EXTENDED;
 static CLIENT_RECORDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn lock_client_records() -> std::sync::MutexGuard<'static, ()> {
-    CLIENT_RECORDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock_ignoring_poison(&CLIENT_RECORDS)
 }
 
 /// Room for any ATR on any platform (33 bytes by ISO 7816-3; Windows reserves 36).
