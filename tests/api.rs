@@ -414,8 +414,7 @@ fn card_swapped_while_attached_is_recovered_by_reconnect() {
 fn a_borrowed_exclusive_handle_stays_exclusive_after_reconnect() {
     let lease = lease_with_card();
     let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_EXCLUSIVE).unwrap();
-    let manager = Manager::new();
-    ok(unsafe { scm_attach_by_handle(manager.0, owner.handle as scm_hscard) });
+    let manager = Manager::borrowing(&owner);
     ok(manager.reconnect());
     echo_ok(&manager, b"still mine");
     // Anyone else is still refused at once: the reconnect kept the owner's share mode.
@@ -431,8 +430,7 @@ fn a_borrowed_exclusive_handle_stays_exclusive_after_reconnect() {
 fn a_borrowed_handle_recovers_from_a_reset_by_another_connection() {
     let lease = lease_with_card();
     let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
-    let manager = Manager::new();
-    ok(unsafe { scm_attach_by_handle(manager.0, owner.handle as scm_hscard) });
+    let manager = Manager::borrowing(&owner);
     let other = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
     other.reset_card().unwrap();
     assert_eq!(manager.transmit(&echo_apdu(b"x")), Err(SCM_SCARD_W_RESET_CARD));

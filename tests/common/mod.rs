@@ -44,6 +44,13 @@ impl Manager {
         manager
     }
 
+    /// A manager attached to a handle the test owns (borrowed, never disconnected by it).
+    pub fn borrowing(owner: &RawConnection) -> Manager {
+        let manager = Manager::new();
+        ok(unsafe { scm_attach_by_handle(manager.0, owner.handle as scm_hscard) });
+        manager
+    }
+
     pub fn attach(&self, reader: &str) -> scm_hresult {
         let name = CString::new(reader).unwrap();
         unsafe { scm_attach_by_ifd(self.0, name.as_ptr()) }
