@@ -424,6 +424,43 @@ static void daemon_restart(void)
     SCardReleaseContext(fresh);
 }
 
+static int compare_ticks(const void *a, const void *b)
+{
+    LONGLONG x = *(const LONGLONG *)a, y = *(const LONGLONG *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median time of `rounds` calls of SCardTransmit (ECHO) and of SCardStatusW, in µs. */
+static void latency(SCARDCONTEXT context)
+{
+    enum { ROUNDS = 500 };
+    static const BYTE echo[] = { 0x80, 0x10, 0x00, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x00 };
+    static LONGLONG transmit_ticks[ROUNDS], status_ticks[ROUNDS];
+    LARGE_INTEGER frequency, t0, t1, t2;
+    SCARDHANDLE card;
+    BYTE response[16];
+    DWORD protocol, n, state, name_length;
+    LONG rv = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
+    QueryPerformanceFrequency(&frequency);
+    for (int i = 0; rv == 0 && i < ROUNDS; i++) {
+        n = sizeof response;
+        QueryPerformanceCounter(&t0);
+        rv = SCardTransmit(card, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n);
+        QueryPerformanceCounter(&t1);
+        rv |= SCardStatusW(card, NULL, &name_length, &state, NULL, NULL, NULL);
+        QueryPerformanceCounter(&t2);
+        transmit_ticks[i] = (t1.QuadPart - t0.QuadPart) * 1000000 / frequency.QuadPart;
+        status_ticks[i] = (t2.QuadPart - t1.QuadPart) * 1000000 / frequency.QuadPart;
+    }
+    qsort(transmit_ticks, ROUNDS, sizeof transmit_ticks[0], compare_ticks);
+    qsort(status_ticks, ROUNDS, sizeof status_ticks[0], compare_ticks);
+    /* Tens of ms would mean Nagle's algorithm and delayed ACKs on the bridge's connection. */
+    check(rv == 0 && transmit_ticks[ROUNDS / 2] < 10000, "latency",
+          "median over %d calls through the bridge: SCardTransmit ECHO %lld us, SCardStatusW %lld us", ROUNDS,
+          transmit_ticks[ROUNDS / 2], status_ticks[ROUNDS / 2]);
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+}
+
 int main(void)
 {
     SCARDCONTEXT context;
@@ -446,6 +483,7 @@ int main(void)
     codes(context);
     control_code(context);
     transmit(context);
+    latency(context);
     pnp_notification(context);
     started_event();
     blocked_transaction();
