@@ -102,7 +102,11 @@ impl Prefix {
     pub fn create(arch: Arch, dlls: &Path) -> io::Result<Prefix> {
         let loader = arch.loader()?;
         let template = template()?;
-        let dir = std::env::temp_dir().join(format!("scm-lab-wine-{}-{}", std::process::id(), unique()));
+        // Beside the template: hard links cannot cross file systems.
+        let runs = template.with_file_name("runs");
+        fs::create_dir_all(&runs)?;
+        remove_stale_prefixes(&runs);
+        let dir = runs.join(format!("{}-{}", std::process::id(), unique()));
         let _ = fs::remove_dir_all(&dir);
         run(Command::new("cp").arg("-al").arg(&template).arg(&dir))?;
         let prefix = Prefix { dir, loader };
@@ -134,6 +138,12 @@ impl Prefix {
         let mut command = Command::new(&self.loader);
         command.arg(program);
         command.env("WINEPREFIX", &self.dir).env("WINEDEBUG", "-all").env("WINEDLLOVERRIDES", OVERRIDES);
+        // Wine reads the Unix environment in the locale's charset: under the C locale a
+        // non-ASCII SCM_LAB_READER would reach the program mangled. (The ANSI code page stays
+        // what the locale's language makes it.)
+        if !utf8_locale() {
+            command.env("LC_ALL", "C.UTF-8");
+        }
         if !dll_dirs.is_empty() {
             let windows: Vec<String> = dll_dirs.iter().map(|d| windows_path(d)).collect();
             command.env("WINEPATH", windows.join(";"));
@@ -155,8 +165,30 @@ impl Drop for Prefix {
     }
 }
 
+/// Removes the prefixes of runs whose process is gone (killed before it could clean up).
+fn remove_stale_prefixes(runs: &Path) {
+    for entry in fs::read_dir(runs).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The native `winscard.dll`; no Mono or Gecko installers (a headless prefix needs neither).
 const OVERRIDES: &str = "winscard=n;mscoree=;mshtml=";
+
+/// Whether the locale in effect for a child (`LC_ALL`, else `LC_CTYPE`, else `LANG`) is UTF-8.
+fn utf8_locale() -> bool {
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    locale.contains("utf-8") || locale.contains("utf8")
+}
 
 /// A Unix path as Wine's `Z:` drive (the root folder) shows it.
 fn windows_path(path: &Path) -> String {
