@@ -12,7 +12,10 @@
 //! - `SCARD_PROTOCOL_RAW` is `0x10000` (pcsc-lite: 4) both ways; `SCARD_PROTOCOL_DEFAULT`
 //!   (`0x80000000`) asks for T=0 or T=1;
 //! - `SCardStatus`'s state is an ordinal (1 absent ... 6 specific), not pcsc-lite's bit set;
-//! - `SCARD_CTL_CODE(n)` is `0x00310000 | (n << 2)` on Windows and `0x42000000 + n` here.
+//! - `SCARD_CTL_CODE(n)` is `0x00310000 | (n << 2)` on Windows and `0x42000000 + n` here;
+//! - the reader's name attributes (`SCARD_ATTR_DEVICE_FRIENDLY_NAME`, `..._SYSTEM_NAME`) are
+//!   answered by the relay, as Windows' resource manager answers them, in UTF-8 (the Windows
+//!   side gives the A forms in the ANSI code page and asks for the A form to give a W one).
 //!
 //! # Wire protocol
 //!
@@ -81,6 +84,9 @@ const MAX_FRAME: usize = 1 << 20;
 /// pcsc-lite's value for both `SCARD_E_UNEXPECTED` and `SCARD_E_UNSUPPORTED_FEATURE`.
 const PCSCLITE_E_UNSUPPORTED: u32 = 0x8010_001F;
 const E_UNSUPPORTED_FEATURE: u32 = 0x8010_0022;
+
+const ATTR_DEVICE_FRIENDLY_NAME_A: u32 = 0x7FFF_0003;
+const ATTR_DEVICE_SYSTEM_NAME_A: u32 = 0x7FFF_0004;
 
 const WIN_PROTOCOL_RAW: u32 = 0x0001_0000;
 const WIN_PROTOCOL_DEFAULT: u32 = 0x8000_0000;
@@ -282,6 +288,10 @@ fn relay_call(
         }
         GET_ATTRIB => {
             let (card, attribute) = (input.card()?, input.u32()?);
+            if attribute == ATTR_DEVICE_FRIENDLY_NAME_A || attribute == ATTR_DEVICE_SYSTEM_NAME_A {
+                reader_name_attribute(card, out);
+                return Some(());
+            }
             // pcsc-lite refuses a length above MAX_BUFFER_SIZE before asking the reader.
             let mut value = vec![0u8; ffi::MAX_BUFFER_SIZE];
             let mut length = value.len() as DWORD;
@@ -303,7 +313,15 @@ fn relay_call(
     Some(())
 }
 
-fn status(card: SCARDHANDLE, out: &mut Output) {
+/// What `SCardStatus` says of a card connection, in pcsc-lite's terms.
+struct CardStatus {
+    names: Vec<CString>,
+    state: u32,
+    protocol: DWORD,
+    atr: Vec<u8>,
+}
+
+fn card_status(card: SCARDHANDLE) -> Result<CardStatus, LONG> {
     let mut name = vec![0 as c_char; 1024];
     let mut name_length = name.len() as DWORD;
     let (mut state, mut protocol): (DWORD, DWORD) = (0, 0);
@@ -321,12 +339,51 @@ fn status(card: SCARDHANDLE, out: &mut Output) {
             &mut atr_length,
         )
     };
-    out.code(rv);
-    let names = if rv == 0 { split_multi_string(&name[..name_length as usize]) } else { Vec::new() };
-    out.strs(&names);
-    out.u32(if rv == 0 { ordinal_state(state as u32, protocol as u32) } else { 0 });
-    out.u32(from_pcsclite(protocol));
-    out.bytes(if rv == 0 { &atr[..atr_length as usize] } else { &[] });
+    if rv != 0 {
+        return Err(rv);
+    }
+    Ok(CardStatus {
+        names: split_multi_string(&name[..name_length as usize]),
+        state: state as u32,
+        protocol,
+        atr: atr[..atr_length as usize].to_vec(),
+    })
+}
+
+fn status(card: SCARDHANDLE, out: &mut Output) {
+    match card_status(card) {
+        Ok(status) => {
+            out.code(0);
+            out.strs(&status.names);
+            out.u32(ordinal_state(status.state, status.protocol as u32));
+            out.u32(from_pcsclite(status.protocol));
+            out.bytes(&status.atr);
+        }
+        Err(rv) => {
+            out.code(rv);
+            out.strs(&[]);
+            out.u32(0);
+            out.u32(0);
+            out.bytes(&[]);
+        }
+    }
+}
+
+/// `SCARD_ATTR_DEVICE_FRIENDLY_NAME_A` and `SCARD_ATTR_DEVICE_SYSTEM_NAME_A`: WinSCard's
+/// resource manager answers these itself, from the name it knows the reader by, whatever the
+/// driver supports (the vpcd driver answers neither through pcscd).
+fn reader_name_attribute(card: SCARDHANDLE, out: &mut Output) {
+    match card_status(card) {
+        Ok(status) => {
+            out.code(0);
+            let name = status.names.first().map(|n| n.as_bytes_with_nul()).unwrap_or(b"\0");
+            out.bytes(name);
+        }
+        Err(rv) => {
+            out.feature_code(rv);
+            out.bytes(&[]);
+        }
+    }
 }
 
 fn status_change(ctx: SCARDCONTEXT, input: &mut Input<'_>, out: &mut Output) -> Option<()> {

@@ -19,6 +19,8 @@ const CHECKS: &[&str] = &[
     "raw_protocol",
     "wide_names",
     "ansi_names",
+    "name_attributes",
+    "no_context",
     "autoallocate",
     "codes",
     "control_code",

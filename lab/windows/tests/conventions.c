@@ -203,6 +203,34 @@ static void ansi_names(SCARDCONTEXT context)
           "that name 0x%lX (SCARD_E_UNKNOWN_READER)", GetACP(), escaped(expected), (unsigned long)ascii, (unsigned long)lossy);
 }
 
+static void name_attributes(SCARDCONTEXT context)
+{
+    SCARDHANDLE card;
+    WCHAR wide[128] = { 0 };
+    char ansi[128] = { 0 }, expected[128];
+    DWORD protocol, wide_length = sizeof wide, ansi_length = sizeof ansi;
+    LONG connected = SCardConnectW(context, FRIENDLY_READER, SCARD_SHARE_DIRECT, 0, &card, &protocol);
+    LONG w = SCardGetAttrib(card, SCARD_ATTR_DEVICE_FRIENDLY_NAME_W, (LPBYTE)wide, &wide_length);
+    LONG a = SCardGetAttrib(card, SCARD_ATTR_DEVICE_FRIENDLY_NAME_A, (LPBYTE)ansi, &ansi_length);
+    WideCharToMultiByte(CP_ACP, 0, FRIENDLY_READER, -1, expected, sizeof expected, NULL, NULL);
+    check(connected == 0 && w == 0 && wcscmp(wide, FRIENDLY_READER) == 0
+              && wide_length == (wcslen(FRIENDLY_READER) + 1) * sizeof(WCHAR) && a == 0 && strcmp(ansi, expected) == 0
+              && ansi_length == strlen(expected) + 1,
+          "name_attributes", "SCARD_ATTR_DEVICE_FRIENDLY_NAME_W 0x%lX: the UTF-16 name, %lu bytes with its NUL; "
+          "_A 0x%lX: \"%s\", %lu bytes", (unsigned long)w, wide_length, (unsigned long)a, escaped(ansi), ansi_length);
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+}
+
+static void no_context(SCARDCONTEXT context)
+{
+    DWORD with = 0, without = 0;
+    LONG rv = SCardListReadersW(context, NULL, NULL, &with);
+    LONG rv2 = SCardListReadersW(0, NULL, NULL, &without);
+    check(rv == 0 && rv2 == 0 && with == without && with > 0, "no_context",
+          "SCardListReadersW without a context (WinSCard uses one of its own): 0x%lX, %lu characters as with one",
+          (unsigned long)rv2, without);
+}
+
 static void autoallocate(SCARDCONTEXT context)
 {
     WCHAR *readers = NULL, *name = NULL;
@@ -479,6 +507,8 @@ int main(void)
     raw_protocol(context);
     wide_names(context);
     ansi_names(context);
+    name_attributes(context);
+    no_context(context);
     autoallocate(context);
     codes(context);
     control_code(context);

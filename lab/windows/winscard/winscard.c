@@ -167,21 +167,27 @@ static const BYTE *take(reply_t *r, size_t n)
     return p;
 }
 
+/* Reads an n-byte little-endian integer into *v; a short reply reads as 0. */
+static void get_int(reply_t *r, void *v, size_t n)
+{
+    const BYTE *p = take(r, n);
+    if (p)
+        memcpy(v, p, n);
+    else
+        memset(v, 0, n);
+}
+
 static DWORD get_u32(reply_t *r)
 {
-    DWORD v = 0;
-    const BYTE *p = take(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
+    DWORD v;
+    get_int(r, &v, sizeof v);
     return v;
 }
 
 static UINT64 get_u64(reply_t *r)
 {
-    UINT64 v = 0;
-    const BYTE *p = take(r, 8);
-    if (p)
-        memcpy(&v, p, 8);
+    UINT64 v;
+    get_int(r, &v, sizeof v);
     return v;
 }
 
