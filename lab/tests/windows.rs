@@ -25,6 +25,7 @@ const CHECKS: &[&str] = &[
     "codes",
     "control_code",
     "transmit",
+    "reset_by_another",
     "latency",
     "pnp_notification",
     "started_event",
