@@ -21,6 +21,7 @@ const CHECKS: &[&str] = &[
     "ansi_names",
     "name_attributes",
     "no_context",
+    "reader_groups",
     "autoallocate",
     "codes",
     "control_code",

@@ -264,6 +264,19 @@ static void no_context(SCARDCONTEXT context)
           (unsigned long)rv2, without);
 }
 
+static void reader_groups(SCARDCONTEXT context)
+{
+    WCHAR groups[256];
+    char groups_a[256];
+    DWORD n = ARRAYSIZE(groups), n_a = sizeof groups_a;
+    LONG w = SCardListReaderGroupsW(context, groups, &n);
+    LONG a = SCardListReaderGroupsA(context, groups_a, &n_a);
+    check(w == 0 && a == 0 && multi_string_has_w(groups, L"SCard$DefaultReaders")
+              && multi_string_has_a(groups_a, "SCard$DefaultReaders") && n == n_a,
+          "reader_groups", "SCardListReaderGroupsW 0x%lX and A 0x%lX: SCard$DefaultReaders, %lu characters",
+          (unsigned long)w, (unsigned long)a, n);
+}
+
 static void autoallocate(SCARDCONTEXT context)
 {
     WCHAR *readers = NULL, *name = NULL;
@@ -542,6 +555,7 @@ int main(void)
     ansi_names(context);
     name_attributes(context);
     no_context(context);
+    reader_groups(context);
     autoallocate(context);
     codes(context);
     control_code(context);
