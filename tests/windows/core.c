@@ -191,6 +191,36 @@ static void transmit(scm_manage *m)
     free(response);
 }
 
+/* The ordinal states of a reader attached without a card, then with one not yet connected. */
+static void states_without_a_card(void)
+{
+    char reader[512];
+    uint32_t absent[2] = {99, 99}, present[2] = {99, 99};
+    scm_hresult no_card;
+    uint8_t apdu[16], response[16];
+    size_t len = sizeof response;
+    scm_manage *m;
+    begin("status with COM values, reader without a card");
+    if (!control("reader 1", reader, sizeof reader) || (m = attached(reader)) == NULL)
+        return;
+    expect_hr("scm_status", scm_status(m, &absent[0], &absent[1]), SCM_S_OK);
+    expect(absent[0] == SCM_STATE_ABSENT && absent[1] == SCM_PROTOCOL_UNDEFINED, "empty: state %u protocol %u",
+           (unsigned)absent[0], (unsigned)absent[1]);
+    no_card = scm_transmit(m, apdu, echo_apdu("x", apdu), response, &len);
+    expect_hr("transmit", no_card, SCM_SCARD_E_NO_SMARTCARD);
+    if (control("insert 1", NULL, 0)) {
+        expect_hr("scm_status", scm_status(m, &present[0], &present[1]), SCM_S_OK);
+        expect(present[0] == SCM_STATE_PRESENT && present[1] == SCM_PROTOCOL_UNDEFINED,
+               "card in, not connected: state %u protocol %u", (unsigned)present[0], (unsigned)present[1]);
+        expect_hr("scm_reconnect", scm_reconnect(m), SCM_S_OK);
+        echo_ok(m, "late card");
+    }
+    scm_release(m);
+    pass("\"%s\" empty: state %u (ABSENT) protocol %u, transmit -> %s; card in: state %u (PRESENT) protocol %u, "
+         "scm_reconnect connects it, ECHO ok",
+         reader, (unsigned)absent[0], (unsigned)absent[1], hex(no_card), (unsigned)present[0], (unsigned)present[1]);
+}
+
 static void borrowed_handle(const char *reader)
 {
     struct raw_conn owner;
@@ -333,6 +363,7 @@ int main(void)
         transmit(m);
         scm_release(m);
     }
+    states_without_a_card();
     borrowed_handle(reader);
     tokens_and_nulls();
     return finish();
