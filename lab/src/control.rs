@@ -15,6 +15,7 @@
 //! | `kill` | `ok` once the daemon is dead (SIGKILL) |
 //! | `start` | `ok` once the daemon runs again with the same readers and its cards are back |
 //! | `restart` | `kill` then `start` |
+//! | `last-control` | `ok 0x<code>` or `ok none`: the last `SCardControl` code the WinSCard bridge passed to pcscd (see [`crate::bridge`]) |
 //! | `counters <i>` | `ok apdus=N resets=N power_on=N power_off=N atr_requests=N connections=N`, the [`Counters`] of the last card inserted in reader `i` |
 //!
 //! Anything else, or a request that fails, gets `error <text>`. Requests are carried out one at
@@ -197,6 +198,8 @@ impl LabControl {
             "remove" => self.remove(index(argument)?).map(|()| String::new()),
             "kill" => self.kill().map(|()| String::new()),
             "start" | "restart" => self.start().map(|()| String::new()),
+            "last-control" => Ok(crate::bridge::last_control_code()
+                .map_or_else(|| "none".to_string(), |c| format!("0x{c:08X}"))),
             "counters" => self.counters(index(argument)?).map(|c| {
                 format!(
                     "apdus={} resets={} power_on={} power_off={} atr_requests={} connections={}",

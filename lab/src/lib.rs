@@ -9,16 +9,20 @@
 //! - [`VirtualCard`]: the card side of a `vpcd` reader, driven by a Rust closure;
 //! - [`control::LabControl`]: a lab driven over a line protocol on TCP, as `scm-lab run` offers it
 //!   to the programs it runs;
+//! - [`bridge`] and [`wine`]: Windows programs under Wine against the lab, through a WinSCard
+//!   of the lab's own (`lab/windows/`);
 //! - [`shared`], [`lease`] and [`wait_card`]: one process-wide lab whose readers parallel tests
 //!   borrow one at a time.
 //!
 //! See `shared/design/PCSC-LAB.md` for the measured facts these pieces rely on.
 
 mod applet;
+pub mod bridge;
 mod card;
 pub mod control;
 mod daemon;
 mod shared;
+pub mod wine;
 
 pub use applet::{default_applet, DEFAULT_ATR};
 pub use card::{Counters, Reply, VirtualCard};

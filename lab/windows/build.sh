@@ -15,15 +15,18 @@ build() {
         exit 1
     }
     mkdir -p "$out"
+    # Up to date: nothing to do (every lab run under Wine calls this).
+    if [ -f "$out/winscard.dll" ] && [ -z "$(find "$here" -newer "$out/winscard.dll" -type f)" ]; then
+        echo "$out"
+        return
+    fi
     # Exports are listed in .def files under their undecorated names, as Windows' own DLLs
     # export them; on i686 the stdcall fixup maps them to the decorated symbols (name@N).
-    local flags=(-O2 -Wall -Wextra -Werror -shared -static-libgcc -Wl,--enable-stdcall-fixup)
+    local flags=(-O2 -Wall -Wextra -Werror -shared -static-libgcc -Wl,--enable-stdcall-fixup -D_WIN32_WINNT=0x0601)
     "$cc" "${flags[@]}" -o "$out/bcryptprimitives.dll" \
         "$here/bcryptprimitives/bcryptprimitives.c" "$here/bcryptprimitives/bcryptprimitives.def" -ladvapi32
-    if [ -f "$here/winscard/winscard.c" ]; then
-        "$cc" "${flags[@]}" -o "$out/winscard.dll" \
-            "$here/winscard/winscard.c" "$here/winscard/winscard.def" -lws2_32
-    fi
+    "$cc" "${flags[@]}" -o "$out/winscard.dll" \
+        "$here/winscard/winscard.c" "$here/winscard/winscard.def" -lws2_32
     echo "$out"
 }
 

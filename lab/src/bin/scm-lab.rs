@@ -1,25 +1,37 @@
-//! `scm-lab run [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]`: runs one command against a
-//! private PC/SC lab.
+//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]`:
+//! runs one command against a private PC/SC lab.
 //!
 //! For demos, C examples and test programs that are not Rust tests: the command gets a daemon
 //! of its own (`PCSCLITE_CSOCK_NAME`) with a default-applet card already present in the first
 //! reader (`SCM_LAB_READER`), a control channel to insert and remove cards and kill or restart
 //! the daemon (`SCM_LAB_CONTROL`, see [`scardmanage_lab::control`]), and the lab is gone when
 //! the command ends.
+//!
+//! With `--windows`, CMD is a Windows program run under Wine in a prefix private to the run,
+//! with the lab's WinSCard bridge as its `winscard.dll` (see [`scardmanage_lab::bridge`] and
+//! [`scardmanage_lab::wine`]); the folder named by `SCM_WINDOWS_DLL_DIR`, if set, is on its
+//! `PATH` (for `scardmanage.dll`).
 
 use scardmanage_lab::control::LabControl;
-use scardmanage_lab::{Lab, MAX_PAIRS, SOCKET_ENV};
+use scardmanage_lab::wine::{self, Arch, Prefix};
+use scardmanage_lab::{bridge, Lab, MAX_PAIRS, SOCKET_ENV};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-const USAGE: &str = "usage: scm-lab run [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]\n\
+const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]\n\
     Starts a private pcscd with 2*N virtual readers (N = 1..8, default 1), inserts a\n\
     default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME,\n\
     SCM_LAB_READER and SCM_LAB_CONTROL set, then stops the lab and exits with CMD's exit code.\n\
     --friendly K=NAME names pair K (0-based) NAME (UTF-8) instead of \"Lab A\", \"Lab B\", ...;\n\
-    its readers are \"NAME 00 00\" and \"NAME 00 01\".";
+    its readers are \"NAME 00 00\" and \"NAME 00 01\".\n\
+    --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
+    bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
+    32-bit Wine.";
 
 struct Options {
+    /// The architecture of a Windows program, or `None` for a Linux one.
+    windows: Option<Arch>,
     pairs: usize,
     friendly: Vec<(usize, String)>,
     command: Vec<String>,
@@ -32,12 +44,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
     if verb != "run" {
         return Err(format!("unknown subcommand {verb:?}"));
     }
-    let mut options = Options { pairs: 1, friendly: Vec::new(), command: Vec::new() };
+    let mut options = Options { windows: None, pairs: 1, friendly: Vec::new(), command: Vec::new() };
+    let mut arch = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         let mut value = || rest.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--" => break,
+            "--windows" => options.windows = Some(Arch::X86_64),
+            "--arch" => {
+                let value = value()?;
+                arch = Some(
+                    Arch::from_name(value)
+                        .ok_or_else(|| format!("--arch takes x86_64 or i686, not {value:?}"))?,
+                );
+            }
             "--pairs" => {
                 let value = value()?;
                 options.pairs = value
@@ -56,6 +77,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             other => return Err(format!("unexpected argument {other:?} (the command goes after --)")),
         }
+    }
+    if let Some(arch) = arch {
+        if options.windows.is_none() {
+            return Err("--arch goes with --windows".into());
+        }
+        options.windows = Some(arch);
     }
     options.command = rest.cloned().collect();
     if options.command.is_empty() {
@@ -98,14 +125,30 @@ fn main() -> ExitCode {
         }
     };
 
+    // Kept until the program has ended: dropping it removes the prefix.
+    let mut prefix = None;
+    let mut command = match options.windows {
+        None => Command::new(&options.command[0]),
+        Some(arch) => match windows_command(arch, Path::new(&options.command[0])) {
+            Ok((command, private)) => {
+                prefix = Some(private);
+                command
+            }
+            Err(e) => {
+                eprintln!("scm-lab: cannot run {:?} under Wine: {e}", options.command[0]);
+                return ExitCode::from(1);
+            }
+        },
+    };
     let started = Instant::now();
-    let status = Command::new(&options.command[0])
+    let status = command
         .args(&options.command[1..])
         .env(SOCKET_ENV, lab.socket_path())
         .env("SCM_LAB_READER", &reader.name)
         .env("SCM_LAB_CONTROL", control.to_string())
         .status();
     let elapsed = started.elapsed();
+    drop(prefix);
     let apdus = lab.counters(0).map_or(0, |c| c.apdus);
     lab.close();
 
@@ -129,4 +172,16 @@ fn main() -> ExitCode {
             ExitCode::from(127)
         }
     }
+}
+
+/// The command running a Windows program under Wine against this process's lab: a private
+/// prefix with the lab's DLLs, and the bridge's relay listening (`SCM_LAB_BRIDGE`).
+fn windows_command(arch: Arch, program: &Path) -> std::io::Result<(Command, Prefix)> {
+    let dlls = wine::build_dlls(arch)?;
+    let prefix = Prefix::create(arch, &dlls)?;
+    let dll_dirs: Vec<PathBuf> =
+        std::env::var_os("SCM_WINDOWS_DLL_DIR").map(PathBuf::from).into_iter().collect();
+    let mut command = prefix.command(program, &dll_dirs);
+    command.env("SCM_LAB_BRIDGE", bridge::serve()?.to_string());
+    Ok((command, prefix))
 }
