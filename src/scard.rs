@@ -5,13 +5,16 @@
 //! and it disconnects with RESET when dropped, which would break both borrowed handles and
 //! "leave the card as it is".
 
-use std::ffi::{c_char, CStr};
+use std::ffi::CStr;
 use std::ptr;
 
 use pcsc::ffi;
 
+use self::names::{SCardConnect, SCardGetStatusChange, SCardListReaders, SCardStatus, SCARD_READERSTATE};
 use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
+
+mod names;
 
 pub type Result<T> = std::result::Result<T, scm_hresult>;
 
@@ -161,16 +164,18 @@ impl Context {
     ) -> Result<(CardHandle, ffi::DWORD)> {
         let mut handle: ffi::SCARDHANDLE = 0;
         let mut active: ffi::DWORD = 0;
+        let reader = names::to_native(reader);
         // SAFETY: the reader name is NUL-terminated and the out-pointers are valid for the call.
         check(unsafe {
-            ffi::SCardConnect(self.0, reader.as_ptr(), share_mode, protocols, &mut handle, &mut active)
+            SCardConnect(self.0, reader.as_ptr(), share_mode, protocols, &mut handle, &mut active)
         })?;
         Ok((CardHandle(handle), active))
     }
 
     /// The reader's event state (`SCARD_STATE_*` bits), without waiting.
     pub fn reader_state(&self, reader: &CStr) -> Result<ffi::DWORD> {
-        let mut state = ffi::SCARD_READERSTATE {
+        let reader = names::to_native(reader);
+        let mut state = SCARD_READERSTATE {
             szReader: reader.as_ptr(),
             pvUserData: ptr::null_mut(),
             dwCurrentState: ffi::SCARD_STATE_UNAWARE,
@@ -179,7 +184,7 @@ impl Context {
             rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
         };
         // SAFETY: one valid reader state whose name outlives the call.
-        let rv = unsafe { ffi::SCardGetStatusChange(self.0, 0, &mut state, 1) };
+        let rv = unsafe { SCardGetStatusChange(self.0, 0, &mut state, 1) };
         // A zero timeout reports "timeout" when nothing changed from UNAWARE: the state is set.
         match code_from_native(rv) {
             SCM_S_OK | SCM_SCARD_E_TIMEOUT => Ok(state.dwEventState),
@@ -187,21 +192,19 @@ impl Context {
         }
     }
 
-    /// The reader names as a PC/SC multi-string, final NUL included.
+    /// The reader names as a PC/SC multi-string in UTF-8, final NUL included.
     pub fn list_readers(&self) -> Result<Vec<u8>> {
         loop {
             let mut len: ffi::DWORD = 0;
             // SAFETY: a NULL buffer asks for the length only.
-            check(unsafe { ffi::SCardListReaders(self.0, ptr::null(), ptr::null_mut(), &mut len) })?;
-            let mut names = vec![0u8; len as usize];
-            // SAFETY: the buffer holds `len` bytes.
-            let rv = unsafe {
-                ffi::SCardListReaders(self.0, ptr::null(), names.as_mut_ptr().cast::<c_char>(), &mut len)
-            };
+            check(unsafe { SCardListReaders(self.0, ptr::null(), ptr::null_mut(), &mut len) })?;
+            let mut names: Vec<names::Unit> = vec![0; len as usize];
+            // SAFETY: the buffer holds `len` units.
+            let rv = unsafe { SCardListReaders(self.0, ptr::null(), names.as_mut_ptr().cast(), &mut len) };
             match check(rv) {
                 Ok(()) => {
                     names.truncate(len as usize);
-                    return Ok(names);
+                    return Ok(names::to_utf8(names));
                 }
                 // A reader was plugged in between the two calls: ask again.
                 Err(SCM_SCARD_E_INSUFFICIENT_BUFFER) => continue,
@@ -228,6 +231,8 @@ pub struct CardStatus {
 
 impl CardHandle {
     /// The handle value as the ABI carries it (`uintptr_t`).
+    // A cast for pcsc-lite's `LONG` and PCSC.framework's 32 bits; WinSCard's is already usize.
+    #[cfg_attr(windows, allow(clippy::unnecessary_cast))]
     pub fn to_abi(self) -> usize {
         self.0 as usize
     }
@@ -240,11 +245,11 @@ impl CardHandle {
 
     /// `SCardStatus`, filling the name and ATR buffers given (an empty one is passed as NULL,
     /// which asks PC/SC for that length only). Returns the status and both lengths.
-    fn status_into(self, name: &mut [u8], atr: &mut [u8]) -> Result<(CardStatus, usize, usize)> {
-        fn buffer(bytes: &mut [u8]) -> (*mut u8, ffi::DWORD) {
-            match bytes.is_empty() {
+    fn status_into(self, name: &mut [names::Unit], atr: &mut [u8]) -> Result<(CardStatus, usize, usize)> {
+        fn buffer<T>(units: &mut [T]) -> (*mut T, ffi::DWORD) {
+            match units.is_empty() {
                 true => (ptr::null_mut(), 0),
-                false => (bytes.as_mut_ptr(), bytes.len() as ffi::DWORD),
+                false => (units.as_mut_ptr(), units.len() as ffi::DWORD),
             }
         }
         let ((name_ptr, mut name_len), (atr_ptr, mut atr_len)) = (buffer(name), buffer(atr));
@@ -252,9 +257,9 @@ impl CardHandle {
         // SAFETY: each buffer is NULL or holds the length passed with it; the rest are valid
         // out-pointers for the call.
         check(unsafe {
-            ffi::SCardStatus(
+            SCardStatus(
                 self.0,
-                name_ptr.cast::<c_char>(),
+                name_ptr.cast(),
                 &mut name_len,
                 &mut state,
                 &mut protocol,
@@ -276,16 +281,16 @@ impl CardHandle {
         Ok((atr, atr_len.min(ATR_ROOM)))
     }
 
-    /// The name of the reader the handle is connected through, without its NUL.
+    /// The name of the reader the handle is connected through, in UTF-8, without its NUL.
     pub fn reader_name(self) -> Result<Vec<u8>> {
         loop {
             let (_, len, _) = self.status_into(&mut [], &mut [])?;
-            let mut name = vec![0u8; len];
+            let mut name: Vec<names::Unit> = vec![0; len];
             match self.status_into(&mut name, &mut []) {
                 Ok(_) => {
-                    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                    let end = name.iter().position(|&unit| unit == 0).unwrap_or(name.len());
                     name.truncate(end);
-                    return Ok(name);
+                    return Ok(names::to_utf8(name));
                 }
                 // The name grew between the two calls (another reader took its place): ask again.
                 Err(SCM_SCARD_E_INSUFFICIENT_BUFFER) => continue,
@@ -377,7 +382,7 @@ mod tests {
         assert_eq!(code_from_native(6), SCM_SCARD_E_INVALID_HANDLE);
         assert_eq!(code_from_native(5) as u32, 0x8007_0005);
         assert_eq!(code_from_native(0xFFFF) as u32, 0x8007_FFFF);
-        assert_eq!(code_from_native(0x8010_0068 as ffi::LONG) as u32, 0x8010_0068);
+        assert_eq!(code_from_native(0x8010_0068_u32 as ffi::LONG) as u32, 0x8010_0068);
         #[cfg(all(target_pointer_width = "64", not(target_os = "windows")))]
         assert_eq!(code_from_native(0x0000_0000_8010_001D_i64 as ffi::LONG), SCM_SCARD_E_NO_SERVICE);
     }
@@ -410,6 +415,71 @@ mod tests {
         assert_eq!(protocols_to_native(3), ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1);
         assert_eq!(protocols_to_native(0xFF), ffi::SCARD_PROTOCOL_RAW);
         assert_eq!(protocols_to_native(0), 0);
+    }
+
+    #[cfg(target_os = "windows")]
+    #[test]
+    fn winscard_ordinal_states_are_com_states() {
+        let none = ffi::SCARD_PROTOCOL_UNDEFINED;
+        let t0 = ffi::SCARD_PROTOCOL_T0;
+        for state in 0..=6 {
+            assert_eq!(card_state_to_com(state, none), state);
+        }
+        assert_eq!(card_state_to_com(ffi::SCARD_SPECIFIC, t0), 6);
+        assert_eq!(card_state_to_com(ffi::SCARD_NEGOTIABLE, t0), 6, "a protocol runs: SPECIFIC");
+        assert_eq!(card_state_to_com(ffi::SCARD_PRESENT, t0), 2, "not powered: no protocol runs");
+        assert_eq!(card_state_to_com(7, none), 0, "no such state");
+        // What pcsc-lite's bits would say (PRESENT|POWERED|NEGOTIABLE) is no WinSCard state.
+        assert_eq!(card_state_to_com(0x34, t0), 0);
+    }
+
+    #[cfg(target_os = "windows")]
+    #[test]
+    fn winscard_raw_is_0x10000() {
+        assert_eq!(ffi::SCARD_PROTOCOL_RAW, 0x1_0000);
+        assert_eq!(protocol_to_com(0x1_0000), 0xFF);
+        assert_eq!(protocols_to_native(0xFF), 0x1_0000);
+        assert_eq!(protocol_to_com(4), 0, "pcsc-lite's RAW is no protocol on Windows");
+    }
+
+    #[cfg(target_os = "windows")]
+    #[test]
+    fn winscard_codes_are_negative_32_bit_values() {
+        assert_eq!(ffi::SCARD_W_RESET_CARD, 0x8010_0068_u32 as i32);
+        assert_eq!(code_from_native(ffi::SCARD_W_RESET_CARD), SCM_SCARD_W_RESET_CARD);
+        assert_eq!(code_from_native(ffi::SCARD_E_NO_SERVICE), SCM_SCARD_E_NO_SERVICE);
+        // Where WinSCard and pcsc-lite disagree: 0x8010001F is UNEXPECTED on Windows.
+        assert_eq!(code_from_native(ffi::SCARD_E_UNSUPPORTED_FEATURE), SCM_SCARD_E_UNSUPPORTED_FEATURE);
+        assert_eq!(code_from_native(ffi::SCARD_E_UNEXPECTED), SCM_SCARD_E_UNEXPECTED);
+        // Win32 errors WinSCard passes through: ERROR_INVALID_HANDLE, ERROR_BROKEN_PIPE.
+        assert_eq!(code_from_native(6), SCM_SCARD_E_INVALID_HANDLE);
+        assert_eq!(code_from_native(109) as u32, 0x8007_006D);
+    }
+
+    #[cfg(target_os = "windows")]
+    #[test]
+    fn winscard_widths() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<ffi::DWORD>(), 4);
+        assert_eq!(size_of::<ffi::LONG>(), 4);
+        // Handles are ULONG_PTR: as wide as a pointer, on x86_64 and on i686.
+        assert_eq!(size_of::<ffi::SCARDHANDLE>(), size_of::<usize>());
+        assert_eq!(size_of::<ffi::SCARDCONTEXT>(), size_of::<usize>());
+        assert_eq!(size_of::<ffi::SCARD_IO_REQUEST>(), 8);
+        assert_eq!(ffi::ATR_BUFFER_SIZE, ATR_ROOM);
+    }
+
+    #[test]
+    fn handles_cross_the_abi_unchanged() {
+        for value in [1, 0x7FFF_FFFF, 0x0123_4567] {
+            assert_eq!(CardHandle::from_abi(value).map(CardHandle::to_abi), Ok(value));
+        }
+        // Every ULONG_PTR is a WinSCard handle; pcsc-lite's are LONGs, PCSC.framework's 32 bits.
+        let widest = CardHandle::from_abi(usize::MAX).map(CardHandle::to_abi);
+        match cfg!(target_os = "windows") {
+            true => assert_eq!(widest, Ok(usize::MAX)),
+            false => assert_eq!(widest, Err(SCM_E_INVALIDARG)),
+        }
     }
 
     #[test]

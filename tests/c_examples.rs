@@ -1,5 +1,6 @@
 //! The C examples, built the way a C user builds them (strict C99 against the committed header
 //! and the shared library), run against the lab; and the header compiled as C++.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Many threads mixing every operation over shared and private managers for a bounded time,
 //! and a blocked scm_lock measured against other managers' calls.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

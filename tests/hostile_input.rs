@@ -1,6 +1,7 @@
 //! Hostile input at every exported function: NULL in each pointer, released and random
 //! tokens, out-of-range enums, lengths 0 and SIZE_MAX, over-long APDUs, invalid UTF-8 and
 //! UTF-16, and a panic forced inside a call. Always the documented code, never a crash.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

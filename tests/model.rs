@@ -6,6 +6,7 @@
 //! Replay: the seed is printed; `SCM_SEED=<seed>` repeats the run call for call. Steps:
 //! `SCM_MODEL_STEPS` (default 3000, 40000 under `SCM_STRESS=1`). A failure prints the seed and
 //! the last steps; a step that hangs is reported the same way by a watchdog.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

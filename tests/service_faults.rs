@@ -3,6 +3,7 @@
 //! returns a PC/SC code instead of hanging; scm_reconnect then recovers each manager and APDUs
 //! flow. A test binary of its own: killing the daemon disturbs every test of the process.
 //! Rounds: 3 by default, 100 under SCM_STRESS=1 (or SCM_RESTARTS=n).
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! pcscd killed and restarted while managers are attached: calls fail with a PC/SC code instead
 //! of hanging, and `scm_reconnect` recovers (a new context), as does `scm_list_readers`.
 //! A test binary of its own: killing the daemon would disturb every other test of the process.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

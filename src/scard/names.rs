@@ -1,0 +1,146 @@
+//! Reader names as each platform's PC/SC takes them. Inside the library a name is UTF-8 (a
+//! `CString`); pcsc-lite and PCSC.framework take UTF-8 too, so on them nothing is converted.
+//! WinSCard's A entry points (the only ones the `pcsc` crate binds) would read the bytes in the
+//! ANSI code page and lose every name outside it; its W entry points take UTF-16, so on Windows
+//! names go through those, converted at the call.
+
+#[cfg(windows)]
+pub use self::utf16::*;
+#[cfg(not(windows))]
+pub use self::utf8::*;
+
+#[cfg(not(windows))]
+mod utf8 {
+    use std::ffi::CStr;
+
+    pub use pcsc::ffi::{
+        SCardConnect, SCardGetStatusChange, SCardListReaders, SCardStatus, SCARD_READERSTATE,
+    };
+
+    /// A unit of a name as PC/SC writes it.
+    pub type Unit = u8;
+
+    /// A name as PC/SC reads it (`as_ptr` gives the call's argument).
+    pub fn to_native(name: &CStr) -> &CStr {
+        name
+    }
+
+    /// Units PC/SC wrote (one name or a multi-string, NULs kept) as UTF-8.
+    pub fn to_utf8(units: Vec<Unit>) -> Vec<u8> {
+        units
+    }
+}
+
+#[cfg(windows)]
+mod utf16 {
+    #![allow(non_snake_case, clippy::upper_case_acronyms)]
+
+    use std::ffi::{c_void, CStr};
+
+    use pcsc::ffi::{ATR_BUFFER_SIZE, DWORD, LONG, SCARDCONTEXT, SCARDHANDLE};
+
+    pub type Unit = u16;
+
+    /// WinSCard's `SCARD_READERSTATEW`: `SCARD_READERSTATEA` with a UTF-16 name.
+    #[repr(C)]
+    pub struct SCARD_READERSTATE {
+        pub szReader: *const u16,
+        pub pvUserData: *mut c_void,
+        pub dwCurrentState: DWORD,
+        pub dwEventState: DWORD,
+        pub cbAtr: DWORD,
+        pub rgbAtr: [u8; ATR_BUFFER_SIZE],
+    }
+
+    // The W entry points, as mingw-w64's winscard.h and Microsoft's reference declare them.
+    #[link(name = "winscard")]
+    extern "system" {
+        #[link_name = "SCardConnectW"]
+        pub fn SCardConnect(
+            hContext: SCARDCONTEXT,
+            szReader: *const u16,
+            dwShareMode: DWORD,
+            dwPreferredProtocols: DWORD,
+            phCard: *mut SCARDHANDLE,
+            pdwActiveProtocol: *mut DWORD,
+        ) -> LONG;
+
+        #[link_name = "SCardGetStatusChangeW"]
+        pub fn SCardGetStatusChange(
+            hContext: SCARDCONTEXT,
+            dwTimeout: DWORD,
+            rgReaderStates: *mut SCARD_READERSTATE,
+            cReaders: DWORD,
+        ) -> LONG;
+
+        #[link_name = "SCardListReadersW"]
+        pub fn SCardListReaders(
+            hContext: SCARDCONTEXT,
+            mszGroups: *const u16,
+            mszReaders: *mut u16,
+            pcchReaders: *mut DWORD,
+        ) -> LONG;
+
+        #[link_name = "SCardStatusW"]
+        pub fn SCardStatus(
+            hCard: SCARDHANDLE,
+            mszReaderNames: *mut u16,
+            pcchReaderLen: *mut DWORD,
+            pdwState: *mut DWORD,
+            pdwProtocol: *mut DWORD,
+            pbAtr: *mut u8,
+            pcbAtrLen: *mut DWORD,
+        ) -> LONG;
+    }
+
+    /// A name as UTF-16, NUL-terminated (`as_ptr` gives the call's argument). Names inside the
+    /// library are valid UTF-8, so the conversion loses nothing.
+    pub fn to_native(name: &CStr) -> Vec<u16> {
+        String::from_utf8_lossy(name.to_bytes()).encode_utf16().chain([0]).collect()
+    }
+
+    /// Units WinSCard wrote (one name or a multi-string, NULs kept) as UTF-8. An unpaired
+    /// surrogate, which UTF-8 cannot carry, becomes U+FFFD.
+    pub fn to_utf8(units: Vec<Unit>) -> Vec<u8> {
+        String::from_utf16_lossy(&units).into_bytes()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_go_to_utf16_with_their_nul() {
+            assert_eq!(to_native(c"Lab A"), [0x4C, 0x61, 0x62, 0x20, 0x41, 0]);
+            // Outside Latin-1 and outside the BMP: no ANSI code page holds both.
+            let name = c"Lecteur \u{e9}\u{3b1} \u{1F4B3} 00";
+            let units = to_native(name);
+            assert_eq!(units.last(), Some(&0));
+            assert_eq!(String::from_utf16(&units[..units.len() - 1]).unwrap(), name.to_str().unwrap());
+            assert!(units.contains(&0xD83D), "U+1F4B3 is a surrogate pair");
+        }
+
+        #[test]
+        fn names_and_multi_strings_come_back_as_utf8() {
+            let multi: Vec<u16> = "Lab \u{e9} 00\0Lab \u{3b1} 01\0\0".encode_utf16().collect();
+            assert_eq!(to_utf8(multi), "Lab \u{e9} 00\0Lab \u{3b1} 01\0\0".as_bytes());
+            assert_eq!(to_utf8(Vec::new()), b"");
+            assert_eq!(to_utf8(vec![0x41, 0xD800, 0x42]), "A\u{FFFD}B".as_bytes());
+        }
+
+        #[test]
+        fn a_name_survives_the_round_trip() {
+            let name = c"\u{420}\u{438}\u{434}\u{435}\u{440} \u{8aad}\u{307f}\u{53d6}\u{308a} 00";
+            let mut units = to_native(name);
+            units.pop();
+            assert_eq!(to_utf8(units), name.to_bytes());
+        }
+
+        #[test]
+        fn the_reader_state_has_winscard_layout() {
+            // 64-bit: pointer, pointer, 3 DWORDs, 36 ATR bytes, padded to 8; 32-bit: 4-byte units.
+            let size = std::mem::size_of::<SCARD_READERSTATE>();
+            assert_eq!(size, if cfg!(target_pointer_width = "64") { 64 } else { 56 });
+        }
+    }
+}
