@@ -107,7 +107,7 @@ static void attach_by_names(const char *reader, const char *label)
 static void status_and_atr(scm_manage *m)
 {
     uint32_t state = 99, protocol = 99;
-    uint8_t atr[40];
+    uint8_t atr[40] = {0};
     size_t len = 0, short_len = sizeof DEFAULT_ATR - 1;
     scm_manage *unattached = NULL;
     begin("status with COM values");
@@ -141,7 +141,7 @@ static void transmit(scm_manage *m)
     uint8_t apdu[32], small[12];
     uint8_t *response = malloc(SCM_MAX_APDU_SIZE);
     size_t len, apdu_len = echo_apdu("0123456789", apdu);
-    unsigned long before, after, resets, power_off;
+    unsigned long before = 0, after = 0, resets, power_off;
     if (response == NULL)
         return;
 
@@ -227,7 +227,7 @@ static void borrowed_handle(const char *reader)
     scm_manage *m = NULL;
     scm_hscard handle = 0;
     uint32_t state = 99, protocol = 99;
-    unsigned long apdus, resets_before, resets_after, power_off;
+    unsigned long apdus, resets_before = 0, resets_after = 0, power_off;
     int32_t rv;
     begin("borrowed handle");
     rv = raw_connect(&owner, reader);

@@ -32,7 +32,7 @@ static scm_hresult transmit_echo(scm_manage *m)
 static void reset_by_another_connection(scm_manage *m, const char *reader)
 {
     struct raw_conn other;
-    unsigned long apdus, resets0, resets1, resets2, off0, off1, off2;
+    unsigned long apdus, resets0 = 0, resets1 = 0, resets2 = 0, off0 = 0, off1 = 0, off2 = 0;
     scm_hresult after_reset;
     int32_t rv;
     begin("reset by another connection");
