@@ -7,8 +7,9 @@
 //! and every run copies it with hard links (the registry files, which Wine rewrites, are real
 //! copies; the lab's DLLs replace their links).
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -226,6 +227,15 @@ fn template() -> io::Result<PathBuf> {
         return Ok(template);
     }
     fs::create_dir_all(&root)?;
+    // Parallel tests on a fresh machine wait for one wineboot instead of each running one.
+    let lock = File::create(root.join("prefix.lock"))?;
+    // SAFETY: flock on an open descriptor; the lock goes with the file when it is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if template.join("system.reg").is_file() {
+        return Ok(template);
+    }
     let building = root.join(format!("prefix-building-{}-{}", std::process::id(), unique()));
     let _ = fs::remove_dir_all(&building);
     let made = run(Command::new(&wine64)
@@ -242,10 +252,7 @@ fn template() -> io::Result<PathBuf> {
         let _ = fs::remove_dir_all(&building);
         return Err(io::Error::other(format!("creating a Wine prefix failed: {e}")));
     }
-    // Another run may have made the template meanwhile; either copy serves.
-    if fs::rename(&building, &template).is_err() {
-        let _ = fs::remove_dir_all(&building);
-    }
+    fs::rename(&building, &template)?;
     if template.join("system.reg").is_file() {
         Ok(template)
     } else {

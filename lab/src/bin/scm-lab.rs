@@ -15,6 +15,7 @@
 use scardmanage_lab::control::LabControl;
 use scardmanage_lab::wine::{self, Arch, Prefix};
 use scardmanage_lab::{bridge, Lab, MAX_PAIRS, SOCKET_ENV};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -140,6 +141,16 @@ fn main() -> ExitCode {
             }
         },
     };
+    // A killed scm-lab (a test's timeout) must not leave the program running against nothing.
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let started = Instant::now();
     let status = command
         .args(&options.command[1..])

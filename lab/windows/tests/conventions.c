@@ -187,20 +187,53 @@ static void wide_names(SCARDCONTEXT context)
 
 static void ansi_names(SCARDCONTEXT context)
 {
-    char readers[2048], expected[512];
-    DWORD n = sizeof readers;
+    char readers[2048], expected[512], status_name[512] = { 0 };
+    DWORD n = sizeof readers, status_length = sizeof status_name;
     SCARDHANDLE card;
+    SCARD_READERSTATEA state = { 0 };
     LONG listed = SCardListReadersA(context, NULL, readers, &n);
-    LONG ascii, lossy;
+    LONG ascii, lossy, status = -1, changed;
     WideCharToMultiByte(CP_ACP, 0, FRIENDLY_READER, -1, expected, sizeof expected, NULL, NULL);
     ascii = SCardConnectA(context, "Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &n);
     if (ascii == 0)
         SCardDisconnect(card, SCARD_LEAVE_CARD);
+    if (SCardConnectW(context, FRIENDLY_READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &n) == 0) {
+        status = SCardStatusA(card, status_name, &status_length, NULL, NULL, NULL, NULL);
+        SCardDisconnect(card, SCARD_LEAVE_CARD);
+    }
     /* The code page cannot hold every character: the A name names no reader, as on Windows. */
     lossy = SCardConnectA(context, expected, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &n);
-    check(listed == 0 && multi_string_has_a(readers, expected) && ascii == 0 && lossy == SCARD_E_UNKNOWN_READER,
-          "ansi_names", "code page %u: SCardListReadersA gives the name as \"%s\"; SCardConnectA ASCII name 0x%lX, "
-          "that name 0x%lX (SCARD_E_UNKNOWN_READER)", GetACP(), escaped(expected), (unsigned long)ascii, (unsigned long)lossy);
+    state.szReader = "Lab A 00 00";
+    changed = SCardGetStatusChangeA(context, 0, &state, 1);
+    check(listed == 0 && multi_string_has_a(readers, expected) && ascii == 0 && status == 0
+              && strcmp(status_name, expected) == 0 && lossy == SCARD_E_UNKNOWN_READER && changed == 0
+              && (state.dwEventState & SCARD_STATE_PRESENT),
+          "ansi_names", "code page %u: SCardListReadersA and SCardStatusA give the name as \"%s\"; SCardConnectA "
+          "with an ASCII name 0x%lX, with that name 0x%lX (SCARD_E_UNKNOWN_READER); SCardGetStatusChangeA 0x%lX",
+          GetACP(), escaped(expected), (unsigned long)ascii, (unsigned long)lossy, (unsigned long)changed);
+}
+
+static void reset_by_another(SCARDCONTEXT context)
+{
+    static const BYTE echo[] = { 0x80, 0x10, 0x00, 0x00, 0x01, 0x5A, 0x00 };
+    SCARDHANDLE ours, theirs;
+    BYTE response[16];
+    DWORD protocol = 0, reconnected = 0, n = sizeof response;
+    LONG rv = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &ours, &protocol);
+    LONG reset = rv ? rv : SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &theirs, &protocol);
+    LONG seen, again, after;
+    reset = reset ? reset : SCardReconnect(theirs, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_RESET_CARD, &protocol);
+    seen = SCardTransmit(ours, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n);
+    again = SCardReconnect(ours, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
+                           &reconnected);
+    n = sizeof response;
+    after = SCardTransmit(ours, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n);
+    check(reset == 0 && seen == SCARD_W_RESET_CARD && again == 0 && reconnected == SCARD_PROTOCOL_T1 && after == 0,
+          "reset_by_another", "another handle's SCardReconnect(SCARD_RESET_CARD) 0x%lX: our transmit 0x%08lX "
+          "(SCARD_W_RESET_CARD), SCardReconnect 0x%lX (protocol %lu), then transmit 0x%lX", (unsigned long)reset,
+          (unsigned long)seen, (unsigned long)again, reconnected, (unsigned long)after);
+    SCardDisconnect(ours, SCARD_LEAVE_CARD);
+    SCardDisconnect(theirs, SCARD_LEAVE_CARD);
 }
 
 static void name_attributes(SCARDCONTEXT context)
@@ -229,6 +262,19 @@ static void no_context(SCARDCONTEXT context)
     check(rv == 0 && rv2 == 0 && with == without && with > 0, "no_context",
           "SCardListReadersW without a context (WinSCard uses one of its own): 0x%lX, %lu characters as with one",
           (unsigned long)rv2, without);
+}
+
+static void reader_groups(SCARDCONTEXT context)
+{
+    WCHAR groups[256];
+    char groups_a[256];
+    DWORD n = ARRAYSIZE(groups), n_a = sizeof groups_a;
+    LONG w = SCardListReaderGroupsW(context, groups, &n);
+    LONG a = SCardListReaderGroupsA(context, groups_a, &n_a);
+    check(w == 0 && a == 0 && multi_string_has_w(groups, L"SCard$DefaultReaders")
+              && multi_string_has_a(groups_a, "SCard$DefaultReaders") && n == n_a,
+          "reader_groups", "SCardListReaderGroupsW 0x%lX and A 0x%lX: SCard$DefaultReaders, %lu characters",
+          (unsigned long)w, (unsigned long)a, n);
 }
 
 static void autoallocate(SCARDCONTEXT context)
@@ -509,10 +555,12 @@ int main(void)
     ansi_names(context);
     name_attributes(context);
     no_context(context);
+    reader_groups(context);
     autoallocate(context);
     codes(context);
     control_code(context);
     transmit(context);
+    reset_by_another(context);
     latency(context);
     pnp_notification(context);
     started_event();
