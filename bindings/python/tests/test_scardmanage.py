@@ -349,6 +349,12 @@ def test_the_package_is_the_pip_installed_one():
     assert not os.path.abspath(scardmanage.__file__).startswith(REPO + os.sep), scardmanage.__file__
 
 
+def test_the_package_is_tested_in_a_virtual_environment():
+    # .ci/test-bindings installs into a venv: the interpreter the machine has stays unchanged.
+    assert sys.prefix != sys.base_prefix, "not in a virtual environment: %s" % sys.prefix
+    assert os.path.abspath(scardmanage.__file__).startswith(os.path.abspath(sys.prefix) + os.sep), scardmanage.__file__
+
+
 def _which_path_in_subprocess(no_extension):
     code = (
         "import scardmanage as s; "
