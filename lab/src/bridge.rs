@@ -472,11 +472,12 @@ fn from_pcsclite(protocol: DWORD) -> u32 {
 
 /// pcsc-lite's state bits (`SCARD_ABSENT` 0x2 ... `SCARD_SPECIFIC` 0x40, event counter above)
 /// as WinSCard's ordinal: the most advanced state reached. pcsc-lite keeps `NEGOTIABLE` set
-/// after a protocol has been chosen; WinSCard calls that state `SCARD_SPECIFIC`.
+/// after a protocol has been chosen; a powered card with an active protocol is what WinSCard
+/// calls `SCARD_SPECIFIC`.
 fn ordinal_state(bits: u32, protocol: u32) -> u32 {
     const ORDER: [(u32, u32); 6] = [(0x40, 6), (0x20, 5), (0x10, 4), (0x08, 3), (0x04, 2), (0x02, 1)];
     let ordinal = ORDER.iter().find(|(bit, _)| bits & bit != 0).map_or(0, |&(_, ordinal)| ordinal);
-    if ordinal == 5 && protocol != 0 {
+    if ordinal >= 4 && protocol != 0 {
         6
     } else {
         ordinal
@@ -606,6 +607,7 @@ mod tests {
         assert_eq!(ordinal_state(0x10034, 0), 5);
         assert_eq!(ordinal_state(0x2, 0), 1);
         assert_eq!(ordinal_state(0x10016, 0), 4);
+        assert_eq!(ordinal_state(0x10016, 2), 6);
         assert_eq!(ordinal_state(0x1, 0), 0);
         assert_eq!(control_code(0x0031_0000 | (3400 << 2)), 0x4200_0000 + 3400);
         assert_eq!(control_code(0x0031_0001 | (3400 << 2)), 0x0031_0001 | (3400 << 2));
