@@ -3,6 +3,7 @@ in the reader SCM_LAB_READER names, the second pair of readers named with Latin-
 (scm-lab run --pairs 2 --friendly 1=$'Lab \\xE9' -- python3 -m pytest ...)."""
 
 import concurrent.futures
+import ctypes
 import importlib.util
 import multiprocessing
 import os
@@ -94,6 +95,25 @@ def test_a_reader_name_that_is_not_utf8_hides_no_reader(reader):
     with SCardManage() as m:
         # The replaced name is valid UTF-8 but names no reader.
         raises(scardmanage.SCARD_E_UNKNOWN_READER, m.attach_by_ifd, readers[2])
+
+
+def test_a_reader_whose_name_is_not_utf8_is_reached_by_handle():
+    # As the header says: PC/SC code of this process connects by the name's bytes, the manager
+    # borrows the handle, and reader_name() gives the name with U+FFFD.
+    pcsc = ctypes.CDLL("libpcsclite.so.1")
+    context, card, protocol = ctypes.c_long(), ctypes.c_long(), ctypes.c_ulong()
+    scope_system, share_direct = 2, 3
+    assert pcsc.SCardEstablishContext(scope_system, None, None, ctypes.byref(context)) == 0
+    try:
+        rv = pcsc.SCardConnect(context, LATIN1_READER, share_direct, 0, ctypes.byref(card), ctypes.byref(protocol))
+        assert rv == 0, "SCardConnect: 0x%08X" % (rv & 0xFFFFFFFF)
+        with SCardManage() as m:
+            m.attach_by_handle(card.value)
+            assert m.reader_name() == "Lab \ufffd 00 00"
+            assert m.status() == (scardmanage.STATE_ABSENT, scardmanage.PROTOCOL_UNDEFINED)
+        pcsc.SCardDisconnect(card, 0)
+    finally:
+        pcsc.SCardReleaseContext(context)
 
 
 def test_status_atr_and_reader_name(mgr, reader):
