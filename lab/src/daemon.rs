@@ -60,8 +60,9 @@ pub struct Lab {
     log_path: PathBuf,
     pcscd: PathBuf,
     unshare: PathBuf,
-    /// The `FRIENDLYNAME` of each entry, from which pcscd names its two readers.
-    friendly: Vec<String>,
+    /// The `FRIENDLYNAME` of each entry, from which pcscd names its two readers: bytes, since
+    /// pcscd takes a name that is not UTF-8 as well.
+    friendly: Vec<Vec<u8>>,
     /// The `CHANNELID` of each entry; slot 0 listens there and slot 1 on the next port.
     base_ports: Vec<u16>,
     readers: Vec<Reader>,
@@ -98,6 +99,16 @@ impl Lab {
     /// at most [`MAX_FRIENDLY_LEN`] bytes, and free of `"` and control characters (the config
     /// syntax has no escapes).
     pub fn start_named(pairs: usize, friendly: &[(usize, String)]) -> io::Result<Lab> {
+        let friendly: Vec<(usize, Vec<u8>)> =
+            friendly.iter().map(|(pair, name)| (*pair, name.clone().into_bytes())).collect();
+        Lab::start_named_bytes(pairs, &friendly)
+    }
+
+    /// Like [`start_named`](Self::start_named), with names as bytes written to `reader.conf.d`
+    /// unchanged: a name that is not UTF-8 (a driver's Latin-1 name, say) gives readers whose
+    /// names PC/SC lists as those bytes, for testing what callers make of them. Their
+    /// [`Reader::name`] is the lossy UTF-8 decoding (U+FFFD for each invalid sequence).
+    pub fn start_named_bytes(pairs: usize, friendly: &[(usize, Vec<u8>)]) -> io::Result<Lab> {
         if pairs == 0 || pairs > MAX_PAIRS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -223,12 +234,18 @@ impl Lab {
     /// reader order keeps lists and logs comparable between runs.
     fn write_config(&mut self) -> io::Result<()> {
         self.readers.clear();
-        let mut config = String::new();
+        let mut config = Vec::new();
         for (pair, (friendly, &port)) in self.friendly.iter().zip(&self.base_ports).enumerate() {
-            config += &format!(
-                "FRIENDLYNAME \"{friendly}\"\nDEVICENAME /dev/null:0x{port:X}\nLIBPATH {}\nCHANNELID 0x{port:X}\n\n",
-                self.driver_copy(pair).display()
+            config.extend_from_slice(b"FRIENDLYNAME \"");
+            config.extend_from_slice(friendly);
+            config.extend_from_slice(
+                format!(
+                    "\"\nDEVICENAME /dev/null:0x{port:X}\nLIBPATH {}\nCHANNELID 0x{port:X}\n\n",
+                    self.driver_copy(pair).display()
+                )
+                .as_bytes(),
             );
+            let friendly = String::from_utf8_lossy(friendly);
             for slot in 0..2u16 {
                 self.readers.push(Reader { name: format!("{friendly} 00 {slot:02X}"), port: port + slot });
             }
@@ -362,20 +379,23 @@ fn pair_letter(pair: usize) -> char {
 }
 
 /// The `FRIENDLYNAME` of every pair: the default `"Lab A"`, `"Lab B"`, ... unless overridden.
-fn friendly_names(pairs: usize, overrides: &[(usize, String)]) -> io::Result<Vec<String>> {
+fn friendly_names(pairs: usize, overrides: &[(usize, Vec<u8>)]) -> io::Result<Vec<Vec<u8>>> {
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
-    let mut names: Vec<String> = (0..pairs).map(|pair| format!("Lab {}", pair_letter(pair))).collect();
+    let mut names: Vec<Vec<u8>> =
+        (0..pairs).map(|pair| format!("Lab {}", pair_letter(pair)).into_bytes()).collect();
     for (pair, name) in overrides {
         let slot = names
             .get_mut(*pair)
             .ok_or_else(|| invalid(format!("no reader pair {pair} in a lab of {pairs}")))?;
+        // Bytes that are not UTF-8 become U+FFFD here, which is no control character.
+        let text = String::from_utf8_lossy(name);
         if name.is_empty()
             || name.len() > MAX_FRIENDLY_LEN
-            || name.contains('"')
-            || name.chars().any(char::is_control)
+            || name.contains(&b'"')
+            || text.chars().any(char::is_control)
         {
             return Err(invalid(format!(
-                "reader pair name {name:?}: 1 to {MAX_FRIENDLY_LEN} bytes, no '\"' and no control characters"
+                "reader pair name {text:?}: 1 to {MAX_FRIENDLY_LEN} bytes, no '\"' and no control characters"
             )));
         }
         name.clone_into(slot);
@@ -384,7 +404,7 @@ fn friendly_names(pairs: usize, overrides: &[(usize, String)]) -> io::Result<Vec
     // this lab predicts wrong.
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
-            return Err(invalid(format!("two reader pairs named {name:?}")));
+            return Err(invalid(format!("two reader pairs named {:?}", String::from_utf8_lossy(name))));
         }
     }
     Ok(names)

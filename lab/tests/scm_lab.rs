@@ -123,3 +123,25 @@ fn bad_friendly_names_are_refused() {
         assert!(!output.status.success(), "--friendly {bad:?} accepted");
     }
 }
+
+#[test]
+fn a_friendly_name_that_is_not_utf8_is_taken_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    // "Lab \xE9" is Latin-1 for "Lab é": the lab starts only once pcscd has opened every reader.
+    let output = Command::new(env!("CARGO_BIN_EXE_scm-lab"))
+        .args([OsStr::new("run"), OsStr::new("--pairs"), OsStr::new("2"), OsStr::new("--friendly")])
+        .arg(OsStr::from_bytes(b"1=Lab \xE9"))
+        .args(["--", "true"])
+        .output()
+        .expect("running scm-lab");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_scm-lab"))
+        .args([OsStr::new("run"), OsStr::new("--friendly")])
+        .arg(OsStr::from_bytes(b"0=Lab \xE9\x07"))
+        .args(["--", "true"])
+        .output()
+        .expect("running scm-lab");
+    assert!(!refused.status.success(), "a control byte after a Latin-1 one was accepted");
+}

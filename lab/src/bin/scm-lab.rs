@@ -15,6 +15,8 @@
 use scardmanage_lab::control::LabControl;
 use scardmanage_lab::wine::{self, Arch, Prefix};
 use scardmanage_lab::{bridge, Lab, MAX_PAIRS, SOCKET_ENV};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,8 +26,8 @@ const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pair
     Starts a private pcscd with 2*N virtual readers (N = 1..8, default 1), inserts a\n\
     default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME,\n\
     SCM_LAB_READER and SCM_LAB_CONTROL set, then stops the lab and exits with CMD's exit code.\n\
-    --friendly K=NAME names pair K (0-based) NAME (UTF-8) instead of \"Lab A\", \"Lab B\", ...;\n\
-    its readers are \"NAME 00 00\" and \"NAME 00 01\".\n\
+    --friendly K=NAME names pair K (0-based) NAME instead of \"Lab A\", \"Lab B\", ...;\n\
+    its readers are \"NAME 00 00\" and \"NAME 00 01\" (NAME's bytes as given: UTF-8 or not).\n\
     --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
     bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
     32-bit Wine.";
@@ -34,34 +36,38 @@ struct Options {
     /// The architecture of a Windows program, or `None` for a Linux one.
     windows: Option<Arch>,
     pairs: usize,
-    friendly: Vec<(usize, String)>,
-    command: Vec<String>,
+    friendly: Vec<(usize, Vec<u8>)>,
+    command: Vec<OsString>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
+// Arguments as the OS gives them: a --friendly name need not be UTF-8.
+fn parse(args: &[OsString]) -> Result<Options, String> {
     let Some((verb, rest)) = args.split_first() else {
         return Err("missing subcommand".into());
     };
-    if verb != "run" {
+    if verb.as_os_str() != "run" {
         return Err(format!("unknown subcommand {verb:?}"));
     }
     let mut options = Options { windows: None, pairs: 1, friendly: Vec::new(), command: Vec::new() };
     let mut arch = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
-        let mut value = || rest.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
+        let mut value = || rest.next().ok_or_else(|| format!("{arg:?} needs a value"));
+        let utf8 = |value: &OsString| {
+            value.to_str().map(str::to_owned).ok_or_else(|| format!("{value:?} is not UTF-8"))
+        };
+        match utf8(arg)?.as_str() {
             "--" => break,
             "--windows" => options.windows = Some(Arch::X86_64),
             "--arch" => {
-                let value = value()?;
+                let value = utf8(value()?)?;
                 arch = Some(
-                    Arch::from_name(value)
+                    Arch::from_name(&value)
                         .ok_or_else(|| format!("--arch takes x86_64 or i686, not {value:?}"))?,
                 );
             }
             "--pairs" => {
-                let value = value()?;
+                let value = utf8(value()?)?;
                 options.pairs = value
                     .parse()
                     .ok()
@@ -70,9 +76,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--friendly" => {
                 let value = value()?;
-                let (pair, name) = value
-                    .split_once('=')
-                    .and_then(|(k, name)| Some((k.parse().ok()?, name.to_string())))
+                let bytes = value.as_bytes();
+                let (pair, name) = bytes
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .and_then(|at| {
+                        Some((
+                            std::str::from_utf8(&bytes[..at]).ok()?.parse().ok()?,
+                            bytes[at + 1..].to_vec(),
+                        ))
+                    })
                     .ok_or_else(|| format!("--friendly takes K=NAME, not {value:?}"))?;
                 options.friendly.push((pair, name));
             }
@@ -93,7 +106,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") && !args.iter().any(|a| a == "--") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -106,7 +119,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let lab = match Lab::start_named(options.pairs, &options.friendly) {
+    let lab = match Lab::start_named_bytes(options.pairs, &options.friendly) {
         Ok(lab) => LabControl::new(lab),
         Err(e) => {
             eprintln!("scm-lab: cannot start the PC/SC lab: {e}");
