@@ -344,9 +344,8 @@ scm_hresult scm_release(scm_manage *m);
 // (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`): reconnect the handle yourself
 // (`SCardReconnect` with its share mode), then `scm_reconnect` works. The share mode is never
 // guessed, so an exclusive handle never loses its exclusivity. The handle's calls go through
-// its owner's PC/SC context: two managers
-// borrowing handles of one context wait for each other, and a service restart cannot be
-// recovered here (the owner needs a new context).
+// its owner's PC/SC context: two managers borrowing handles of one context wait for each
+// other, and a service restart cannot be recovered here (the owner needs a new context).
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
 // first), `SCM_E_INVALIDARG` (PC/SC does not know the handle, or the value cannot be one),
@@ -388,7 +387,8 @@ scm_hresult scm_attach_by_ifd_ex(scm_manage *m, const char *reader, uint32_t sha
 // was restarted (a new context is established). A reader attached without a card gets its card
 // connected. A lock held through this manager ends. For a borrowed handle it reconnects that
 // handle leaving the card, keeping its share mode and a RAW protocol, as `scm_attach_by_handle`
-// says; a service restart cannot be recovered for a borrowed handle.
+// says (when its share mode cannot be learnt, it returns the handle's warning and leaves it as
+// it is); a service restart cannot be recovered for a borrowed handle.
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 // (no card in the reader: the manager stays attached to the reader), `SCM_SCARD_E_NO_SERVICE`
@@ -471,8 +471,8 @@ scm_hresult scm_status(scm_manage *m, uint32_t *state, uint32_t *protocol);
 // An exception to "outputs are written only on success": with `*response_len` of at least
 // `SCM_MAX_APDU_SIZE`, PC/SC writes the answer straight into `response` (no copy), so on a
 // failure the buffer's contents are unspecified: part of an answer may be there (e.g. when the
-// service is lost while it passes the answer on). `*response_len` is written only on success, or with
-// `SCM_SCARD_E_INSUFFICIENT_BUFFER`. A smaller buffer is written only on success.
+// service is lost while it passes the answer on). `*response_len` is written only on success,
+// or with `SCM_SCARD_E_INSUFFICIENT_BUFFER`. A smaller buffer is written only on success.
 //
 // Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
 // (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
