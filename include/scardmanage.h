@@ -9,7 +9,8 @@
  * - A NULL `scm_manage *` is SCM_E_POINTER; a non-NULL one that is not live (released, stale,
  *   forged) is SCM_E_HANDLE. Card operations on an unattached manager, and attaching an
  *   attached one, are SCM_E_NOT_ATTACHED.
- * - Out-parameters are written only on success. Buffers `(buf, *len)`: on entry `*len` is the
+ * - Out-parameters are written only on success (one exception: scm_transmit's response with
+ *   a buffer of SCM_MAX_APDU_SIZE bytes or more). Buffers `(buf, *len)`: on entry `*len` is the
  *   capacity in bytes; on success the bytes written (terminating NULs included). `buf == NULL`
  *   asks for the size (SCM_S_OK, `*len` set). Too small: SCM_SCARD_E_INSUFFICIENT_BUFFER with
  *   `*len` set to the size needed.
@@ -18,8 +19,9 @@
  * - Thread-safe. Calls on one manager are serialized; card calls (transmit, status, lock, ...)
  *   on different managers never wait for each other. Attaching, detaching, releasing and
  *   listing readers hold one process-wide lock for a moment around pcsc-lite's context and
- *   handle bookkeeping, which its client library does not protect itself (a crash otherwise).
- *   A panic inside the library is caught and returned as SCM_E_UNEXPECTED.
+ *   handle bookkeeping, which its client library does not protect itself (a crash otherwise);
+ *   it is never held across a call that waits for a card, a lock or another program.
+ *   A panic inside the library is caught and returned as SCM_E_UNEXPECTED, and prints nothing.
  * - Enum-like inputs are validated: out of range is SCM_E_INVALIDARG.
  * - Checks come in this order: a NULL manager (SCM_E_POINTER), a dead token (SCM_E_HANDLE),
  *   the other arguments (SCM_E_POINTER, SCM_E_INVALIDARG), the manager's state
@@ -311,10 +313,13 @@ extern "C" {
 
 // Creates an unattached manager (COM object creation). No PC/SC call is made.
 //
-// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (every token is in use: about
-// 4·10^9 live managers on 64-bit systems, 65535 on 32-bit ones; a failing memory allocation
-// aborts the process, as Rust's allocations do). `*out` is written only on success; end the
-// manager with `scm_release`.
+// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (no token left: every token is
+// in use, about 4·10^9 live managers on 64-bit systems and 65535 on 32-bit ones, or, on 32-bit
+// systems only, the process has created 4,294,770,690 managers in its lifetime: a token is
+// never reused with a generation that could let an old one come back to life, so each of the
+// 65535 slots serves 65534 managers; the limit on 64-bit systems, about 1.8·10^19, is out of
+// reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
+// written only on success; end the manager with `scm_release`.
 scm_hresult scm_create(scm_manage **out);
 
 // Ends a manager (COM Release): ends a lock (LEAVE) and detaches (LEAVE) if needed; the token
@@ -328,12 +333,19 @@ scm_hresult scm_release(scm_manage *m);
 // Attaches to a card handle the caller got from `SCardConnect` in this process (COM
 // AttachByHandle). The handle is borrowed: the library never disconnects it, and it stays
 // usable by its owner after `scm_detach`. `scm_reconnect` reconnects it leaving the card, in
-// the share mode it was connected with (EXCLUSIVE when PC/SC reports the reader held
-// exclusively at attach time, otherwise SHARED) and with T0|T1 (RAW for a raw connection); the
+// the share mode it was connected with, and with T0|T1 (RAW for a raw connection); the
 // protocol used for `scm_transmit` is the one the handle had when attached or after
-// `scm_reconnect`. The handle's calls go through its owner's PC/SC context: two managers
-// borrowing handles of one context wait for each other, and a service restart cannot be
-// recovered here (the owner needs a new context).
+// `scm_reconnect`. PC/SC cannot report a handle's share mode: it is EXCLUSIVE when PC/SC reports
+// the reader held exclusively at attach time, SHARED when it reports it not so, and unknown
+// when PC/SC cannot say (the handle has a reset or removal to report, which hides its reader).
+// `scm_reconnect` then asks again, and else reads it off all the readers: none held
+// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. When it still
+// cannot tell, it leaves the handle as it is and returns the code PC/SC gives for the handle
+// (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`): reconnect the handle yourself
+// (`SCardReconnect` with its share mode), then `scm_reconnect` works. The share mode is never
+// guessed, so an exclusive handle never loses its exclusivity. The handle's calls go through
+// its owner's PC/SC context: two managers borrowing handles of one context wait for each
+// other, and a service restart cannot be recovered here (the owner needs a new context).
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
 // first), `SCM_E_INVALIDARG` (PC/SC does not know the handle, or the value cannot be one),
@@ -374,7 +386,9 @@ scm_hresult scm_attach_by_ifd_ex(scm_manage *m, const char *reader, uint32_t sha
 // program (`SCM_SCARD_W_RESET_CARD`), the card was removed and put back, the PC/SC service
 // was restarted (a new context is established). A reader attached without a card gets its card
 // connected. A lock held through this manager ends. For a borrowed handle it reconnects that
-// handle (SHARED, T0|T1, LEAVE); a service restart cannot be recovered for a borrowed handle.
+// handle leaving the card, keeping its share mode and a RAW protocol, as `scm_attach_by_handle`
+// says (when its share mode cannot be learnt, it returns the handle's warning and leaves it as
+// it is); a service restart cannot be recovered for a borrowed handle.
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 // (no card in the reader: the manager stays attached to the reader), `SCM_SCARD_E_NO_SERVICE`
@@ -391,7 +405,11 @@ scm_hresult scm_detach(scm_manage *m);
 // library made is closed; a borrowed handle is not, and allows `SCM_LEAVE_CARD` only.
 // The manager is unattached afterwards whatever PC/SC answered; a PC/SC failure to release the
 // card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
-// disposition waits while another connection holds the card's lock.
+// disposition waits while another connection holds the card's lock; only this call waits
+// (the card's lock is taken first, then the connection ends with the disposition). A reset
+// reported on the connection (`SCM_SCARD_W_RESET_CARD`) is cleared first; when the card's lock
+// cannot be taken (card removed, reader or service gone) the connection ends leaving the card
+// and that code is returned.
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 // (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
@@ -428,8 +446,13 @@ scm_hresult scm_unlock(scm_manage *m, uint32_t disposition);
 
 // The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS
 // (COM Status). A reader attached without a connected card reports `SCM_STATE_ABSENT`, or
-// `SCM_STATE_PRESENT` once a card is in (call `scm_reconnect` to connect it), with
-// `SCM_PROTOCOL_UNDEFINED`.
+// `SCM_STATE_PRESENT` once a card is in (call `scm_reconnect` to connect it), or
+// `SCM_STATE_UNKNOWN` when PC/SC reports the reader neither empty nor holding a card (e.g.
+// unavailable), with `SCM_PROTOCOL_UNDEFINED`. A connected card's state is `SCM_STATE_UNKNOWN`
+// likewise when PC/SC reports none of the states.
+//
+// `state` and `protocol` may point to one variable: both are written, state first, so it ends
+// holding the protocol.
 //
 // Errors: `SCM_E_POINTER` (any argument NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 // `SCM_SCARD_W_RESET_CARD` and `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`),
@@ -444,6 +467,12 @@ scm_hresult scm_status(scm_manage *m, uint32_t *state, uint32_t *protocol);
 // only its size is returned. A buffer of `SCM_MAX_APDU_SIZE` bytes always fits.
 // `*response_len` must not claim more than the buffer really holds. `command` and `response`
 // may be the same buffer.
+//
+// An exception to "outputs are written only on success": with `*response_len` of at least
+// `SCM_MAX_APDU_SIZE`, PC/SC writes the answer straight into `response` (no copy), so on a
+// failure the buffer's contents are unspecified: part of an answer may be there (e.g. when the
+// service is lost while it passes the answer on). `*response_len` is written only on success,
+// or with `SCM_SCARD_E_INSUFFICIENT_BUFFER`. A smaller buffer is written only on success.
 //
 // Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
 // (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,

@@ -5,9 +5,10 @@
 //! NUL-terminated), written once at the top of the header rather than under each function.
 #![allow(clippy::missing_safety_doc)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use libc::size_t;
 
@@ -67,9 +68,16 @@ static MANAGERS: HandleTable<Manager> = HandleTable::new();
 thread_local! {
     /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops
     /// an answer that does not fit, and the ABI promises the size needed. Allocated once per
-    /// thread, on first need.
+    /// thread, on first need; gone once the thread's storage is torn down at its exit, when a
+    /// buffer of the call's own takes its place.
     static RESPONSE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
+    /// Whether this thread is inside `boundary`. No destructor, so it stays readable while the
+    /// thread exits.
+    static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
 }
+
+static QUIET_PANICS: Once = Once::new();
 
 const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
     Ok(version) => version,
@@ -78,11 +86,34 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
 
 /// Runs a function body: its `Err` becomes the code, a panic becomes `SCM_E_UNEXPECTED`.
 fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    // `set_hook` must not run while this thread unwinds (a call from a destructor during a
+    // panic): the hook then waits for a later call.
+    if !QUIET_PANICS.is_completed() && !std::thread::panicking() {
+        QUIET_PANICS.call_once(quiet_panics_inside_the_boundary);
+    }
+    let outer = IN_BOUNDARY.replace(true);
+    let result = catch_unwind(AssertUnwindSafe(body));
+    IN_BOUNDARY.set(outer);
+    match result {
         Ok(Ok(())) => SCM_S_OK,
         Ok(Err(code)) => code,
         Err(_) => SCM_E_UNEXPECTED,
     }
+}
+
+/// A panic the boundary catches is reported as `SCM_E_UNEXPECTED` and nowhere else: Rust's
+/// panic hook would otherwise print it, with a backtrace, on the host program's stderr. The
+/// hook in place at the library's first call (Rust's default, or a Rust host's own) is kept and
+/// still gets every panic outside the boundary. In the C library the hook belongs to the
+/// library's own copy of Rust's runtime, so no host sees it; a Rust host that sets its hook
+/// later replaces this one, and the library's panics are then its hook's to report.
+fn quiet_panics_inside_the_boundary() {
+    let outer_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_BOUNDARY.get() {
+            outer_hook(info);
+        }
+    }));
 }
 
 /// A required pointer argument, or `SCM_E_POINTER`.
@@ -117,10 +148,13 @@ fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>
 
 /// Creates an unattached manager (COM object creation). No PC/SC call is made.
 ///
-/// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (every token is in use: about
-/// 4·10^9 live managers on 64-bit systems, 65535 on 32-bit ones; a failing memory allocation
-/// aborts the process, as Rust's allocations do). `*out` is written only on success; end the
-/// manager with `scm_release`.
+/// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (no token left: every token is
+/// in use, about 4·10^9 live managers on 64-bit systems and 65535 on 32-bit ones, or, on 32-bit
+/// systems only, the process has created 4,294,770,690 managers in its lifetime: a token is
+/// never reused with a generation that could let an old one come back to life, so each of the
+/// 65535 slots serves 65534 managers; the limit on 64-bit systems, about 1.8·10^19, is out of
+/// reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
+/// written only on success; end the manager with `scm_release`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
     boundary(|| {
@@ -151,12 +185,19 @@ pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
 /// Attaches to a card handle the caller got from `SCardConnect` in this process (COM
 /// AttachByHandle). The handle is borrowed: the library never disconnects it, and it stays
 /// usable by its owner after `scm_detach`. `scm_reconnect` reconnects it leaving the card, in
-/// the share mode it was connected with (EXCLUSIVE when PC/SC reports the reader held
-/// exclusively at attach time, otherwise SHARED) and with T0|T1 (RAW for a raw connection); the
+/// the share mode it was connected with, and with T0|T1 (RAW for a raw connection); the
 /// protocol used for `scm_transmit` is the one the handle had when attached or after
-/// `scm_reconnect`. The handle's calls go through its owner's PC/SC context: two managers
-/// borrowing handles of one context wait for each other, and a service restart cannot be
-/// recovered here (the owner needs a new context).
+/// `scm_reconnect`. PC/SC cannot report a handle's share mode: it is EXCLUSIVE when PC/SC reports
+/// the reader held exclusively at attach time, SHARED when it reports it not so, and unknown
+/// when PC/SC cannot say (the handle has a reset or removal to report, which hides its reader).
+/// `scm_reconnect` then asks again, and else reads it off all the readers: none held
+/// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. When it still
+/// cannot tell, it leaves the handle as it is and returns the code PC/SC gives for the handle
+/// (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`): reconnect the handle yourself
+/// (`SCardReconnect` with its share mode), then `scm_reconnect` works. The share mode is never
+/// guessed, so an exclusive handle never loses its exclusivity. The handle's calls go through
+/// its owner's PC/SC context: two managers borrowing handles of one context wait for each
+/// other, and a service restart cannot be recovered here (the owner needs a new context).
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED` (already attached: detach
 /// first), `SCM_E_INVALIDARG` (PC/SC does not know the handle, or the value cannot be one),
@@ -229,7 +270,9 @@ pub unsafe extern "C" fn scm_attach_by_ifd_ex(
 /// program (`SCM_SCARD_W_RESET_CARD`), the card was removed and put back, the PC/SC service
 /// was restarted (a new context is established). A reader attached without a card gets its card
 /// connected. A lock held through this manager ends. For a borrowed handle it reconnects that
-/// handle (SHARED, T0|T1, LEAVE); a service restart cannot be recovered for a borrowed handle.
+/// handle leaving the card, keeping its share mode and a RAW protocol, as `scm_attach_by_handle`
+/// says (when its share mode cannot be learnt, it returns the handle's warning and leaves it as
+/// it is); a service restart cannot be recovered for a borrowed handle.
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 /// (no card in the reader: the manager stays attached to the reader), `SCM_SCARD_E_NO_SERVICE`
@@ -253,7 +296,11 @@ pub unsafe extern "C" fn scm_detach(m: *mut scm_manage) -> scm_hresult {
 /// library made is closed; a borrowed handle is not, and allows `SCM_LEAVE_CARD` only.
 /// The manager is unattached afterwards whatever PC/SC answered; a PC/SC failure to release the
 /// card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
-/// disposition waits while another connection holds the card's lock.
+/// disposition waits while another connection holds the card's lock; only this call waits
+/// (the card's lock is taken first, then the connection ends with the disposition). A reset
+/// reported on the connection (`SCM_SCARD_W_RESET_CARD`) is cleared first; when the card's lock
+/// cannot be taken (card removed, reader or service gone) the connection ends leaving the card
+/// and that code is returned.
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 /// (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
@@ -299,8 +346,13 @@ pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm
 
 /// The card's state (`SCM_STATE_*`) and protocol (`SCM_PROTOCOL_*`), COM values on every OS
 /// (COM Status). A reader attached without a connected card reports `SCM_STATE_ABSENT`, or
-/// `SCM_STATE_PRESENT` once a card is in (call `scm_reconnect` to connect it), with
-/// `SCM_PROTOCOL_UNDEFINED`.
+/// `SCM_STATE_PRESENT` once a card is in (call `scm_reconnect` to connect it), or
+/// `SCM_STATE_UNKNOWN` when PC/SC reports the reader neither empty nor holding a card (e.g.
+/// unavailable), with `SCM_PROTOCOL_UNDEFINED`. A connected card's state is `SCM_STATE_UNKNOWN`
+/// likewise when PC/SC reports none of the states.
+///
+/// `state` and `protocol` may point to one variable: both are written, state first, so it ends
+/// holding the protocol.
 ///
 /// Errors: `SCM_E_POINTER` (any argument NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 /// `SCM_SCARD_W_RESET_CARD` and `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`),
@@ -309,9 +361,15 @@ pub unsafe extern "C" fn scm_unlock(m: *mut scm_manage, disposition: u32) -> scm
 pub unsafe extern "C" fn scm_status(m: *mut scm_manage, state: *mut u32, protocol: *mut u32) -> scm_hresult {
     boundary(|| {
         with_manager(m, |manager| {
-            let state = out_ref!(state);
-            let protocol = out_ref!(protocol);
-            (*state, *protocol) = manager.status()?;
+            non_null!(state);
+            non_null!(protocol);
+            let (card_state, card_protocol) = manager.status()?;
+            // SAFETY: both are valid, aligned out-parameters. They may be one variable, so they
+            // are written one after the other through the raw pointers, never as references.
+            unsafe {
+                state.write(card_state);
+                protocol.write(card_protocol);
+            }
             Ok(())
         })
     })
@@ -325,6 +383,12 @@ pub unsafe extern "C" fn scm_status(m: *mut scm_manage, state: *mut u32, protoco
 /// only its size is returned. A buffer of `SCM_MAX_APDU_SIZE` bytes always fits.
 /// `*response_len` must not claim more than the buffer really holds. `command` and `response`
 /// may be the same buffer.
+///
+/// An exception to "outputs are written only on success": with `*response_len` of at least
+/// `SCM_MAX_APDU_SIZE`, PC/SC writes the answer straight into `response` (no copy), so on a
+/// failure the buffer's contents are unspecified: part of an answer may be there (e.g. when the
+/// service is lost while it passes the answer on). `*response_len` is written only on success,
+/// or with `SCM_SCARD_E_INSUFFICIENT_BUFFER`. A smaller buffer is written only on success.
 ///
 /// Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_INVALIDARG`
 /// (`command_len` 0 or over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
@@ -355,7 +419,7 @@ pub unsafe extern "C" fn scm_transmit(
                     unsafe { card.transmit(protocol, command, command_len, response, SCM_MAX_APDU_SIZE) }?;
                 return Ok(());
             }
-            RESPONSE_SCRATCH.with_borrow_mut(|scratch| {
+            let mut via = |scratch: &mut Vec<u8>| {
                 scratch.resize(SCM_MAX_APDU_SIZE, 0);
                 // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
                 let len = unsafe {
@@ -363,7 +427,14 @@ pub unsafe extern "C" fn scm_transmit(
                 }?;
                 // SAFETY: the caller passes `*response_len` writable bytes.
                 unsafe { write_out(&scratch[..len], response, response_len) }
-            })
+            };
+            match RESPONSE_SCRATCH
+                .try_with(|scratch| scratch.try_borrow_mut().map(|mut scratch| via(&mut scratch)))
+            {
+                Ok(Ok(result)) => result,
+                // The thread is exiting and its scratch is gone (a thread-exit destructor calls).
+                _ => via(&mut Vec::new()),
+            }
         })
     })
 }

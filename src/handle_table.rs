@@ -8,18 +8,22 @@
 //! Slots never move: the table is a list of chunks that double in size, each allocated once and
 //! reached without a global lock. Each slot has its own mutex, which serializes the calls on one
 //! entry and nothing else; only inserting and removing touch the shared free list.
+//!
+//! A slot whose generation would wrap is retired, so that no token ever comes back to life; the
+//! free list is first in, first out, so that the slots in use age together and none retires
+//! early. A table with `I` index bits and `G` generation bits thus hands out exactly
+//! `(2^I - 1) * (2^G - 2)` tokens in its lifetime: about 1.8 * 10^19 on 64-bit systems, and
+//! 65535 * 65534 = 4,294,770,690 on 32-bit ones, after which inserting fails for good.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-const INDEX_BITS: u32 = usize::BITS / 2;
-const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
-/// The last generation a slot may take; a slot that reaches it is retired rather than reused, so
-/// a token can never come back to life by the generation wrapping around.
-const LAST_GENERATION: usize = usize::MAX >> INDEX_BITS;
+/// The library's split of a token: half index, half generation, whatever the width.
+const HALF: u32 = usize::BITS / 2;
 const FIRST_CHUNK_LEN: usize = 64;
-/// Enough chunks to hold every index the token's low half can name.
-const CHUNKS: usize = (INDEX_BITS - FIRST_CHUNK_LEN.trailing_zeros()) as usize + 1;
+/// Enough chunks to hold every index the library's token can name (smaller tables use fewer).
+const CHUNKS: usize = (HALF - FIRST_CHUNK_LEN.trailing_zeros()) as usize + 1;
 
 struct Slot<T> {
     /// The generation of the entry in the slot, or of the next one. Written only under `value`'s
@@ -29,7 +33,7 @@ struct Slot<T> {
 }
 
 struct Allocator {
-    free: Vec<usize>,
+    free: VecDeque<usize>,
     next_fresh: usize,
 }
 
@@ -37,7 +41,9 @@ struct Allocator {
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotLive;
 
-pub struct HandleTable<T> {
+/// `INDEX_BITS` and `GENERATION_BITS` are the token's two parts; tests use small ones, to reach
+/// the limits.
+pub struct HandleTable<T, const INDEX_BITS: u32 = HALF, const GENERATION_BITS: u32 = HALF> {
     chunks: [OnceLock<Box<[Slot<T>]>>; CHUNKS],
     allocator: Mutex<Allocator>,
 }
@@ -56,24 +62,33 @@ fn locate(index: usize) -> (usize, usize) {
     (chunk, index - chunk_start)
 }
 
-fn encode(index: usize, generation: usize) -> usize {
-    (generation << INDEX_BITS) | (index + 1)
-}
+impl<T, const INDEX_BITS: u32, const GENERATION_BITS: u32> HandleTable<T, INDEX_BITS, GENERATION_BITS> {
+    const INDEX_MASK: usize = {
+        assert!(INDEX_BITS <= HALF && INDEX_BITS + GENERATION_BITS <= usize::BITS);
+        (1 << INDEX_BITS) - 1
+    };
+    /// The last generation a slot may take; a slot that reaches it is retired rather than
+    /// reused, so a token can never come back to life by the generation wrapping around.
+    const LAST_GENERATION: usize = usize::MAX >> (usize::BITS - GENERATION_BITS);
 
-/// The index and generation a token names, or `None` for a value no token ever has.
-fn decode(token: usize) -> Option<(usize, usize)> {
-    let index_plus_one = token & INDEX_MASK;
-    let generation = token >> INDEX_BITS;
-    (index_plus_one != 0 && generation != 0).then(|| (index_plus_one - 1, generation))
-}
+    fn encode(index: usize, generation: usize) -> usize {
+        (generation << INDEX_BITS) | (index + 1)
+    }
 
-impl<T> HandleTable<T> {
+    /// The index and generation a token names, or `None` for a value no token ever has.
+    fn decode(token: usize) -> Option<(usize, usize)> {
+        let index_plus_one = token & Self::INDEX_MASK;
+        let generation = token >> INDEX_BITS;
+        (index_plus_one != 0 && generation != 0 && generation <= Self::LAST_GENERATION)
+            .then(|| (index_plus_one - 1, generation))
+    }
+
     /// An empty table; `const` so that the library's table is a plain static, with nothing to
     /// initialize at run time.
     pub const fn new() -> Self {
         HandleTable {
             chunks: [const { OnceLock::new() }; CHUNKS],
-            allocator: Mutex::new(Allocator { free: Vec::new(), next_fresh: 0 }),
+            allocator: Mutex::new(Allocator { free: VecDeque::new(), next_fresh: 0 }),
         }
     }
 
@@ -96,9 +111,9 @@ impl<T> HandleTable<T> {
     pub fn insert(&self, value: T) -> Option<usize> {
         let index = {
             let mut allocator = lock_ignoring_poison(&self.allocator);
-            match allocator.free.pop() {
+            match allocator.free.pop_front() {
                 Some(index) => index,
-                None if allocator.next_fresh < INDEX_MASK => {
+                None if allocator.next_fresh < Self::INDEX_MASK => {
                     allocator.next_fresh += 1;
                     allocator.next_fresh - 1
                 }
@@ -108,12 +123,12 @@ impl<T> HandleTable<T> {
         let slot = self.slot_or_grow(index);
         let mut guard = lock_ignoring_poison(&slot.value);
         *guard = Some(value);
-        Some(encode(index, slot.generation.load(Ordering::Relaxed)))
+        Some(Self::encode(index, slot.generation.load(Ordering::Relaxed)))
     }
 
     /// Runs `f` on the live entry a token names, holding that entry's lock for the call.
     pub fn with<R>(&self, token: usize, f: impl FnOnce(&mut T) -> R) -> Result<R, NotLive> {
-        let (index, generation) = decode(token).ok_or(NotLive)?;
+        let (index, generation) = Self::decode(token).ok_or(NotLive)?;
         let slot = self.slot(index).ok_or(NotLive)?;
         if slot.generation.load(Ordering::Relaxed) != generation {
             return Err(NotLive);
@@ -129,7 +144,7 @@ impl<T> HandleTable<T> {
     /// Takes the entry out; the token is dead from here on. Waits for a call in progress on the
     /// entry to finish first.
     pub fn remove(&self, token: usize) -> Result<T, NotLive> {
-        let (index, generation) = decode(token).ok_or(NotLive)?;
+        let (index, generation) = Self::decode(token).ok_or(NotLive)?;
         let slot = self.slot(index).ok_or(NotLive)?;
         let value = {
             let mut guard = lock_ignoring_poison(&slot.value);
@@ -140,8 +155,8 @@ impl<T> HandleTable<T> {
             slot.generation.store(generation + 1, Ordering::Relaxed);
             value
         };
-        if generation + 1 < LAST_GENERATION {
-            lock_ignoring_poison(&self.allocator).free.push(index);
+        if generation + 1 < Self::LAST_GENERATION {
+            lock_ignoring_poison(&self.allocator).free.push_back(index);
         }
         Ok(value)
     }
@@ -150,6 +165,12 @@ impl<T> HandleTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The library's table, for its constants.
+    type Library = HandleTable<()>;
+    const INDEX_BITS: u32 = HALF;
+    const INDEX_MASK: usize = Library::INDEX_MASK;
+    const LAST_GENERATION: usize = Library::LAST_GENERATION;
 
     #[test]
     fn chunks_tile_the_index_space() {
@@ -165,7 +186,7 @@ mod tests {
 
     #[test]
     fn tokens_are_never_zero_and_round_trip() {
-        let table = HandleTable::new();
+        let table: HandleTable<_> = HandleTable::new();
         let a = table.insert("a").unwrap();
         let b = table.insert("b").unwrap();
         assert_ne!(a, 0);
@@ -176,7 +197,7 @@ mod tests {
 
     #[test]
     fn removed_tokens_stay_dead_when_the_slot_is_reused() {
-        let table = HandleTable::new();
+        let table: HandleTable<_> = HandleTable::new();
         let old = table.insert(1).unwrap();
         assert_eq!(table.remove(old), Ok(1));
         assert_eq!(table.remove(old), Err(NotLive));
@@ -188,7 +209,7 @@ mod tests {
 
     #[test]
     fn forged_tokens_are_refused() {
-        let table = HandleTable::new();
+        let table: HandleTable<_> = HandleTable::new();
         let live = table.insert(()).unwrap();
         for forged in [1, usize::MAX, live + 1, live ^ (1 << INDEX_BITS), 1 << INDEX_BITS, INDEX_MASK] {
             assert_eq!(table.with(forged, |_| ()), Err(NotLive), "{forged:#x}");
@@ -208,13 +229,13 @@ mod tests {
 
     #[test]
     fn a_slot_at_its_last_generation_is_retired() {
-        let table = HandleTable::new();
+        let table: HandleTable<_> = HandleTable::new();
         let token = table.insert(0).unwrap();
         let index = token & INDEX_MASK;
         // Jump the slot to its second-to-last generation, as if reused that often.
         table.slot(index - 1).unwrap().generation.store(LAST_GENERATION - 1, Ordering::Relaxed);
         table.remove(token).unwrap_err();
-        let aged = encode(index - 1, LAST_GENERATION - 1);
+        let aged = HandleTable::<i32>::encode(index - 1, LAST_GENERATION - 1);
         assert_eq!(table.remove(aged), Ok(0));
         let next = table.insert(1).unwrap();
         assert_ne!(next & INDEX_MASK, index, "a retired slot is not handed out again");
@@ -222,7 +243,7 @@ mod tests {
 
     #[test]
     fn grows_past_several_chunks() {
-        let table = HandleTable::new();
+        let table: HandleTable<_> = HandleTable::new();
         let tokens: Vec<usize> = (0..5_000).map(|i| table.insert(i).unwrap()).collect();
         for (i, token) in tokens.iter().enumerate() {
             assert_eq!(table.with(*token, |v| *v), Ok(i));
@@ -233,5 +254,61 @@ mod tests {
         for token in &tokens {
             assert_eq!(table.with(*token, |v| *v), Err(NotLive));
         }
+    }
+
+    #[test]
+    fn the_free_list_rotates_through_the_released_slots() {
+        let table: HandleTable<u32> = HandleTable::new();
+        let tokens: Vec<usize> = (0..4).map(|i| table.insert(i).unwrap()).collect();
+        for token in &tokens {
+            table.remove(*token).unwrap();
+        }
+        // First released, first reused: each slot is reused in turn, not the last one over and
+        // over.
+        let reused: Vec<usize> = (0..4).map(|i| table.insert(i).unwrap() & INDEX_MASK).collect();
+        let first: Vec<usize> = tokens.iter().map(|token| token & INDEX_MASK).collect();
+        assert_eq!(reused, first);
+    }
+
+    /// The lifetime bound the header states, on a table small enough to reach it: with 3 index
+    /// and 3 generation bits, 7 slots of 6 generations each.
+    #[test]
+    fn a_table_hands_out_exactly_its_lifetime_of_tokens() {
+        type Small = HandleTable<u32, 3, 3>;
+        assert_eq!(Small::INDEX_MASK, 7);
+        assert_eq!(Small::LAST_GENERATION, 7);
+        let lifetime = 7 * (7 - 1);
+        let table = Small::new();
+        let mut seen = std::collections::HashSet::new();
+        // A create/release loop with up to two entries alive; when nothing more can be
+        // inserted, the live ones are released and the loop goes on until the table is spent.
+        let mut live = std::collections::VecDeque::new();
+        let mut created = 0;
+        loop {
+            match table.insert(created) {
+                Some(token) => {
+                    assert!(seen.insert(token), "token {token:#x} handed out twice");
+                    created += 1;
+                    live.push_back(token);
+                    if live.len() == 2 {
+                        table.remove(live.pop_front().unwrap()).unwrap();
+                    }
+                }
+                None if live.is_empty() => break,
+                None => {
+                    for token in live.drain(..) {
+                        assert!(table.with(token, |_| ()).is_ok());
+                        table.remove(token).unwrap();
+                    }
+                }
+            }
+            assert!(created <= lifetime, "more tokens than the bound");
+        }
+        assert_eq!(created, lifetime);
+        // The library's table, in the header's words.
+        let library_lifetime = (usize::MAX >> HALF) as u128 * ((usize::MAX >> HALF) as u128 - 1);
+        #[cfg(target_pointer_width = "32")]
+        assert_eq!(library_lifetime, 4_294_770_690);
+        assert!(library_lifetime >= 4_294_770_690);
     }
 }

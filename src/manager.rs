@@ -100,11 +100,12 @@ struct ReaderLink {
 
 /// A card handle the caller connected, and how to reconnect it without changing what the
 /// caller asked for: PC/SC cannot report a handle's share mode, so it is read off the reader's
-/// state when the handle is attached.
+/// state when the handle is attached; `None` when that could not be learnt (see
+/// [`BorrowedLink::reconnect`]).
 #[derive(Debug)]
 struct BorrowedLink {
     card: Connection,
-    share_mode: ShareMode,
+    share_mode: Option<ShareMode>,
     protocols: u32,
 }
 
@@ -141,18 +142,16 @@ fn needs_new_connection(code: scm_hresult) -> bool {
         )
 }
 
-/// Whether the reader of a borrowed handle is held exclusively, which can only be by that very
-/// handle. Asked through a context of our own; if anything fails, the answer is "shared".
-fn borrowed_handle_is_exclusive(handle: CardHandle) -> bool {
-    let Some(reader) = handle.reader_name().ok().and_then(|name| CString::new(name).ok()) else {
-        return false;
-    };
-    let Ok(context) = spare_contexts::take() else {
-        return false;
-    };
-    let state = context.reader_state(&reader);
-    spare_contexts::keep(context);
-    state.is_ok_and(|state| state & ffi::SCARD_STATE_EXCLUSIVE != 0)
+/// The share mode of a borrowed handle: its reader held exclusively can only be held by that
+/// very handle. Asked through a context of our own. `None` when it cannot be learnt, e.g. while
+/// the handle has a removal or reset to report (PC/SC then gives no reader name for it).
+fn borrowed_share_mode(handle: CardHandle) -> Option<ShareMode> {
+    let reader = CString::new(handle.reader_name().ok()?).ok()?;
+    let state = spare_contexts::with_spare(|context| context.reader_state(&reader)).ok()?;
+    Some(match state & ffi::SCARD_STATE_EXCLUSIVE != 0 {
+        true => ShareMode::Exclusive,
+        false => ShareMode::Shared,
+    })
 }
 
 impl ReaderLink {
@@ -185,13 +184,61 @@ impl ReaderLink {
                 Err(code) => {
                     if !scard::is_service_lost(code) {
                         // Best effort: the handle is useless, only its record is freed.
-                        let _ = card.handle.disconnect(ffi::SCARD_LEAVE_CARD);
+                        let _ = card.handle.disconnect(
+                            ffi::SCARD_LEAVE_CARD,
+                            self.share_mode.native(),
+                            protocols,
+                        );
                     }
                     self.card = None;
                 }
             }
         }
         self.connect_card()
+    }
+}
+
+/// What the readers' states say of a borrowed handle whose own reader is unknown: with no
+/// reader held exclusively it is shared; with every reader in use held exclusively it is
+/// exclusive (a shared handle keeps its reader in use and not exclusive); otherwise nothing.
+fn share_mode_from_all_readers() -> Result<Option<ShareMode>> {
+    spare_contexts::with_spare(|context| {
+        let (mut exclusive, mut shared) = (false, false);
+        let names = context.list_readers()?;
+        for name in names.split(|&byte| byte == 0).filter(|name| !name.is_empty()) {
+            let name = CString::new(name).map_err(|_| SCM_E_UNEXPECTED)?;
+            let state = context.reader_state(&name)?;
+            exclusive |= state & ffi::SCARD_STATE_EXCLUSIVE != 0;
+            shared |= state & (ffi::SCARD_STATE_INUSE | ffi::SCARD_STATE_EXCLUSIVE) == ffi::SCARD_STATE_INUSE;
+        }
+        Ok(match (exclusive, shared) {
+            (false, _) => Some(ShareMode::Shared),
+            (true, false) => Some(ShareMode::Exclusive),
+            (true, true) => None,
+        })
+    })
+}
+
+impl BorrowedLink {
+    /// Reconnects leaving the card, in the handle's own share mode, never a guessed one: a
+    /// wrong guess either way hurts (pcsc-lite 1.9.9 leaves an EXCLUSIVE handle reconnected
+    /// SHARED holding the card's lock, so every new connection waits forever; a shared handle
+    /// reconnected EXCLUSIVE shuts other programs out). A mode unknown at attach time is asked
+    /// again, then read off all the readers' states; if it still cannot be told, the handle is
+    /// left alone and the code that hides its reader (a reset or removal to report) is returned.
+    fn reconnect(&mut self) -> Result<()> {
+        let handle = self.card.handle;
+        let share_mode = match self.share_mode.or_else(|| borrowed_share_mode(handle)) {
+            Some(mode) => mode,
+            None => match share_mode_from_all_readers()? {
+                Some(mode) => mode,
+                None => return Err(handle.status().err().unwrap_or(SCM_E_UNEXPECTED)),
+            },
+        };
+        let protocols = scard::protocols_to_native(self.protocols);
+        self.card.protocol = handle.reconnect(share_mode.native(), protocols, ffi::SCARD_LEAVE_CARD)?;
+        self.share_mode = Some(share_mode);
+        Ok(())
     }
 }
 
@@ -246,10 +293,7 @@ impl Manager {
             // `reconnect` will learn the protocol.
             Err(_) => ffi::SCARD_PROTOCOL_UNDEFINED,
         };
-        let share_mode = match borrowed_handle_is_exclusive(handle) {
-            true => ShareMode::Exclusive,
-            false => ShareMode::Shared,
-        };
+        let share_mode = borrowed_share_mode(handle);
         // Keep a raw connection raw; otherwise let PC/SC pick T=0 or T=1, as a reset or
         // swapped card may need the other one.
         let protocols = match protocol {
@@ -266,15 +310,7 @@ impl Manager {
         let attachment = self.attachment()?;
         let result = match &mut attachment.link {
             Link::Reader(link) => link.reconnect(),
-            Link::Borrowed(link) => link
-                .card
-                .handle
-                .reconnect(
-                    link.share_mode.native(),
-                    scard::protocols_to_native(link.protocols),
-                    ffi::SCARD_LEAVE_CARD,
-                )
-                .map(|protocol| link.card.protocol = protocol),
+            Link::Borrowed(link) => link.reconnect(),
         };
         // A reconnected handle starts without a lock. The transaction may have survived on the
         // handle (pcsc-lite keeps it across a reset it could not report), so end it.
@@ -307,8 +343,12 @@ impl Manager {
                 true => card.handle.end_transaction(ffi::SCARD_LEAVE_CARD),
                 false => Ok(()),
             };
-            result = match attachment.link {
-                Link::Reader(_) => card.handle.disconnect(disposition.native()),
+            result = match &attachment.link {
+                Link::Reader(link) => card.handle.disconnect(
+                    disposition.native(),
+                    link.share_mode.native(),
+                    scard::protocols_to_native(link.protocols),
+                ),
                 Link::Borrowed(_) => lock_ended,
             };
         }

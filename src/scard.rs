@@ -22,15 +22,20 @@ pub type Result<T> = std::result::Result<T, scm_hresult>;
 pub const MAX_APDU: usize = ffi::MAX_BUFFER_SIZE_EXTENDED;
 
 /// Serializes the PC/SC calls that add or remove pcsc-lite's client-side records of contexts and
-/// card handles: establishing and releasing a context, and disconnecting a card.
+/// card handles without waiting for anyone: establishing and releasing a context, and
+/// disconnecting a card.
 ///
 /// pcsc-lite's client library (1.9.9, and the code after it) looks a handle up by walking the
 /// list of every context of the process; `SCardDisconnect` does that walk to forget the handle
 /// without the library's own lock, so a context established or released meanwhile in another
 /// thread can free a record under it (a crash seen here under 16 threads, in `SCardDisconnect`).
-/// None of these three calls waits for a card or another program, except a disconnect with a
-/// disposition other than LEAVE while another connection holds the card's lock; the transmit,
-/// status and lock paths never take this.
+///
+/// It is never held across a call that can wait for another party: a disconnect under it first
+/// holds the card's own lock (see [`CardHandle::disconnect`]), so pcscd has nobody to wait for.
+/// `SCardConnect` also adds a record, but it waits while another connection holds the card's
+/// lock (measured: 2 s, as long as the other lock was held), so it is left out; RELIABILITY.md
+/// says what the stress test of that race found. The transmit, status and lock paths never
+/// take this.
 static CLIENT_RECORDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn lock_client_records() -> std::sync::MutexGuard<'static, ()> {
@@ -223,6 +228,48 @@ impl Drop for Context {
     }
 }
 
+/// A native `SCARDHANDLE` as the ABI's `uintptr_t` carries it: its bits, zero-extended. A 32-bit
+/// handle with bit 31 set (PCSC.framework's `int32_t`, pcsc-lite's `long` on 32-bit systems) is
+/// then neither sign-extended on the way out nor refused on the way back: every handle survives
+/// `scm_get_handle` followed by `scm_attach_by_handle`. Implemented for each type
+/// `SCARDHANDLE` is somewhere, so that every one is tested on every OS.
+trait HandleBits: Copy + Sized {
+    fn to_abi(self) -> usize;
+    fn from_abi(value: usize) -> Option<Self>;
+}
+
+impl HandleBits for i32 {
+    fn to_abi(self) -> usize {
+        self as u32 as usize
+    }
+    fn from_abi(value: usize) -> Option<i32> {
+        u32::try_from(value).ok().map(|bits| bits as i32)
+    }
+}
+
+/// pcsc-lite on LP64 systems: its protocol carries a handle as 32 bits, which its `long` holds
+/// as they are or sign-extended. Every such value round-trips; a negative value outside the
+/// 32-bit range is no pcsc-lite handle, and is refused as one.
+#[cfg(target_pointer_width = "64")]
+impl HandleBits for i64 {
+    fn to_abi(self) -> usize {
+        self as usize
+    }
+    fn from_abi(value: usize) -> Option<i64> {
+        let handle = value as i64;
+        (handle >= i64::from(i32::MIN)).then_some(handle)
+    }
+}
+
+impl HandleBits for usize {
+    fn to_abi(self) -> usize {
+        self
+    }
+    fn from_abi(value: usize) -> Option<usize> {
+        Some(value)
+    }
+}
+
 /// What `SCardStatus` says of a card handle, in the platform's values.
 pub struct CardStatus {
     pub state: ffi::DWORD,
@@ -234,13 +281,13 @@ impl CardHandle {
     // A cast for pcsc-lite's `LONG` and PCSC.framework's 32 bits; WinSCard's is already usize.
     #[cfg_attr(windows, allow(clippy::unnecessary_cast))]
     pub fn to_abi(self) -> usize {
-        self.0 as usize
+        self.0.to_abi()
     }
 
     /// A handle value from C; one the platform's `SCARDHANDLE` cannot hold (on macOS it is
     /// 32 bits wide) is no handle at all.
     pub fn from_abi(value: usize) -> Result<CardHandle> {
-        ffi::SCARDHANDLE::try_from(value).map(CardHandle).map_err(|_| SCM_E_INVALIDARG)
+        HandleBits::from_abi(value).map(CardHandle).ok_or(SCM_E_INVALIDARG)
     }
 
     /// `SCardStatus`, filling the name and ATR buffers given (an empty one is passed as NULL,
@@ -364,7 +411,43 @@ impl CardHandle {
         check(unsafe { ffi::SCardEndTransaction(self.0, disposition) })
     }
 
-    pub fn disconnect(self, disposition: ffi::DWORD) -> Result<()> {
+    /// `SCardDisconnect`, never waiting for another connection while the process-wide records
+    /// lock is held. pcscd makes a RESET, UNPOWER or EJECT disconnect wait while another
+    /// connection holds the card's lock; so the card's lock is taken first, outside the records
+    /// lock (that is where the wait happens, stalling only this thread), and the disconnect then
+    /// ends it. A pending reset or power-down event is cleared first with a reconnect (`share_mode`
+    /// and `protocols` are the connection's), since the lock cannot be taken past it. When the
+    /// card cannot be locked (removed, reader or service gone), the handle is disconnected leaving
+    /// the card, and the code that prevented the disposition is returned.
+    pub fn disconnect(
+        self,
+        disposition: ffi::DWORD,
+        share_mode: ffi::DWORD,
+        protocols: ffi::DWORD,
+    ) -> Result<()> {
+        if disposition == ffi::SCARD_LEAVE_CARD {
+            return self.disconnect_now(ffi::SCARD_LEAVE_CARD);
+        }
+        let locked = match self.begin_transaction() {
+            Err(SCM_SCARD_W_RESET_CARD | SCM_SCARD_W_UNPOWERED_CARD) => self
+                .reconnect(share_mode, protocols, ffi::SCARD_LEAVE_CARD)
+                .and_then(|_| self.begin_transaction()),
+            locked => locked,
+        };
+        match locked {
+            Ok(()) => self.disconnect_now(disposition),
+            Err(code) => {
+                // Best effort: the record is freed; the code that matters is why the card was
+                // not released as asked.
+                let _ = self.disconnect_now(ffi::SCARD_LEAVE_CARD);
+                Err(code)
+            }
+        }
+    }
+
+    /// The disconnect itself, under the records lock. Callers make sure pcscd cannot make it
+    /// wait: LEAVE, or the card's lock held by this very handle.
+    fn disconnect_now(self, disposition: ffi::DWORD) -> Result<()> {
         let _records = lock_client_records();
         // SAFETY: plain value arguments.
         check(unsafe { ffi::SCardDisconnect(self.0, disposition) })
@@ -415,6 +498,37 @@ mod tests {
         assert_eq!(protocols_to_native(3), ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1);
         assert_eq!(protocols_to_native(0xFF), ffi::SCARD_PROTOCOL_RAW);
         assert_eq!(protocols_to_native(0), 0);
+    }
+
+    fn round_trips<H: HandleBits + PartialEq + std::fmt::Debug>(values: &[H]) {
+        for &value in values {
+            assert_eq!(H::from_abi(value.to_abi()), Some(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn every_handle_value_survives_the_abi_and_back() {
+        // PCSC.framework's and 32-bit pcsc-lite's handles: bit 31 set is zero-extended.
+        round_trips(&[0i32, 1, -1, i32::MIN, i32::MAX, 0x8000_0000u32 as i32, 0x1234_5678]);
+        assert_eq!((-1i32).to_abi(), 0xFFFF_FFFF);
+        assert_eq!(i32::MIN.to_abi(), 0x8000_0000);
+        // A value wider than 32 bits is no 32-bit handle.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(i32::from_abi(usize::MAX), None);
+        #[cfg(target_pointer_width = "64")]
+        {
+            let sign_extended = i64::from(i32::MIN);
+            round_trips(&[0i64, -1, sign_extended, i64::MAX, 0x8000_0000, 0xFFFF_FFFF]);
+            assert_eq!(i64::from_abi((sign_extended - 1) as usize), None, "no 32-bit value");
+        }
+        round_trips(&[0usize, 1, usize::MAX, 0x8000_0000]);
+        // And the platform's own type, through the functions the ABI uses.
+        let bit_31 =
+            [0x8000_0000u32 as ffi::SCARDHANDLE, i32::MIN as ffi::SCARDHANDLE, -1i32 as ffi::SCARDHANDLE];
+        for value in [0, 1, ffi::SCARDHANDLE::MAX].into_iter().chain(bit_31) {
+            let handle = CardHandle(value);
+            assert_eq!(CardHandle::from_abi(handle.to_abi()), Ok(handle), "{value:?}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::Once;
 
 use crate::handle_table::lock_ignoring_poison;
-use crate::scard::{Context, Result};
+use crate::scard::{self, Context, Result};
 
 static SPARE: Mutex<Vec<Context>> = Mutex::new(Vec::new());
 const KEPT: usize = 4;
@@ -28,6 +28,23 @@ pub fn take() -> Result<Context> {
         Some(context) => Ok(context),
         None => Context::establish(),
     }
+}
+
+/// Runs `f` on a spare context. A spare that outlived its service (`f` fails with a service
+/// loss) is released and `f` runs once more on a new context; a context whose service is gone
+/// is never kept.
+pub fn with_spare<R>(f: impl Fn(&Context) -> Result<R>) -> Result<R> {
+    let mut context = take()?;
+    let mut result = f(&context);
+    if result.as_ref().is_err_and(|code| scard::is_service_lost(*code)) {
+        context = Context::establish()?;
+        result = f(&context);
+    }
+    match &result {
+        Err(code) if scard::is_service_lost(*code) => drop(context),
+        _ => keep(context),
+    }
+    result
 }
 
 /// Keeps a context for the next attachment, or releases it (outside the lock) when enough are

@@ -711,6 +711,12 @@ impl Model {
                 (Health::Removed | Health::RemovedMaybeWarned, false) => {
                     (Want::OneOf(REMOVED.to_vec()), None)
                 }
+                // A handle attached while it had a warning to report may have an unknown share
+                // mode, which the library does not guess: it then reports the warning instead.
+                (Health::Warned(code), _) => (Want::OneOf(vec![SCM_S_OK, code]), None),
+                (Health::MaybeWarned, _) => {
+                    (Want::OneOf(vec![SCM_S_OK, SCM_SCARD_W_RESET_CARD, SCM_SCARD_W_UNPOWERED_CARD]), None)
+                }
                 _ => (Want::Is(SCM_S_OK), None),
             },
             Attachment::Reader { reader, share, protocols, conn } => match conn {

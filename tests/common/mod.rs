@@ -225,15 +225,14 @@ impl RawConnection {
 
     /// Resets the card through this connection, as another program would.
     pub fn reset_card(&self) -> Result<(), scm_hresult> {
+        self.reconnect(ffi::SCARD_SHARE_SHARED, ffi::SCARD_RESET_CARD)
+    }
+
+    /// `SCardReconnect` of this connection, with T0|T1.
+    pub fn reconnect(&self, share_mode: ffi::DWORD, disposition: ffi::DWORD) -> Result<(), scm_hresult> {
         let mut protocol = 0;
         let rv = unsafe {
-            ffi::SCardReconnect(
-                self.handle,
-                ffi::SCARD_SHARE_SHARED,
-                ffi::SCARD_PROTOCOL_ANY,
-                ffi::SCARD_RESET_CARD,
-                &mut protocol,
-            )
+            ffi::SCardReconnect(self.handle, share_mode, ffi::SCARD_PROTOCOL_ANY, disposition, &mut protocol)
         };
         if rv != 0 {
             return Err(rv as u32 as i32);
