@@ -278,8 +278,6 @@ pub struct CardStatus {
 
 impl CardHandle {
     /// The handle value as the ABI carries it (`uintptr_t`).
-    // A cast for pcsc-lite's `LONG` and PCSC.framework's 32 bits; WinSCard's is already usize.
-    #[cfg_attr(windows, allow(clippy::unnecessary_cast))]
     pub fn to_abi(self) -> usize {
         self.0.to_abi()
     }

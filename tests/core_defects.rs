@@ -7,6 +7,7 @@
 //!
 //! One test restarts pcscd; it takes the write side of `SERVICE`, every other test the read
 //! side, so that no test here sees the restart.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 
