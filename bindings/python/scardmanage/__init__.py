@@ -23,6 +23,7 @@ same arguments, return the same values and raise the same errors.
 
 import ctypes
 import ctypes.util
+import importlib
 import operator
 import os
 import sys
@@ -167,13 +168,15 @@ def _load_extension():
     if os.environ.get(NO_EXTENSION_ENV, "") not in ("", "0"):
         return None
     try:
-        from . import _fast
+        # By the module's name, not `from . import _fast`, which reads this package's attribute
+        # _fast: under importlib.reload() that is the binding made before, which has no bind().
+        extension = importlib.import_module(__name__ + "._fast")
     except ImportError:
         return None
     address = ctypes.cast(_lib.scm_status, c_void_p).value, ctypes.cast(_lib.scm_transmit, c_void_p).value
     # A binding of this package's library: a second import of the package with another
     # SCARDMANAGE_LIBRARY gets a binding of its own and leaves this one as it is.
-    return _fast.bind(address[0], address[1], MAX_APDU_SIZE)
+    return extension.bind(address[0], address[1], MAX_APDU_SIZE)
 
 
 _fast = _load_extension()

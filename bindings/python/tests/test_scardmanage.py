@@ -397,6 +397,24 @@ def test_the_call_path_is_chosen_at_import():
     assert _which_path_in_subprocess("1") == ["False"] * 3
 
 
+def test_the_package_reloads_onto_its_extension(reader):
+    # importlib.reload() runs the package again in the same module, whose _fast is by then the
+    # binding, not the extension module: the package must find the extension all the same.
+    code = """
+import importlib, os, scardmanage as s
+importlib.reload(s)
+with s.SCardManage() as m:
+    m.attach_by_ifd(os.environ["SCM_LAB_READER"])
+    print(s._fast is not None, s.SCardManage.status is s._status_extension, m.status(), m.transmit(%r))
+""" % ECHO
+    env = dict(os.environ)
+    env.pop(scardmanage.NO_EXTENSION_ENV, None)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    built = str(importlib.util.find_spec("scardmanage._fast") is not None)
+    assert run.stdout.split(" ", 2) == [built, built, "(6, 2) b'abc\\x90\\x00'\n"], run.stdout
+
+
 def test_the_extension_is_built_where_required():
     if not os.environ.get("SCARDMANAGE_REQUIRE_EXTENSION"):
         pytest.skip("SCARDMANAGE_REQUIRE_EXTENSION is not set")
