@@ -300,9 +300,18 @@ def _status_ctypes(self):
     return result
 
 
+def _command(command):
+    """bytes(command), but an integer is a TypeError: bytes(5) is five zero bytes, which would go
+    to the card as a command. The extension refuses what has __index__ alike."""
+    if hasattr(type(command), "__index__"):
+        raise TypeError("transmit: the command is bytes, not an integer (%s)" % type(command).__name__)
+    return bytes(command)
+
+
 def _transmit_ctypes(self, command):
     """Sends one APDU (bytes); returns the answer, status word included."""
-    command = bytes(command)
+    if type(command) is not bytes:
+        command = _command(command)
     try:
         scratch = _transmit_scratch.pop()
     except IndexError:

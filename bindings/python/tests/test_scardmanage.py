@@ -140,6 +140,10 @@ def test_transmit_takes_what_bytes_takes(mgr):
         mgr.transmit("8010000003")
     with pytest.raises(TypeError):
         mgr.transmit(None)
+    # bytes(5) is five zero bytes: an integer would go to the card as a command of that many NULs.
+    for count in (5, True):
+        with pytest.raises(TypeError):
+            mgr.transmit(count)
 
 
 def test_one_manager_shared_by_threads(mgr):
