@@ -31,6 +31,10 @@ void *operator new(std::size_t size)
 }
 
 void operator delete(void *p) noexcept { std::free(p); }
+#if defined(__cpp_sized_deallocation)
+// From C++14 the sized form is replaceable too: a program replacing one replaces both.
+void operator delete(void *p, std::size_t) noexcept { std::free(p); }
+#endif
 
 static int g_failures = 0;
 
