@@ -220,9 +220,10 @@ class SCardError(Exception):
     """A failed call. ``hresult``: the code, unsigned (0x80100009...); ``message``: the library's text."""
 
     def __init__(self, function, hresult):
+        # error_message first: it refuses what is no 32-bit result, which the mask would wrap.
+        self.message = error_message(hresult)
         self.function = function
         self.hresult = hresult & 0xFFFFFFFF
-        self.message = error_message(self.hresult)
         super().__init__("%s: 0x%08X %s" % (function, self.hresult, self.message))
 
     def __reduce__(self):

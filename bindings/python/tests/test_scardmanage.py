@@ -251,6 +251,8 @@ def test_error_message_takes_either_form():
     for wrong in (2**32 + 0x80100068, -(2**31) - 1):
         with pytest.raises(ValueError):
             scardmanage.error_message(wrong)
+        with pytest.raises(ValueError):
+            SCardError("scm_status", wrong)
 
 
 def test_out_of_range_integers_never_reach_the_library_wrapped(mgr, reader):
