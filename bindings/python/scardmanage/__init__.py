@@ -228,8 +228,9 @@ class SCardError(Exception):
 
     def __reduce__(self):
         # Exception's own reduce would call __init__ with the one-string args: a TypeError on
-        # unpickling, which broke a ProcessPoolExecutor whose worker raised this.
-        return type(self), (self.function, self.hresult)
+        # unpickling, which broke a ProcessPoolExecutor whose worker raised this. The state
+        # keeps what was added after (attributes, add_note()'s __notes__).
+        return type(self), (self.function, self.hresult), self.__dict__
 
 
 _SIZE_BITS = 8 * ctypes.sizeof(c_size_t)

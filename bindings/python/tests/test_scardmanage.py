@@ -291,9 +291,11 @@ def _status_of_a_new_manager():
 
 def test_scard_error_pickles_and_crosses_a_process_pool():
     err = SCardError("scm_status", scardmanage.SCARD_W_RESET_CARD)
+    err.detail = "what the caller added"  # an attribute, as add_note() adds __notes__
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is SCardError
     assert (copy.function, copy.hresult, copy.message, str(copy)) == (err.function, err.hresult, err.message, str(err))
+    assert copy.detail == err.detail
     # spawn: the worker imports everything afresh and the error comes back pickled.
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         with pytest.raises(SCardError) as info:
