@@ -43,8 +43,11 @@ install -m 0644 include/scardmanage.h include/scardmanage.hpp "$dest/include/"
 # minus the C library and libgcc_s that every C link brings anyway).
 static_libs="-lpcsclite -lutil -lrt -lpthread -lm -ldl"
 
+# pkg-config splits its flags into words as a shell does: a space (or quote, or backslash) in the
+# prefix is escaped, else -I/opt/my prefix/include would be two words.
+pc_prefix=$(printf '%s\n' "$prefix" | sed 's/[\\ "'"'"']/\\&/g')
 cat > "$libdir/pkgconfig/scardmanage.pc" <<EOF
-prefix=$prefix
+prefix=$pc_prefix
 libdir=\${prefix}/lib
 includedir=\${prefix}/include
 

@@ -9,10 +9,11 @@
  *     scm_hresult hr = mgr.AttachByIFD("My Reader 00 00");
  *     if (FAILED(hr)) std::fprintf(stderr, "%s\n", scm::ErrorMessage(hr));
  *
- * Nothing throws (every method is noexcept): a manager that could not be created, or was moved
- * from, reports SCM_E_POINTER from every call (and from Created()). Transmit and Atr fill a
- * std::vector, which stays the caller's; where they cannot allocate they return
- * SCM_E_OUTOFMEMORY (for Transmit the command was sent, but its answer is lost).
+ * Nothing throws (every function here is noexcept): a manager that could not be created, or was
+ * moved from, reports SCM_E_POINTER from every call (and from Created()). Transmit and Atr fill
+ * a std::vector, which stays the caller's; where they cannot allocate they return
+ * SCM_E_OUTOFMEMORY. For Transmit that is either before the command is sent (its 64 KiB scratch)
+ * or after (the answer's vector): then the command was sent and its answer is lost.
  * Link with the library as for C (`pkg-config --libs scardmanage`, or the CMake target
  * scardmanage::scardmanage).
  */
@@ -40,11 +41,11 @@
 namespace scm {
 
 /* A static English text for any result; never NULL, never to be freed. */
-inline const char *ErrorMessage(scm_hresult hr) { return scm_error_message(hr); }
+inline const char *ErrorMessage(scm_hresult hr) noexcept { return scm_error_message(hr); }
 
 class SCardManage {
 public:
-    SCardManage() : m_(nullptr), created_(scm_create(&m_)) {}
+    SCardManage() noexcept : m_(nullptr), created_(scm_create(&m_)) {}
     ~SCardManage() { reset(); }
 
     SCardManage(const SCardManage &) = delete;

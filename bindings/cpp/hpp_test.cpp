@@ -14,13 +14,16 @@
 
 #include "scardmanage.hpp"
 
-// Every allocation of this program comes here, so a test can make the next ones fail.
-static bool g_fail_allocations = false;
+// Every allocation of this program comes here, so a test can make allocations fail: after
+// this many more succeed (-1: never).
+static long g_allocations_left = -1;
 
 void *operator new(std::size_t size)
 {
-    if (g_fail_allocations)
+    if (g_allocations_left == 0)
         throw std::bad_alloc();
+    if (g_allocations_left > 0)
+        g_allocations_left--;
     void *p = std::malloc(size == 0 ? 1 : size);
     if (p == nullptr)
         throw std::bad_alloc();
@@ -28,6 +31,10 @@ void *operator new(std::size_t size)
 }
 
 void operator delete(void *p) noexcept { std::free(p); }
+#if defined(__cpp_sized_deallocation)
+// From C++14 the sized form is replaceable too: a program replacing one replaces both.
+void operator delete(void *p, std::size_t) noexcept { std::free(p); }
+#endif
 
 static int g_failures = 0;
 
@@ -85,23 +92,36 @@ static void MoveAssignmentEmptiesTheSource(const char *reader)
     CheckHr(constructed.Detach(), SCM_S_OK, "the moved manager detaches");
 }
 
+// The header claims noexcept for all of these; an exception through one would terminate.
+static_assert(noexcept(scm::SCardManage()), "the constructor is noexcept");
+static_assert(noexcept(scm::ErrorMessage(SCM_S_OK)), "ErrorMessage is noexcept");
+
 static void NothingThrows(scm::SCardManage &mgr)
 {
     const std::vector<uint8_t> echo(kEcho1, kEcho1 + sizeof kEcho1);
-    std::vector<uint8_t> response, atr;
-    scm_hresult transmitted = SCM_S_OK, got_atr = SCM_S_OK;
+    std::vector<uint8_t> response, atr, kept(1, 0x77);
+    scm_hresult transmitted = SCM_S_OK, got_atr = SCM_S_OK, answer_lost = SCM_S_OK;
     bool threw = false;
-    g_fail_allocations = true;
+    g_allocations_left = 0;
     try {
         transmitted = mgr.Transmit(echo, response);
         got_atr = mgr.Atr(atr);
     } catch (...) {
         threw = true;
     }
-    g_fail_allocations = false;
+    // Memory for Transmit's scratch, none for the answer's vector: the command was sent.
+    g_allocations_left = 1;
+    try {
+        answer_lost = mgr.Transmit(echo, kept);
+    } catch (...) {
+        threw = true;
+    }
+    g_allocations_left = -1;
     Check(!threw, "Transmit and Atr do not throw when allocations fail");
     CheckHr(transmitted, SCM_E_OUTOFMEMORY, "Transmit without memory is SCM_E_OUTOFMEMORY");
     CheckHr(got_atr, SCM_E_OUTOFMEMORY, "Atr without memory is SCM_E_OUTOFMEMORY");
+    CheckHr(answer_lost, SCM_E_OUTOFMEMORY, "Transmit with no memory for the answer is SCM_E_OUTOFMEMORY");
+    Check(kept == std::vector<uint8_t>(1, 0x77), "and leaves the response alone");
     CheckHr(mgr.Atr(atr), SCM_S_OK, "Atr with memory again");
     Check(atr.size() == 4 && atr[0] == 0x3B, "the lab card's ATR");
 }

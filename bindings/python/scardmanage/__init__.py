@@ -23,6 +23,7 @@ same arguments, return the same values and raise the same errors.
 
 import ctypes
 import ctypes.util
+import importlib
 import operator
 import os
 import sys
@@ -167,13 +168,15 @@ def _load_extension():
     if os.environ.get(NO_EXTENSION_ENV, "") not in ("", "0"):
         return None
     try:
-        from . import _fast
+        # By the module's name, not `from . import _fast`, which reads this package's attribute
+        # _fast: under importlib.reload() that is the binding made before, which has no bind().
+        extension = importlib.import_module(__name__ + "._fast")
     except ImportError:
         return None
     address = ctypes.cast(_lib.scm_status, c_void_p).value, ctypes.cast(_lib.scm_transmit, c_void_p).value
     # A binding of this package's library: a second import of the package with another
     # SCARDMANAGE_LIBRARY gets a binding of its own and leaves this one as it is.
-    return _fast.bind(address[0], address[1], MAX_APDU_SIZE)
+    return extension.bind(address[0], address[1], MAX_APDU_SIZE)
 
 
 _fast = _load_extension()
@@ -217,15 +220,17 @@ class SCardError(Exception):
     """A failed call. ``hresult``: the code, unsigned (0x80100009...); ``message``: the library's text."""
 
     def __init__(self, function, hresult):
+        # error_message first: it refuses what is no 32-bit result, which the mask would wrap.
+        self.message = error_message(hresult)
         self.function = function
         self.hresult = hresult & 0xFFFFFFFF
-        self.message = error_message(self.hresult)
         super().__init__("%s: 0x%08X %s" % (function, self.hresult, self.message))
 
     def __reduce__(self):
         # Exception's own reduce would call __init__ with the one-string args: a TypeError on
-        # unpickling, which broke a ProcessPoolExecutor whose worker raised this.
-        return type(self), (self.function, self.hresult)
+        # unpickling, which broke a ProcessPoolExecutor whose worker raised this. The state
+        # keeps what was added after (attributes, add_note()'s __notes__).
+        return type(self), (self.function, self.hresult), self.__dict__
 
 
 _SIZE_BITS = 8 * ctypes.sizeof(c_size_t)
@@ -297,9 +302,18 @@ def _status_ctypes(self):
     return result
 
 
+def _command(command):
+    """bytes(command), but an integer is a TypeError: bytes(5) is five zero bytes, which would go
+    to the card as a command. The extension refuses what has __index__ alike."""
+    if hasattr(type(command), "__index__"):
+        raise TypeError("transmit: the command is bytes, not an integer (%s)" % type(command).__name__)
+    return bytes(command)
+
+
 def _transmit_ctypes(self, command):
     """Sends one APDU (bytes); returns the answer, status word included."""
-    command = bytes(command)
+    if type(command) is not bytes:
+        command = _command(command)
     try:
         scratch = _transmit_scratch.pop()
     except IndexError:

@@ -128,7 +128,11 @@ static PyObject *transmit(PyObject *self, PyObject *const *args, Py_ssize_t narg
         command = args[1];
         Py_INCREF(command);
     } else {
-        /* bytes(command): the same conversion, and the same errors, as the ctypes path. */
+        /* bytes(command): the same conversion, and the same errors, as the ctypes path, which
+         * refuses an integer too (bytes(5) would be a command of five zero bytes). */
+        if (PyIndex_Check(args[1]))
+            return PyErr_Format(PyExc_TypeError, "transmit: the command is bytes, not an integer (%.200s)",
+                                Py_TYPE(args[1])->tp_name);
         command = PyObject_CallFunctionObjArgs((PyObject *)&PyBytes_Type, args[1], NULL);
         if (command == NULL)
             return NULL;

@@ -140,6 +140,10 @@ def test_transmit_takes_what_bytes_takes(mgr):
         mgr.transmit("8010000003")
     with pytest.raises(TypeError):
         mgr.transmit(None)
+    # bytes(5) is five zero bytes: an integer would go to the card as a command of that many NULs.
+    for count in (5, True):
+        with pytest.raises(TypeError):
+            mgr.transmit(count)
 
 
 def test_one_manager_shared_by_threads(mgr):
@@ -247,6 +251,8 @@ def test_error_message_takes_either_form():
     for wrong in (2**32 + 0x80100068, -(2**31) - 1):
         with pytest.raises(ValueError):
             scardmanage.error_message(wrong)
+        with pytest.raises(ValueError):
+            SCardError("scm_status", wrong)
 
 
 def test_out_of_range_integers_never_reach_the_library_wrapped(mgr, reader):
@@ -285,9 +291,11 @@ def _status_of_a_new_manager():
 
 def test_scard_error_pickles_and_crosses_a_process_pool():
     err = SCardError("scm_status", scardmanage.SCARD_W_RESET_CARD)
+    err.detail = "what the caller added"  # an attribute, as add_note() adds __notes__
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is SCardError
     assert (copy.function, copy.hresult, copy.message, str(copy)) == (err.function, err.hresult, err.message, str(err))
+    assert copy.detail == err.detail
     # spawn: the worker imports everything afresh and the error comes back pickled.
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         with pytest.raises(SCardError) as info:
@@ -395,6 +403,24 @@ def test_the_call_path_is_chosen_at_import():
     assert _which_path_in_subprocess(None) == [built] * 3
     assert _which_path_in_subprocess("0") == [built] * 3
     assert _which_path_in_subprocess("1") == ["False"] * 3
+
+
+def test_the_package_reloads_onto_its_extension(reader):
+    # importlib.reload() runs the package again in the same module, whose _fast is by then the
+    # binding, not the extension module: the package must find the extension all the same.
+    code = """
+import importlib, os, scardmanage as s
+importlib.reload(s)
+with s.SCardManage() as m:
+    m.attach_by_ifd(os.environ["SCM_LAB_READER"])
+    print(s._fast is not None, s.SCardManage.status is s._status_extension, m.status(), m.transmit(%r))
+""" % ECHO
+    env = dict(os.environ)
+    env.pop(scardmanage.NO_EXTENSION_ENV, None)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    built = str(importlib.util.find_spec("scardmanage._fast") is not None)
+    assert run.stdout.split(" ", 2) == [built, built, "(6, 2) b'abc\\x90\\x00'\n"], run.stdout
 
 
 def test_the_extension_is_built_where_required():
