@@ -26,6 +26,7 @@ const CHECKS: &[&str] = &[
     "codes",
     "control_code",
     "transmit",
+    "oversized_command",
     "reset_by_another",
     "latency",
     "pnp_notification",

@@ -355,6 +355,26 @@ static void transmit(SCARDCONTEXT context)
     SCardDisconnect(card, SCARD_LEAVE_CARD);
 }
 
+/* A command larger than the bridge carries fails alone; the context goes on working. */
+static void oversized_command(SCARDCONTEXT context)
+{
+    static const BYTE echo[] = { 0x80, 0x10, 0x00, 0x00, 0x01, 0x5A, 0x00 };
+    enum { HUGE_COMMAND = 2 << 20 };
+    BYTE *command = calloc(HUGE_COMMAND, 1), response[16];
+    SCARDHANDLE card;
+    DWORD protocol, n = sizeof response, n_echo = sizeof response, listed = 0;
+    LONG rv = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
+    LONG huge = rv ? rv : SCardTransmit(card, SCARD_PCI_T1, command, HUGE_COMMAND, NULL, response, &n);
+    LONG after = rv ? rv : SCardTransmit(card, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n_echo);
+    LONG listing = SCardListReadersW(context, NULL, NULL, &listed);
+    check(command && huge == SCARD_E_INVALID_PARAMETER && after == 0 && n_echo == 3 && listing == 0,
+          "oversized_command", "a %d-byte command: 0x%08lX (SCARD_E_INVALID_PARAMETER); then ECHO on the same card "
+          "0x%lX, SCardListReadersW 0x%lX", HUGE_COMMAND, (unsigned long)huge, (unsigned long)after,
+          (unsigned long)listing);
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+    free(command);
+}
+
 typedef struct {
     SCARDCONTEXT context;
     SCARDHANDLE card;
@@ -560,6 +580,7 @@ int main(void)
     codes(context);
     control_code(context);
     transmit(context);
+    oversized_command(context);
     reset_by_another(context);
     latency(context);
     pnp_notification(context);

@@ -110,7 +110,7 @@ static BOOL split_handle(ULONG_PTR handle, DWORD tag, DWORD slots, WORD *generat
 typedef struct {
     BYTE *data;
     size_t len, cap;
-    BOOL failed;
+    LONG error; /* why the request cannot be sent, or SCARD_S_SUCCESS */
 } request_t;
 
 typedef struct {
@@ -118,15 +118,25 @@ typedef struct {
     size_t left;
 } reply_t;
 
+/* The relay's limit on a frame either way (MAX_FRAME in bridge.rs). */
+#define MAX_FRAME (1u << 20)
+
 static void put(request_t *r, const void *p, size_t n)
 {
-    if (r->failed)
+    if (r->error)
         return;
+    /* The relay would drop the connection, and the context with it: refused here instead (as
+     * pcsc-lite refuses a command longer than any reader takes), before reading the caller's
+     * buffer for a length it may not have. */
+    if (n > MAX_FRAME || r->len + n > MAX_FRAME + 4) {
+        r->error = SCARD_E_INVALID_PARAMETER;
+        return;
+    }
     if (r->len + n > r->cap) {
         size_t cap = (r->len + n) * 2 + 64;
         BYTE *data = realloc(r->data, cap);
         if (!data) {
-            r->failed = TRUE;
+            r->error = SCARD_E_NO_MEMORY;
             return;
         }
         r->data = data;
@@ -275,18 +285,19 @@ static void start(call_t *k, SOCKET sock, DWORD op)
 static LONG run(call_t *k)
 {
     DWORD length;
-    if (k->request.failed)
-        return SCARD_E_NO_MEMORY;
+    if (k->request.error)
+        return k->request.error;
     length = (DWORD)(k->request.len - 4);
     memcpy(k->request.data, &length, 4);
     if (k->sock == INVALID_SOCKET || !send_all(k->sock, k->request.data, k->request.len)
-        || !recv_all(k->sock, (BYTE *)&length, 4))
+        || !recv_all(k->sock, (BYTE *)&length, 4) || length > MAX_FRAME
+        || !(k->memory = malloc(length ? length : 1)) || !recv_all(k->sock, k->memory, length)) {
+        /* The stream is now out of step with its frames: a later call would take the rest of
+         * this reply for its own. The context's calls fail from now on instead. */
+        if (k->sock != INVALID_SOCKET)
+            shutdown(k->sock, SD_BOTH);
         return SCARD_E_NO_SERVICE;
-    k->memory = malloc(length ? length : 1);
-    if (!k->memory)
-        return SCARD_E_NO_MEMORY;
-    if (!recv_all(k->sock, k->memory, length))
-        return SCARD_E_NO_SERVICE;
+    }
     k->reply.p = k->memory;
     k->reply.left = length;
     return (LONG)get_u32(&k->reply);
@@ -421,6 +432,9 @@ static BYTE *multi_string(reply_t *reply, BOOL wide, DWORD *units)
     DWORD count = get_u32(reply), total = 0, i, n;
     reply_t again = *reply;
     BYTE *buffer, *at;
+    /* Each string takes at least its 4-byte length: a count beyond that is a broken reply. */
+    if (count > reply->left / 4)
+        return NULL;
     for (i = 0; i < count; i++) {
         const BYTE *s = get_bytes(reply, &n);
         total += caller_form(s, n, wide, NULL) + 1;
