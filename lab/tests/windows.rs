@@ -33,6 +33,7 @@ const CHECKS: &[&str] = &[
     "started_event",
     "blocked_transaction",
     "cancel",
+    "release_during_wait",
     "released_handles",
     "daemon_restart",
 ];

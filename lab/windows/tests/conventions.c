@@ -458,6 +458,40 @@ static void cancel(void)
     CloseHandle(w.done);
 }
 
+static DWORD WINAPI release_worker(LPVOID parameter)
+{
+    worker_t *w = parameter;
+    w->rv = SCardReleaseContext(w->context);
+    return 0;
+}
+
+/* Releasing a context while another thread waits on it ends the wait; it never hangs. */
+static void release_during_wait(void)
+{
+    worker_t w = { 0 }, releaser = { 0 };
+    HANDLE thread;
+    DWORD waited, released;
+    w.context = releaser.context = establish();
+    w.state.szReader = L"Lab A 00 00";
+    w.state.dwCurrentState = SCARD_STATE_UNAWARE;
+    SCardGetStatusChangeW(w.context, 0, &w.state, 1);
+    w.state.dwCurrentState = w.state.dwEventState;
+    w.done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CloseHandle(CreateThread(NULL, 0, status_change_worker, &w, 0, NULL));
+    Sleep(500);
+    thread = CreateThread(NULL, 0, release_worker, &releaser, 0, NULL);
+    released = WaitForSingleObject(thread, 5000);
+    waited = WaitForSingleObject(w.done, 5000);
+    check(released == WAIT_OBJECT_0 && releaser.rv == 0 && waited == WAIT_OBJECT_0 && w.rv == SCARD_E_CANCELLED
+              && SCardIsValidContext(w.context) == SCARD_E_INVALID_HANDLE,
+          "release_during_wait", "SCardReleaseContext from another thread %s (0x%lX); the INFINITE "
+          "SCardGetStatusChangeW ended after %lu ms with 0x%08lX (SCARD_E_CANCELLED)",
+          released == WAIT_OBJECT_0 ? "returned" : "HUNG", (unsigned long)releaser.rv, w.took_ms,
+          (unsigned long)w.rv);
+    CloseHandle(thread);
+    CloseHandle(w.done);
+}
+
 static void pnp_notification(SCARDCONTEXT context)
 {
     SCARD_READERSTATEW state = { 0 };
@@ -587,6 +621,7 @@ int main(void)
     started_event();
     blocked_transaction();
     cancel();
+    release_during_wait();
     released_handles();
     SCardReleaseContext(context);
     daemon_restart();

@@ -526,8 +526,24 @@ LONG WINAPI SCardEstablishContext(DWORD scope, LPCVOID reserved1, LPCVOID reserv
 LONG WINAPI SCardReleaseContext(SCARDCONTEXT context)
 {
     call_t k;
-    LONG rv = start_on_context(&k, context, OP_RELEASE);
-    context_t *c = k.context;
+    WORD generation;
+    DWORD slot;
+    context_t *c;
+    LONG rv;
+    ensure_init();
+    if (!split_handle(context, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
+        return SCARD_E_INVALID_HANDLE;
+    /* Another thread's call holds the context's lock, maybe in an INFINITE
+     * SCardGetStatusChange that would keep this release waiting for ever: it is cancelled
+     * (SCARD_E_CANCELLED), and again until it lets go, since a cancel that reaches pcscd
+     * before the wait has begun is lost. A blocked SCardBeginTransaction is waited for. */
+    while (!TryEnterCriticalSection(&contexts[slot].call)) {
+        SCardCancel(context);
+        Sleep(100);
+    }
+    LeaveCriticalSection(&contexts[slot].call);
+    rv = start_on_context(&k, context, OP_RELEASE);
+    c = k.context;
     if (rv != SCARD_S_SUCCESS)
         return rv;
     rv = run(&k);
