@@ -778,10 +778,13 @@ LONG WINAPI SCardDisconnect(SCARDHANDLE card, DWORD disposition)
         return rv;
     put_u32(&k.request, disposition);
     rv = run(&k);
-    /* The handle is gone whatever pcscd said (a restarted pcscd no longer knows it). */
+    /* The handle is gone whatever pcscd said (a restarted pcscd no longer knows it); unless
+     * another thread's disconnect of it came first, and the slot may hold a new card now. */
     EnterCriticalSection(&table);
-    cards[card & 0xFFF].used = FALSE;
-    cards[card & 0xFFF].generation++;
+    if (cards[card & 0xFFF].used && cards[card & 0xFFF].generation == (WORD)(card >> 12)) {
+        cards[card & 0xFFF].used = FALSE;
+        cards[card & 0xFFF].generation++;
+    }
     LeaveCriticalSection(&table);
     finish(&k);
     return rv;
