@@ -58,7 +58,7 @@ typedef struct {
     SOCKET sock;
     UINT64 cancel_token;
     CRITICAL_SECTION call; /* held for a whole call on `sock` */
-} context_t;
+} context_t; /* sock, cancel_token and generation are written under `call` and `table` both */
 
 typedef struct {
     BOOL used;
@@ -516,9 +516,11 @@ LONG WINAPI SCardEstablishContext(DWORD scope, LPCVOID reserved1, LPCVOID reserv
         return SCARD_E_NO_MEMORY;
     }
     EnterCriticalSection(&contexts[slot].call);
+    EnterCriticalSection(&table);
     contexts[slot].sock = k.sock;
     contexts[slot].cancel_token = token;
     *context = make_handle(CONTEXT_TAG, contexts[slot].generation, (DWORD)slot);
+    LeaveCriticalSection(&table);
     LeaveCriticalSection(&contexts[slot].call);
     return SCARD_S_SUCCESS;
 }
@@ -548,9 +550,9 @@ LONG WINAPI SCardReleaseContext(SCARDCONTEXT context)
         return rv;
     rv = run(&k);
     closesocket(c->sock);
+    EnterCriticalSection(&table);
     c->sock = INVALID_SOCKET;
     c->generation++;
-    EnterCriticalSection(&table);
     c->used = FALSE;
     /* The context's card handles die with it, as on Windows. */
     for (int i = 0; i < MAX_CARDS; i++) {
