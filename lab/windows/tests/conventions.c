@@ -436,19 +436,26 @@ static void blocked_transaction(void)
     CloseHandle(w.done);
 }
 
+/* Starts a thread in an INFINITE SCardGetStatusChangeW on `context` for a reader whose state
+ * will not change, and gives it time to block. */
+static void start_waiting(worker_t *w, SCARDCONTEXT context)
+{
+    w->context = context;
+    w->state.szReader = L"Lab A 00 00";
+    w->state.dwCurrentState = SCARD_STATE_UNAWARE;
+    SCardGetStatusChangeW(w->context, 0, &w->state, 1);
+    w->state.dwCurrentState = w->state.dwEventState;
+    w->done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CloseHandle(CreateThread(NULL, 0, status_change_worker, w, 0, NULL));
+    Sleep(500);
+}
+
 static void cancel(void)
 {
     worker_t w = { 0 };
     LONG cancelled;
     DWORD waited;
-    w.context = establish();
-    w.state.szReader = L"Lab A 00 00";
-    w.state.dwCurrentState = SCARD_STATE_UNAWARE;
-    SCardGetStatusChangeW(w.context, 0, &w.state, 1);
-    w.state.dwCurrentState = w.state.dwEventState;
-    w.done = CreateEventW(NULL, TRUE, FALSE, NULL);
-    CloseHandle(CreateThread(NULL, 0, status_change_worker, &w, 0, NULL));
-    Sleep(500);
+    start_waiting(&w, establish());
     cancelled = SCardCancel(w.context);
     waited = WaitForSingleObject(w.done, 5000);
     check(cancelled == 0 && waited == WAIT_OBJECT_0 && w.rv == SCARD_E_CANCELLED, "cancel",
@@ -471,14 +478,7 @@ static void release_during_wait(void)
     worker_t w = { 0 }, releaser = { 0 };
     HANDLE thread;
     DWORD waited, released;
-    w.context = releaser.context = establish();
-    w.state.szReader = L"Lab A 00 00";
-    w.state.dwCurrentState = SCARD_STATE_UNAWARE;
-    SCardGetStatusChangeW(w.context, 0, &w.state, 1);
-    w.state.dwCurrentState = w.state.dwEventState;
-    w.done = CreateEventW(NULL, TRUE, FALSE, NULL);
-    CloseHandle(CreateThread(NULL, 0, status_change_worker, &w, 0, NULL));
-    Sleep(500);
+    start_waiting(&w, releaser.context = establish());
     thread = CreateThread(NULL, 0, release_worker, &releaser, 0, NULL);
     released = WaitForSingleObject(thread, 5000);
     waited = WaitForSingleObject(w.done, 5000);
