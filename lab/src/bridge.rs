@@ -56,9 +56,8 @@
 use pcsc::ffi::{self, DWORD, LONG, SCARDCONTEXT, SCARDHANDLE};
 use std::ffi::{c_char, CString};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 
 const ESTABLISH: u32 = 1;
 const RELEASE: u32 = 2;
@@ -104,14 +103,7 @@ extern "C" {
 /// process's libpcsclite (`PCSCLITE_CSOCK_NAME`), from background threads, for as long as the
 /// process lives. Returns the address for the Windows side (`SCM_LAB_BRIDGE`).
 pub fn serve() -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let address = listener.local_addr()?;
-    thread::Builder::new().name("scm-lab-bridge".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = thread::Builder::new().name("scm-lab-bridge-conn".into()).spawn(move || relay(stream));
-        }
-    })?;
-    Ok(address)
+    crate::serve_connections("scm-lab-bridge", relay)
 }
 
 /// The control code (pcsc-lite's value) of the last `SCardControl` relayed, if any: how a

@@ -26,7 +26,7 @@ use crate::card::{Counters, VirtualCard};
 use crate::daemon::{Lab, Reader};
 use crate::shared::wait_card;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -148,18 +148,8 @@ impl LabControl {
     /// Listens on a free port of 127.0.0.1 and serves the control channel there from
     /// background threads, for as long as the process lives. Returns the address.
     pub fn serve(self: &Arc<Self>) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let address = listener.local_addr()?;
         let control = Arc::clone(self);
-        thread::Builder::new().name("scm-lab-control".into()).spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let control = Arc::clone(&control);
-                let _ = thread::Builder::new()
-                    .name("scm-lab-control-conn".into())
-                    .spawn(move || control.converse(stream));
-            }
-        })?;
-        Ok(address)
+        crate::serve_connections("scm-lab-control", move |stream| control.converse(stream))
     }
 
     /// Answers the requests of one connection until it closes.
