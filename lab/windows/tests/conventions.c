@@ -279,10 +279,10 @@ static void reader_groups(SCARDCONTEXT context)
 
 static void autoallocate(SCARDCONTEXT context)
 {
-    WCHAR *readers = NULL, *name = NULL;
-    BYTE *atr = NULL;
+    WCHAR *readers = NULL, *name = NULL, *unfreed = NULL;
+    BYTE *atr = NULL, one_byte[1];
     DWORD n = SCARD_AUTOALLOCATE, needed = 0, small = 4, name_length = SCARD_AUTOALLOCATE,
-          atr_length = SCARD_AUTOALLOCATE;
+          atr_length = SCARD_AUTOALLOCATE, unfreed_length = SCARD_AUTOALLOCATE, one = sizeof one_byte;
     WCHAR tiny[4];
     SCARDHANDLE card;
     LONG query = SCardListReadersW(context, NULL, NULL, &needed);
@@ -292,15 +292,20 @@ static void autoallocate(SCARDCONTEXT context)
     LONG connected = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
     LONG status = connected ? connected
                             : SCardStatusW(card, (LPWSTR)&name, &name_length, NULL, NULL, (LPBYTE)&atr, &atr_length);
+    /* A failing call leaves nothing allocated for the caller to free. */
+    LONG short_atr = connected ? connected
+                               : SCardStatusW(card, (LPWSTR)&unfreed, &unfreed_length, NULL, NULL, one_byte, &one);
     BOOL ok = query == 0 && allocated == 0 && readers && n == needed && readers[n - 1] == 0 && readers[n - 2] == 0
               && short_buffer == SCARD_E_INSUFFICIENT_BUFFER && small == needed && status == 0 && name
-              && wcscmp(name, L"Lab A 00 00") == 0 && atr_length == 4 && atr[0] == 0x3B;
+              && wcscmp(name, L"Lab A 00 00") == 0 && atr_length == 4 && atr[0] == 0x3B
+              && short_atr == SCARD_E_INSUFFICIENT_BUFFER && one == 4 && !unfreed;
     LONG freed = SCardFreeMemory(context, readers);
     freed |= SCardFreeMemory(context, name) | SCardFreeMemory(context, atr);
     check(ok && freed == 0, "autoallocate", "SCardListReadersW: %lu characters by query and by SCARD_AUTOALLOCATE, "
           "a 4-character buffer 0x%lX (SCARD_E_INSUFFICIENT_BUFFER) asking %lu; SCardStatusW allocated name and "
-          "%lu-byte ATR; SCardFreeMemory 0x%lX", needed, (unsigned long)short_buffer, small, atr_length,
-          (unsigned long)freed);
+          "%lu-byte ATR; SCardFreeMemory 0x%lX; with a 1-byte ATR buffer 0x%lX and the allocated name %s",
+          needed, (unsigned long)short_buffer, small, atr_length, (unsigned long)freed, (unsigned long)short_atr,
+          unfreed ? "LEFT" : "freed");
     if (connected == 0)
         SCardDisconnect(card, SCARD_LEAVE_CARD);
 }

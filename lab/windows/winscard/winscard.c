@@ -822,6 +822,7 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
     BYTE *multi;
     DWORD units = 0, n;
     const BYTE *bytes;
+    BOOL allocated = FALSE;
     LONG rv = start_on_card(&k, card, OP_STATUS);
     if (rv != SCARD_S_SUCCESS)
         return rv;
@@ -839,14 +840,21 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
         bytes = get_bytes(&k.reply, &n);
         if (!multi)
             rv = SCARD_E_NO_MEMORY;
-        else if (names_length)
+        else if (names_length) {
+            allocated = names && *names_length == SCARD_AUTOALLOCATE;
             rv = deliver(multi, units, wide ? sizeof(WCHAR) : 1, names, names_length);
-        else if (names)
+        } else if (names)
             rv = SCARD_E_INVALID_PARAMETER;
         if (rv == SCARD_S_SUCCESS && atr_length)
             rv = deliver(bytes, n, 1, atr, atr_length);
         else if (rv == SCARD_S_SUCCESS && atr)
             rv = SCARD_E_INVALID_PARAMETER;
+        /* The ATR did not fit: a caller told of a failure frees nothing, so the name allocated
+         * for it goes now. */
+        if (rv != SCARD_S_SUCCESS && allocated && *(void **)names) {
+            HeapFree(GetProcessHeap(), 0, *(void **)names);
+            *(void **)names = NULL;
+        }
         free(multi);
     }
     finish(&k);
