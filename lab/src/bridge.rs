@@ -440,9 +440,10 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
         .collect()
 }
 
-/// A Windows protocol mask in pcsc-lite's terms.
+/// A Windows protocol mask in pcsc-lite's terms. Bits Windows does not define are dropped:
+/// pcsc-lite reads 4 as RAW and 8 as T=15.
 fn to_pcsclite(protocols: u32) -> DWORD {
-    let mut mapped = protocols & !(WIN_PROTOCOL_RAW | WIN_PROTOCOL_DEFAULT);
+    let mut mapped = protocols & (ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1) as u32;
     if protocols & WIN_PROTOCOL_RAW != 0 {
         mapped |= PCSCLITE_PROTOCOL_RAW;
     }
@@ -592,6 +593,7 @@ mod tests {
     fn conventions() {
         assert_eq!(to_pcsclite(WIN_PROTOCOL_RAW), 4);
         assert_eq!(to_pcsclite(3), 3);
+        assert_eq!(to_pcsclite(4 | 8 | 1), 1);
         assert_eq!(to_pcsclite(WIN_PROTOCOL_DEFAULT), 3);
         assert_eq!(from_pcsclite(4), WIN_PROTOCOL_RAW);
         assert_eq!(from_pcsclite(2), 2);
