@@ -137,6 +137,8 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("scm-lab: cannot run {:?} under Wine: {e}", options.command[0]);
+                // The control channel's thread holds the lab too: it would never be dropped.
+                lab.close();
                 return ExitCode::from(1);
             }
         },
