@@ -843,6 +843,7 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
         else if (names_length) {
             allocated = names && *names_length == SCARD_AUTOALLOCATE;
             rv = deliver(multi, units, wide ? sizeof(WCHAR) : 1, names, names_length);
+            allocated = allocated && rv == SCARD_S_SUCCESS;
         } else if (names)
             rv = SCARD_E_INVALID_PARAMETER;
         if (rv == SCARD_S_SUCCESS && atr_length)
@@ -851,7 +852,7 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
             rv = SCARD_E_INVALID_PARAMETER;
         /* The ATR did not fit: a caller told of a failure frees nothing, so the name allocated
          * for it goes now. */
-        if (rv != SCARD_S_SUCCESS && allocated && *(void **)names) {
+        if (rv != SCARD_S_SUCCESS && allocated) {
             HeapFree(GetProcessHeap(), 0, *(void **)names);
             *(void **)names = NULL;
         }
