@@ -34,6 +34,7 @@ const CHECKS: &[&str] = &[
     "blocked_transaction",
     "cancel",
     "release_during_wait",
+    "stale_context",
     "released_handles",
     "daemon_restart",
 ];

@@ -497,6 +497,38 @@ static void release_during_wait(void)
     CloseHandle(w.done);
 }
 
+static DWORD WINAPI is_valid_worker(LPVOID parameter)
+{
+    worker_t *w = parameter;
+    w->rv = SCardIsValidContext(w->context);
+    return 0;
+}
+
+/* A released context's handle is refused at once, even while a call on the context that took
+ * its place in the bridge's table is blocked. */
+static void stale_context(void)
+{
+    worker_t w = { 0 }, probe = { 0 }, releaser = { 0 };
+    HANDLE threads[2];
+    DWORD answered;
+    probe.context = releaser.context = establish();
+    SCardReleaseContext(probe.context);
+    start_waiting(&w, establish());
+    threads[0] = CreateThread(NULL, 0, is_valid_worker, &probe, 0, NULL);
+    threads[1] = CreateThread(NULL, 0, release_worker, &releaser, 0, NULL);
+    answered = WaitForMultipleObjects(2, threads, TRUE, 3000);
+    SCardCancel(w.context);
+    WaitForSingleObject(w.done, 5000);
+    check(answered == WAIT_OBJECT_0 && probe.rv == SCARD_E_INVALID_HANDLE && releaser.rv == SCARD_E_INVALID_HANDLE,
+          "stale_context", "while another context waits: SCardIsValidContext 0x%08lX and SCardReleaseContext 0x%08lX "
+          "on a released context (SCARD_E_INVALID_HANDLE), %s", (unsigned long)probe.rv, (unsigned long)releaser.rv,
+          answered == WAIT_OBJECT_0 ? "at once" : "NOT within 3 s");
+    SCardReleaseContext(w.context);
+    CloseHandle(threads[0]);
+    CloseHandle(threads[1]);
+    CloseHandle(w.done);
+}
+
 static void pnp_notification(SCARDCONTEXT context)
 {
     SCARD_READERSTATEW state = { 0 };
@@ -627,6 +659,7 @@ int main(void)
     blocked_transaction();
     cancel();
     release_during_wait();
+    stale_context();
     released_handles();
     SCardReleaseContext(context);
     daemon_restart();

@@ -312,13 +312,31 @@ static void finish(call_t *k)
 }
 
 /* Locks the context behind `handle` and starts a call on its connection. */
+/* The slot of a live context handle, and its cancel token, under the table lock (not the call
+ * lock, which a call blocked in pcscd may hold for long); -1 for any other handle. */
+static int live_context(SCARDCONTEXT handle, WORD *generation, UINT64 *token)
+{
+    DWORD slot;
+    BOOL live;
+    ensure_init();
+    if (!split_handle(handle, CONTEXT_TAG, MAX_CONTEXTS, generation, &slot))
+        return -1;
+    EnterCriticalSection(&table);
+    live = contexts[slot].used && contexts[slot].generation == *generation;
+    *token = contexts[slot].cancel_token;
+    LeaveCriticalSection(&table);
+    return live ? (int)slot : -1;
+}
+
 static LONG start_on_context(call_t *k, SCARDCONTEXT handle, DWORD op)
 {
     WORD generation;
-    DWORD slot;
+    UINT64 token;
+    int slot = live_context(handle, &generation, &token);
     context_t *c;
-    ensure_init();
-    if (!split_handle(handle, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
+    /* A released handle is refused at once, not after the call in progress on its slot's
+     * new context. */
+    if (slot < 0)
         return SCARD_E_INVALID_HANDLE;
     c = &contexts[slot];
     EnterCriticalSection(&c->call);
@@ -529,18 +547,19 @@ LONG WINAPI SCardReleaseContext(SCARDCONTEXT context)
 {
     call_t k;
     WORD generation;
-    DWORD slot;
+    UINT64 token;
+    int slot = live_context(context, &generation, &token);
     context_t *c;
     LONG rv;
-    ensure_init();
-    if (!split_handle(context, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
+    if (slot < 0)
         return SCARD_E_INVALID_HANDLE;
     /* Another thread's call holds the context's lock, maybe in an INFINITE
      * SCardGetStatusChange that would keep this release waiting for ever: it is cancelled
      * (SCARD_E_CANCELLED), and again until it lets go, since a cancel that reaches pcscd
      * before the wait has begun is lost. A blocked SCardBeginTransaction is waited for. */
     while (!TryEnterCriticalSection(&contexts[slot].call)) {
-        SCardCancel(context);
+        if (SCardCancel(context) == SCARD_E_INVALID_HANDLE)
+            return SCARD_E_INVALID_HANDLE; /* released by another thread meanwhile */
         Sleep(100);
     }
     LeaveCriticalSection(&contexts[slot].call);
@@ -581,21 +600,11 @@ LONG WINAPI SCardIsValidContext(SCARDCONTEXT context)
 LONG WINAPI SCardCancel(SCARDCONTEXT context)
 {
     WORD generation;
-    DWORD slot;
-    UINT64 token = 0;
-    BOOL valid;
+    UINT64 token;
     call_t k;
     LONG rv;
-    ensure_init();
-    if (!split_handle(context, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
-        return SCARD_E_INVALID_HANDLE;
     /* Not under the context's call lock: the call to cancel holds it. */
-    EnterCriticalSection(&table);
-    valid = contexts[slot].used && contexts[slot].generation == generation;
-    if (valid)
-        token = contexts[slot].cancel_token;
-    LeaveCriticalSection(&table);
-    if (!valid)
+    if (live_context(context, &generation, &token) < 0)
         return SCARD_E_INVALID_HANDLE;
     start(&k, dial(), OP_CANCEL);
     put_u64(&k.request, token);
