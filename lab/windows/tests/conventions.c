@@ -381,6 +381,7 @@ static void oversized_command(SCARDCONTEXT context)
 }
 
 typedef struct {
+    LONG(WINAPI *call)(SCARDCONTEXT);
     SCARDCONTEXT context;
     SCARDHANDLE card;
     SCARD_READERSTATEW state;
@@ -470,21 +471,22 @@ static void cancel(void)
     CloseHandle(w.done);
 }
 
-static DWORD WINAPI release_worker(LPVOID parameter)
+/* Runs w->call (SCardReleaseContext, SCardIsValidContext) on w->context. */
+static DWORD WINAPI context_worker(LPVOID parameter)
 {
     worker_t *w = parameter;
-    w->rv = SCardReleaseContext(w->context);
+    w->rv = w->call(w->context);
     return 0;
 }
 
 /* Releasing a context while another thread waits on it ends the wait; it never hangs. */
 static void release_during_wait(void)
 {
-    worker_t w = { 0 }, releaser = { 0 };
+    worker_t w = { 0 }, releaser = { .call = SCardReleaseContext };
     HANDLE thread;
     DWORD waited, released;
     start_waiting(&w, releaser.context = establish());
-    thread = CreateThread(NULL, 0, release_worker, &releaser, 0, NULL);
+    thread = CreateThread(NULL, 0, context_worker, &releaser, 0, NULL);
     released = WaitForSingleObject(thread, 5000);
     waited = WaitForSingleObject(w.done, 5000);
     check(released == WAIT_OBJECT_0 && releaser.rv == 0 && waited == WAIT_OBJECT_0 && w.rv == SCARD_E_CANCELLED
@@ -497,25 +499,18 @@ static void release_during_wait(void)
     CloseHandle(w.done);
 }
 
-static DWORD WINAPI is_valid_worker(LPVOID parameter)
-{
-    worker_t *w = parameter;
-    w->rv = SCardIsValidContext(w->context);
-    return 0;
-}
-
 /* A released context's handle is refused at once, even while a call on the context that took
  * its place in the bridge's table is blocked. */
 static void stale_context(void)
 {
-    worker_t w = { 0 }, probe = { 0 }, releaser = { 0 };
+    worker_t w = { 0 }, probe = { .call = SCardIsValidContext }, releaser = { .call = SCardReleaseContext };
     HANDLE threads[2];
     DWORD answered;
     probe.context = releaser.context = establish();
     SCardReleaseContext(probe.context);
     start_waiting(&w, establish());
-    threads[0] = CreateThread(NULL, 0, is_valid_worker, &probe, 0, NULL);
-    threads[1] = CreateThread(NULL, 0, release_worker, &releaser, 0, NULL);
+    threads[0] = CreateThread(NULL, 0, context_worker, &probe, 0, NULL);
+    threads[1] = CreateThread(NULL, 0, context_worker, &releaser, 0, NULL);
     answered = WaitForMultipleObjects(2, threads, TRUE, 3000);
     SCardCancel(w.context);
     WaitForSingleObject(w.done, 5000);
