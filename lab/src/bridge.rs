@@ -56,9 +56,8 @@
 use pcsc::ffi::{self, DWORD, LONG, SCARDCONTEXT, SCARDHANDLE};
 use std::ffi::{c_char, CString};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 
 const ESTABLISH: u32 = 1;
 const RELEASE: u32 = 2;
@@ -104,14 +103,7 @@ extern "C" {
 /// process's libpcsclite (`PCSCLITE_CSOCK_NAME`), from background threads, for as long as the
 /// process lives. Returns the address for the Windows side (`SCM_LAB_BRIDGE`).
 pub fn serve() -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let address = listener.local_addr()?;
-    thread::Builder::new().name("scm-lab-bridge".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = thread::Builder::new().name("scm-lab-bridge-conn".into()).spawn(move || relay(stream));
-        }
-    })?;
-    Ok(address)
+    crate::serve_connections("scm-lab-bridge", relay)
 }
 
 /// The control code (pcsc-lite's value) of the last `SCardControl` relayed, if any: how a
@@ -448,9 +440,10 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
         .collect()
 }
 
-/// A Windows protocol mask in pcsc-lite's terms.
+/// A Windows protocol mask in pcsc-lite's terms. Bits Windows does not define are dropped:
+/// pcsc-lite reads 4 as RAW and 8 as T=15.
 fn to_pcsclite(protocols: u32) -> DWORD {
-    let mut mapped = protocols & !(WIN_PROTOCOL_RAW | WIN_PROTOCOL_DEFAULT);
+    let mut mapped = protocols & (ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1) as u32;
     if protocols & WIN_PROTOCOL_RAW != 0 {
         mapped |= PCSCLITE_PROTOCOL_RAW;
     }
@@ -600,6 +593,7 @@ mod tests {
     fn conventions() {
         assert_eq!(to_pcsclite(WIN_PROTOCOL_RAW), 4);
         assert_eq!(to_pcsclite(3), 3);
+        assert_eq!(to_pcsclite(4 | 8 | 1), 1);
         assert_eq!(to_pcsclite(WIN_PROTOCOL_DEFAULT), 3);
         assert_eq!(from_pcsclite(4), WIN_PROTOCOL_RAW);
         assert_eq!(from_pcsclite(2), 2);

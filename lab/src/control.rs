@@ -18,19 +18,22 @@
 //! | `last-control` | `ok 0x<code>` or `ok none`: the last `SCardControl` code the WinSCard bridge passed to pcscd (see [`crate::bridge`]) |
 //! | `counters <i>` | `ok apdus=N resets=N power_on=N power_off=N atr_requests=N connections=N`, the [`Counters`] of the last card inserted in reader `i` |
 //!
-//! Anything else, or a request that fails, gets `error <text>`. Requests are carried out one at
+//! Anything else, or a request that fails, gets `error <text>`; so does a line longer than
+//! 1 KiB, which is dropped as it arrives rather than kept. Requests are carried out one at
 //! a time, in the order they arrive.
 
 use crate::card::{Counters, VirtualCard};
 use crate::daemon::{Lab, Reader};
 use crate::shared::wait_card;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+/// The longest request line kept; a longer one is answered with an error.
+const MAX_REQUEST: usize = 1024;
 /// How long pcscd may take to see a card come or go; it polls about every 400 ms.
 const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A removed card's reader rests this long before the next card goes in: a card swapped within
@@ -145,18 +148,8 @@ impl LabControl {
     /// Listens on a free port of 127.0.0.1 and serves the control channel there from
     /// background threads, for as long as the process lives. Returns the address.
     pub fn serve(self: &Arc<Self>) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let address = listener.local_addr()?;
         let control = Arc::clone(self);
-        thread::Builder::new().name("scm-lab-control".into()).spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let control = Arc::clone(&control);
-                let _ = thread::Builder::new()
-                    .name("scm-lab-control-conn".into())
-                    .spawn(move || control.converse(stream));
-            }
-        })?;
-        Ok(address)
+        crate::serve_connections("scm-lab-control", move |stream| control.converse(stream))
     }
 
     /// Answers the requests of one connection until it closes.
@@ -165,11 +158,24 @@ impl LabControl {
         let Ok(mut writer) = stream.try_clone() else {
             return;
         };
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else {
-                return;
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = Vec::new();
+            match (&mut reader).take(MAX_REQUEST as u64).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let request = if line.len() == MAX_REQUEST && !line.ends_with(b"\n") {
+                // The rest of the line is dropped as it arrives, never held.
+                if reader.skip_until(b'\n').is_err() {
+                    return;
+                }
+                Err(format!("a request longer than {MAX_REQUEST} bytes"))
+            } else {
+                String::from_utf8(line).map_err(|_| "a request that is not UTF-8".to_string())
             };
-            let reply = match self.answer(line.trim_end_matches('\r')) {
+            let answer = request.and_then(|r| self.answer(r.trim_end_matches('\n').trim_end_matches('\r')));
+            let reply = match answer {
                 Ok(data) if data.is_empty() => "ok\n".to_string(),
                 Ok(data) => format!("ok {data}\n"),
                 Err(e) => format!("error {}\n", e.replace('\n', " | ")),

@@ -34,3 +34,27 @@ pub use shared::{lease, lease_with, shared, wait_card, ReaderLease, SharedLab};
 /// The client library reads it once per process, at the first PC/SC call, so it must be set
 /// before that call; [`shared`] does so.
 pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
+
+/// Listens on a free port of 127.0.0.1 and hands every connection to `serve` on a thread of its
+/// own (named `name`), for as long as the process lives. Returns the address.
+pub(crate) fn serve_connections(
+    name: &str,
+    serve: impl Fn(std::net::TcpStream) + Clone + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let address = listener.local_addr()?;
+    let connection = format!("{name}-conn");
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => {
+                    let serve = serve.clone();
+                    let _ = std::thread::Builder::new().name(connection.clone()).spawn(move || serve(stream));
+                }
+                // Out of descriptors, say: a pause instead of a loop spinning on the same error.
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        }
+    })?;
+    Ok(address)
+}

@@ -96,6 +96,14 @@ fn control_channel_drives_the_lab_and_names_go_through_as_utf8() {
     assert!(control.ask("reader 4").starts_with("error "));
     assert!(control.ask("insert").starts_with("error "));
     assert!(control.ask("fly").starts_with("error "));
+    // An 8 MiB line is refused without being kept (its error does not quote it), and the
+    // connection goes on.
+    writeln!(control.writer, "{}", "x".repeat(8 << 20)).unwrap();
+    let refused = control.ask("readers");
+    assert!(refused.starts_with("error ") && refused.len() < 200, "{} bytes: {refused:.100}", refused.len());
+    let mut next = String::new();
+    control.reader.read_line(&mut next).unwrap();
+    assert_eq!(next, "ok 4\n", "the request after the long line");
 
     assert_eq!(control.ask("kill"), "ok");
     assert!(context.list_readers_owned().is_err());

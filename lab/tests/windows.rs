@@ -5,7 +5,7 @@
 //! skip.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Pair 1's name: two-, three- and four-byte UTF-8 sequences (the last a UTF-16 surrogate
 /// pair). The program expects exactly this name.
@@ -26,12 +26,15 @@ const CHECKS: &[&str] = &[
     "codes",
     "control_code",
     "transmit",
+    "oversized_command",
     "reset_by_another",
     "latency",
     "pnp_notification",
     "started_event",
     "blocked_transaction",
     "cancel",
+    "release_during_wait",
+    "stale_context",
     "released_handles",
     "daemon_restart",
 ];
@@ -66,14 +69,21 @@ fn scm_lab(arch: &str, friendly: &str, exe: &Path) -> Command {
     command
 }
 
-fn conventions(arch: &str) -> Output {
+/// The output of the conventions program run by `scm-lab`, and that `scm-lab`'s process id.
+fn conventions(arch: &str) -> (Output, u32) {
     let exe = folder(arch).join("conventions.exe");
     compile(arch, "conventions", &exe, &["-lwinscard", "-lws2_32"]);
-    scm_lab(arch, &format!("1={FRIENDLY}"), &exe).output().expect("running scm-lab")
+    let child = scm_lab(arch, &format!("1={FRIENDLY}"), &exe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running scm-lab");
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
 }
 
 fn assert_conventions_hold(arch: &str) {
-    let output = conventions(arch);
+    let (output, _) = conventions(arch);
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     for check in CHECKS {
@@ -98,11 +108,14 @@ fn winscard_conventions_hold_for_a_32_bit_windows_program_or_i686_fails_clearly(
         assert_conventions_hold("i686");
         return;
     }
-    let output = conventions("i686");
+    let (output, pid) = conventions("i686");
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("{stderr}");
     assert!(!output.status.success(), "an i686 run without 32-bit Wine succeeded");
     assert!(stderr.contains("wine32"), "the failure does not name the missing package: {stderr}");
+    // The lab had started: it is stopped, its folder gone, even on this early way out.
+    let lab_dir = std::env::temp_dir().join(format!("scm-lab-{pid}-0"));
+    assert!(!lab_dir.exists(), "{} is left behind", lab_dir.display());
 }
 
 /// The rest of what a Windows program gets from `scm-lab run --windows`: a non-ASCII

@@ -23,10 +23,17 @@ build() {
     # Exports are listed in .def files under their undecorated names, as Windows' own DLLs
     # export them; on i686 the stdcall fixup maps them to the decorated symbols (name@N).
     local flags=(-O2 -Wall -Wextra -Werror -shared -static-libgcc -Wl,--enable-stdcall-fixup -D_WIN32_WINNT=0x0601)
-    "$cc" "${flags[@]}" -o "$out/bcryptprimitives.dll" \
+    # Parallel lab runs build at once: each links under a name of its own and renames it into
+    # place, so none copies a DLL another is still writing. winscard.dll goes last, since its
+    # date says both are up to date.
+    tmp="$out/.build-$$"
+    trap 'rm -f "$tmp"-*.dll' EXIT
+    "$cc" "${flags[@]}" -o "$tmp-bcryptprimitives.dll" \
         "$here/bcryptprimitives/bcryptprimitives.c" "$here/bcryptprimitives/bcryptprimitives.def" -ladvapi32
-    "$cc" "${flags[@]}" -o "$out/winscard.dll" \
+    "$cc" "${flags[@]}" -o "$tmp-winscard.dll" \
         "$here/winscard/winscard.c" "$here/winscard/winscard.def" -lws2_32
+    mv -f "$tmp-bcryptprimitives.dll" "$out/bcryptprimitives.dll"
+    mv -f "$tmp-winscard.dll" "$out/winscard.dll"
     echo "$out"
 }
 

@@ -150,16 +150,23 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("scm-lab: cannot run {:?} under Wine: {e}", options.command[0]);
+                // The control channel's thread holds the lab too: it would never be dropped.
+                lab.close();
                 return ExitCode::from(1);
             }
         },
     };
     // A killed scm-lab (a test's timeout) must not leave the program running against nothing.
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    let parent = std::process::id();
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Killed before the prctl took effect: no signal will come, so no program either.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

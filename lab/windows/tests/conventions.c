@@ -279,10 +279,10 @@ static void reader_groups(SCARDCONTEXT context)
 
 static void autoallocate(SCARDCONTEXT context)
 {
-    WCHAR *readers = NULL, *name = NULL;
-    BYTE *atr = NULL;
+    WCHAR *readers = NULL, *name = NULL, *unfreed = NULL;
+    BYTE *atr = NULL, one_byte[1];
     DWORD n = SCARD_AUTOALLOCATE, needed = 0, small = 4, name_length = SCARD_AUTOALLOCATE,
-          atr_length = SCARD_AUTOALLOCATE;
+          atr_length = SCARD_AUTOALLOCATE, unfreed_length = SCARD_AUTOALLOCATE, one = sizeof one_byte;
     WCHAR tiny[4];
     SCARDHANDLE card;
     LONG query = SCardListReadersW(context, NULL, NULL, &needed);
@@ -292,15 +292,20 @@ static void autoallocate(SCARDCONTEXT context)
     LONG connected = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
     LONG status = connected ? connected
                             : SCardStatusW(card, (LPWSTR)&name, &name_length, NULL, NULL, (LPBYTE)&atr, &atr_length);
+    /* A failing call leaves nothing allocated for the caller to free. */
+    LONG short_atr = connected ? connected
+                               : SCardStatusW(card, (LPWSTR)&unfreed, &unfreed_length, NULL, NULL, one_byte, &one);
     BOOL ok = query == 0 && allocated == 0 && readers && n == needed && readers[n - 1] == 0 && readers[n - 2] == 0
               && short_buffer == SCARD_E_INSUFFICIENT_BUFFER && small == needed && status == 0 && name
-              && wcscmp(name, L"Lab A 00 00") == 0 && atr_length == 4 && atr[0] == 0x3B;
+              && wcscmp(name, L"Lab A 00 00") == 0 && atr_length == 4 && atr[0] == 0x3B
+              && short_atr == SCARD_E_INSUFFICIENT_BUFFER && one == 4 && !unfreed;
     LONG freed = SCardFreeMemory(context, readers);
     freed |= SCardFreeMemory(context, name) | SCardFreeMemory(context, atr);
     check(ok && freed == 0, "autoallocate", "SCardListReadersW: %lu characters by query and by SCARD_AUTOALLOCATE, "
           "a 4-character buffer 0x%lX (SCARD_E_INSUFFICIENT_BUFFER) asking %lu; SCardStatusW allocated name and "
-          "%lu-byte ATR; SCardFreeMemory 0x%lX", needed, (unsigned long)short_buffer, small, atr_length,
-          (unsigned long)freed);
+          "%lu-byte ATR; SCardFreeMemory 0x%lX; with a 1-byte ATR buffer 0x%lX and the allocated name %s",
+          needed, (unsigned long)short_buffer, small, atr_length, (unsigned long)freed, (unsigned long)short_atr,
+          unfreed ? "LEFT" : "freed");
     if (connected == 0)
         SCardDisconnect(card, SCARD_LEAVE_CARD);
 }
@@ -355,7 +360,28 @@ static void transmit(SCARDCONTEXT context)
     SCardDisconnect(card, SCARD_LEAVE_CARD);
 }
 
+/* A command larger than the bridge carries fails alone; the context goes on working. */
+static void oversized_command(SCARDCONTEXT context)
+{
+    static const BYTE echo[] = { 0x80, 0x10, 0x00, 0x00, 0x01, 0x5A, 0x00 };
+    enum { HUGE_COMMAND = 2 << 20 };
+    BYTE *command = calloc(HUGE_COMMAND, 1), response[16];
+    SCARDHANDLE card;
+    DWORD protocol, n = sizeof response, n_echo = sizeof response, listed = 0;
+    LONG rv = SCardConnectW(context, L"Lab A 00 00", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
+    LONG huge = rv ? rv : SCardTransmit(card, SCARD_PCI_T1, command, HUGE_COMMAND, NULL, response, &n);
+    LONG after = rv ? rv : SCardTransmit(card, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n_echo);
+    LONG listing = SCardListReadersW(context, NULL, NULL, &listed);
+    check(command && huge == SCARD_E_INVALID_PARAMETER && after == 0 && n_echo == 3 && listing == 0,
+          "oversized_command", "a %d-byte command: 0x%08lX (SCARD_E_INVALID_PARAMETER); then ECHO on the same card "
+          "0x%lX, SCardListReadersW 0x%lX", HUGE_COMMAND, (unsigned long)huge, (unsigned long)after,
+          (unsigned long)listing);
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+    free(command);
+}
+
 typedef struct {
+    LONG(WINAPI *call)(SCARDCONTEXT);
     SCARDCONTEXT context;
     SCARDHANDLE card;
     SCARD_READERSTATEW state;
@@ -416,25 +442,85 @@ static void blocked_transaction(void)
     CloseHandle(w.done);
 }
 
+/* Starts a thread in an INFINITE SCardGetStatusChangeW on `context` for a reader whose state
+ * will not change, and gives it time to block. */
+static void start_waiting(worker_t *w, SCARDCONTEXT context)
+{
+    w->context = context;
+    w->state.szReader = L"Lab A 00 00";
+    w->state.dwCurrentState = SCARD_STATE_UNAWARE;
+    SCardGetStatusChangeW(w->context, 0, &w->state, 1);
+    w->state.dwCurrentState = w->state.dwEventState;
+    w->done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CloseHandle(CreateThread(NULL, 0, status_change_worker, w, 0, NULL));
+    Sleep(500);
+}
+
 static void cancel(void)
 {
     worker_t w = { 0 };
     LONG cancelled;
     DWORD waited;
-    w.context = establish();
-    w.state.szReader = L"Lab A 00 00";
-    w.state.dwCurrentState = SCARD_STATE_UNAWARE;
-    SCardGetStatusChangeW(w.context, 0, &w.state, 1);
-    w.state.dwCurrentState = w.state.dwEventState;
-    w.done = CreateEventW(NULL, TRUE, FALSE, NULL);
-    CloseHandle(CreateThread(NULL, 0, status_change_worker, &w, 0, NULL));
-    Sleep(500);
+    start_waiting(&w, establish());
     cancelled = SCardCancel(w.context);
     waited = WaitForSingleObject(w.done, 5000);
     check(cancelled == 0 && waited == WAIT_OBJECT_0 && w.rv == SCARD_E_CANCELLED, "cancel",
           "SCardCancel 0x%lX ended an INFINITE SCardGetStatusChangeW after %lu ms with 0x%08lX (SCARD_E_CANCELLED)",
           (unsigned long)cancelled, w.took_ms, (unsigned long)w.rv);
     SCardReleaseContext(w.context);
+    CloseHandle(w.done);
+}
+
+/* Runs w->call (SCardReleaseContext, SCardIsValidContext) on w->context. */
+static DWORD WINAPI context_worker(LPVOID parameter)
+{
+    worker_t *w = parameter;
+    w->rv = w->call(w->context);
+    return 0;
+}
+
+/* Releasing a context while another thread waits on it ends the wait; it never hangs. */
+static void release_during_wait(void)
+{
+    worker_t w = { 0 }, releaser = { .call = SCardReleaseContext };
+    HANDLE thread;
+    DWORD waited, released;
+    start_waiting(&w, releaser.context = establish());
+    thread = CreateThread(NULL, 0, context_worker, &releaser, 0, NULL);
+    released = WaitForSingleObject(thread, 5000);
+    waited = WaitForSingleObject(w.done, 5000);
+    check(released == WAIT_OBJECT_0 && releaser.rv == 0 && waited == WAIT_OBJECT_0 && w.rv == SCARD_E_CANCELLED
+              && SCardIsValidContext(w.context) == SCARD_E_INVALID_HANDLE,
+          "release_during_wait", "SCardReleaseContext from another thread %s (0x%lX); the INFINITE "
+          "SCardGetStatusChangeW ended after %lu ms with 0x%08lX (SCARD_E_CANCELLED)",
+          released == WAIT_OBJECT_0 ? "returned" : "HUNG", (unsigned long)releaser.rv, w.took_ms,
+          (unsigned long)w.rv);
+    CloseHandle(thread);
+    CloseHandle(w.done);
+}
+
+/* A released context's handle is refused at once, even while a call on the context that took
+ * its place in the bridge's table is blocked. */
+static void stale_context(void)
+{
+    worker_t w = { 0 }, probe = { .call = SCardIsValidContext }, releaser = { .call = SCardReleaseContext };
+    HANDLE threads[2];
+    DWORD answered;
+    probe.context = releaser.context = establish();
+    SCardReleaseContext(probe.context);
+    start_waiting(&w, establish());
+    threads[0] = CreateThread(NULL, 0, context_worker, &probe, 0, NULL);
+    threads[1] = CreateThread(NULL, 0, context_worker, &releaser, 0, NULL);
+    answered = WaitForMultipleObjects(2, threads, TRUE, 3000);
+    SCardCancel(w.context);
+    WaitForSingleObject(w.done, 5000);
+    check(answered == WAIT_OBJECT_0 && probe.rv == SCARD_E_INVALID_HANDLE && releaser.rv == SCARD_E_INVALID_HANDLE,
+          "stale_context", "while another context waits: SCardIsValidContext 0x%08lX and SCardReleaseContext 0x%08lX "
+          "on a released context (SCARD_E_INVALID_HANDLE), %s", (unsigned long)probe.rv, (unsigned long)releaser.rv,
+          answered == WAIT_OBJECT_0 ? "at once" : "NOT within 3 s");
+    SCardReleaseContext(w.context);
+    CloseHandle(threads[0]);
+    CloseHandle(threads[1]);
     CloseHandle(w.done);
 }
 
@@ -560,12 +646,15 @@ int main(void)
     codes(context);
     control_code(context);
     transmit(context);
+    oversized_command(context);
     reset_by_another(context);
     latency(context);
     pnp_notification(context);
     started_event();
     blocked_transaction();
     cancel();
+    release_during_wait();
+    stale_context();
     released_handles();
     SCardReleaseContext(context);
     daemon_restart();

@@ -58,7 +58,7 @@ typedef struct {
     SOCKET sock;
     UINT64 cancel_token;
     CRITICAL_SECTION call; /* held for a whole call on `sock` */
-} context_t;
+} context_t; /* sock, cancel_token and generation are written under `call` and `table` both */
 
 typedef struct {
     BOOL used;
@@ -110,7 +110,7 @@ static BOOL split_handle(ULONG_PTR handle, DWORD tag, DWORD slots, WORD *generat
 typedef struct {
     BYTE *data;
     size_t len, cap;
-    BOOL failed;
+    LONG error; /* why the request cannot be sent, or SCARD_S_SUCCESS */
 } request_t;
 
 typedef struct {
@@ -118,15 +118,25 @@ typedef struct {
     size_t left;
 } reply_t;
 
+/* The relay's limit on a frame either way (MAX_FRAME in bridge.rs). */
+#define MAX_FRAME (1u << 20)
+
 static void put(request_t *r, const void *p, size_t n)
 {
-    if (r->failed)
+    if (r->error)
         return;
+    /* The relay would drop the connection, and the context with it: refused here instead (as
+     * pcsc-lite refuses a command longer than any reader takes), before reading the caller's
+     * buffer for a length it may not have. */
+    if (n > MAX_FRAME || r->len + n > MAX_FRAME + 4) {
+        r->error = SCARD_E_INVALID_PARAMETER;
+        return;
+    }
     if (r->len + n > r->cap) {
         size_t cap = (r->len + n) * 2 + 64;
         BYTE *data = realloc(r->data, cap);
         if (!data) {
-            r->failed = TRUE;
+            r->error = SCARD_E_NO_MEMORY;
             return;
         }
         r->data = data;
@@ -275,18 +285,19 @@ static void start(call_t *k, SOCKET sock, DWORD op)
 static LONG run(call_t *k)
 {
     DWORD length;
-    if (k->request.failed)
-        return SCARD_E_NO_MEMORY;
+    if (k->request.error)
+        return k->request.error;
     length = (DWORD)(k->request.len - 4);
     memcpy(k->request.data, &length, 4);
     if (k->sock == INVALID_SOCKET || !send_all(k->sock, k->request.data, k->request.len)
-        || !recv_all(k->sock, (BYTE *)&length, 4))
+        || !recv_all(k->sock, (BYTE *)&length, 4) || length > MAX_FRAME
+        || !(k->memory = malloc(length ? length : 1)) || !recv_all(k->sock, k->memory, length)) {
+        /* The stream is now out of step with its frames: a later call would take the rest of
+         * this reply for its own. The context's calls fail from now on instead. */
+        if (k->sock != INVALID_SOCKET)
+            shutdown(k->sock, SD_BOTH);
         return SCARD_E_NO_SERVICE;
-    k->memory = malloc(length ? length : 1);
-    if (!k->memory)
-        return SCARD_E_NO_MEMORY;
-    if (!recv_all(k->sock, k->memory, length))
-        return SCARD_E_NO_SERVICE;
+    }
     k->reply.p = k->memory;
     k->reply.left = length;
     return (LONG)get_u32(&k->reply);
@@ -301,13 +312,31 @@ static void finish(call_t *k)
 }
 
 /* Locks the context behind `handle` and starts a call on its connection. */
+/* The slot of a live context handle, and its cancel token, under the table lock (not the call
+ * lock, which a call blocked in pcscd may hold for long); -1 for any other handle. */
+static int live_context(SCARDCONTEXT handle, WORD *generation, UINT64 *token)
+{
+    DWORD slot;
+    BOOL live;
+    ensure_init();
+    if (!split_handle(handle, CONTEXT_TAG, MAX_CONTEXTS, generation, &slot))
+        return -1;
+    EnterCriticalSection(&table);
+    live = contexts[slot].used && contexts[slot].generation == *generation;
+    *token = contexts[slot].cancel_token;
+    LeaveCriticalSection(&table);
+    return live ? (int)slot : -1;
+}
+
 static LONG start_on_context(call_t *k, SCARDCONTEXT handle, DWORD op)
 {
     WORD generation;
-    DWORD slot;
+    UINT64 token;
+    int slot = live_context(handle, &generation, &token);
     context_t *c;
-    ensure_init();
-    if (!split_handle(handle, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
+    /* A released handle is refused at once, not after the call in progress on its slot's
+     * new context. */
+    if (slot < 0)
         return SCARD_E_INVALID_HANDLE;
     c = &contexts[slot];
     EnterCriticalSection(&c->call);
@@ -421,6 +450,9 @@ static BYTE *multi_string(reply_t *reply, BOOL wide, DWORD *units)
     DWORD count = get_u32(reply), total = 0, i, n;
     reply_t again = *reply;
     BYTE *buffer, *at;
+    /* Each string takes at least its 4-byte length: a count beyond that is a broken reply. */
+    if (count > reply->left / 4)
+        return NULL;
     for (i = 0; i < count; i++) {
         const BYTE *s = get_bytes(reply, &n);
         total += caller_form(s, n, wide, NULL) + 1;
@@ -502,9 +534,11 @@ LONG WINAPI SCardEstablishContext(DWORD scope, LPCVOID reserved1, LPCVOID reserv
         return SCARD_E_NO_MEMORY;
     }
     EnterCriticalSection(&contexts[slot].call);
+    EnterCriticalSection(&table);
     contexts[slot].sock = k.sock;
     contexts[slot].cancel_token = token;
     *context = make_handle(CONTEXT_TAG, contexts[slot].generation, (DWORD)slot);
+    LeaveCriticalSection(&table);
     LeaveCriticalSection(&contexts[slot].call);
     return SCARD_S_SUCCESS;
 }
@@ -512,15 +546,32 @@ LONG WINAPI SCardEstablishContext(DWORD scope, LPCVOID reserved1, LPCVOID reserv
 LONG WINAPI SCardReleaseContext(SCARDCONTEXT context)
 {
     call_t k;
-    LONG rv = start_on_context(&k, context, OP_RELEASE);
-    context_t *c = k.context;
+    WORD generation;
+    UINT64 token;
+    int slot = live_context(context, &generation, &token);
+    context_t *c;
+    LONG rv;
+    if (slot < 0)
+        return SCARD_E_INVALID_HANDLE;
+    /* Another thread's call holds the context's lock, maybe in an INFINITE
+     * SCardGetStatusChange that would keep this release waiting for ever: it is cancelled
+     * (SCARD_E_CANCELLED), and again until it lets go, since a cancel that reaches pcscd
+     * before the wait has begun is lost. A blocked SCardBeginTransaction is waited for. */
+    while (!TryEnterCriticalSection(&contexts[slot].call)) {
+        if (SCardCancel(context) == SCARD_E_INVALID_HANDLE)
+            return SCARD_E_INVALID_HANDLE; /* released by another thread meanwhile */
+        Sleep(100);
+    }
+    LeaveCriticalSection(&contexts[slot].call);
+    rv = start_on_context(&k, context, OP_RELEASE);
+    c = k.context;
     if (rv != SCARD_S_SUCCESS)
         return rv;
     rv = run(&k);
     closesocket(c->sock);
+    EnterCriticalSection(&table);
     c->sock = INVALID_SOCKET;
     c->generation++;
-    EnterCriticalSection(&table);
     c->used = FALSE;
     /* The context's card handles die with it, as on Windows. */
     for (int i = 0; i < MAX_CARDS; i++) {
@@ -549,21 +600,11 @@ LONG WINAPI SCardIsValidContext(SCARDCONTEXT context)
 LONG WINAPI SCardCancel(SCARDCONTEXT context)
 {
     WORD generation;
-    DWORD slot;
-    UINT64 token = 0;
-    BOOL valid;
+    UINT64 token;
     call_t k;
     LONG rv;
-    ensure_init();
-    if (!split_handle(context, CONTEXT_TAG, MAX_CONTEXTS, &generation, &slot))
-        return SCARD_E_INVALID_HANDLE;
     /* Not under the context's call lock: the call to cancel holds it. */
-    EnterCriticalSection(&table);
-    valid = contexts[slot].used && contexts[slot].generation == generation;
-    if (valid)
-        token = contexts[slot].cancel_token;
-    LeaveCriticalSection(&table);
-    if (!valid)
+    if (live_context(context, &generation, &token) < 0)
         return SCARD_E_INVALID_HANDLE;
     start(&k, dial(), OP_CANCEL);
     put_u64(&k.request, token);
@@ -748,10 +789,13 @@ LONG WINAPI SCardDisconnect(SCARDHANDLE card, DWORD disposition)
         return rv;
     put_u32(&k.request, disposition);
     rv = run(&k);
-    /* The handle is gone whatever pcscd said (a restarted pcscd no longer knows it). */
+    /* The handle is gone whatever pcscd said (a restarted pcscd no longer knows it); unless
+     * another thread's disconnect of it came first, and the slot may hold a new card now. */
     EnterCriticalSection(&table);
-    cards[card & 0xFFF].used = FALSE;
-    cards[card & 0xFFF].generation++;
+    if (cards[card & 0xFFF].used && cards[card & 0xFFF].generation == (WORD)(card >> 12)) {
+        cards[card & 0xFFF].used = FALSE;
+        cards[card & 0xFFF].generation++;
+    }
     LeaveCriticalSection(&table);
     finish(&k);
     return rv;
@@ -787,6 +831,7 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
     BYTE *multi;
     DWORD units = 0, n;
     const BYTE *bytes;
+    BOOL allocated = FALSE;
     LONG rv = start_on_card(&k, card, OP_STATUS);
     if (rv != SCARD_S_SUCCESS)
         return rv;
@@ -804,14 +849,22 @@ static LONG status(SCARDHANDLE card, BOOL wide, void *names, LPDWORD names_lengt
         bytes = get_bytes(&k.reply, &n);
         if (!multi)
             rv = SCARD_E_NO_MEMORY;
-        else if (names_length)
+        else if (names_length) {
+            allocated = names && *names_length == SCARD_AUTOALLOCATE;
             rv = deliver(multi, units, wide ? sizeof(WCHAR) : 1, names, names_length);
-        else if (names)
+            allocated = allocated && rv == SCARD_S_SUCCESS;
+        } else if (names)
             rv = SCARD_E_INVALID_PARAMETER;
         if (rv == SCARD_S_SUCCESS && atr_length)
             rv = deliver(bytes, n, 1, atr, atr_length);
         else if (rv == SCARD_S_SUCCESS && atr)
             rv = SCARD_E_INVALID_PARAMETER;
+        /* The ATR did not fit: a caller told of a failure frees nothing, so the name allocated
+         * for it goes now. */
+        if (rv != SCARD_S_SUCCESS && allocated) {
+            HeapFree(GetProcessHeap(), 0, *(void **)names);
+            *(void **)names = NULL;
+        }
         free(multi);
     }
     finish(&k);
