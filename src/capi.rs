@@ -87,8 +87,10 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
 /// Runs a function body: its `Err` becomes the code, a panic becomes `SCM_E_UNEXPECTED`.
 fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
     // `set_hook` must not run while this thread unwinds (a call from a destructor during a
-    // panic): the hook then waits for a later call.
-    if !QUIET_PANICS.is_completed() && !std::thread::panicking() {
+    // panic): the hook then waits for a later call. Built to abort on panic (a Rust host's
+    // `panic = "abort"` profile), nothing is caught, and the hook's message is the only word
+    // of why the process ends: it is left alone.
+    if cfg!(panic = "unwind") && !QUIET_PANICS.is_completed() && !std::thread::panicking() {
         QUIET_PANICS.call_once(quiet_panics_inside_the_boundary);
     }
     let outer = IN_BOUNDARY.replace(true);
@@ -106,7 +108,8 @@ fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
 /// hook in place at the library's first call (Rust's default, or a Rust host's own) is kept and
 /// still gets every panic outside the boundary. In the C library the hook belongs to the
 /// library's own copy of Rust's runtime, so no host sees it; a Rust host that sets its hook
-/// later replaces this one, and the library's panics are then its hook's to report.
+/// later replaces this one, and the library's panics are then its hook's to report. Only
+/// panics that unwind are caught, so only a library built with `panic = "unwind"` installs it.
 fn quiet_panics_inside_the_boundary() {
     let outer_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
