@@ -5,15 +5,15 @@
 //! NUL-terminated), written once at the top of the header rather than under each function.
 #![allow(clippy::missing_safety_doc)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use libc::size_t;
 
 use crate::buffers::{self, write_out};
-use crate::handle_table::HandleTable;
+use crate::handle_table::{lock_ignoring_poison, HandleTable};
 use crate::hresult::*;
 use crate::manager::{protocols_from_abi, Disposition, Manager, ShareMode};
 use crate::scard::{self, CardHandle, Context, Result};
@@ -65,13 +65,17 @@ const _: () = assert!(SCM_MAX_APDU_SIZE == scard::MAX_APDU);
 
 static MANAGERS: HandleTable<Manager> = HandleTable::new();
 
-thread_local! {
-    /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops
-    /// an answer that does not fit, and the ABI promises the size needed. Allocated once per
-    /// thread, on first need; gone once the thread's storage is torn down at its exit, when a
-    /// buffer of the call's own takes its place.
-    static RESPONSE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Where a response lands when the caller's buffer could be too small for it: PC/SC drops an
+/// answer that does not fit, and the ABI promises the size needed. Buffers of
+/// `SCM_MAX_APDU_SIZE` bytes, shared by the process rather than one per thread: a thread-local
+/// buffer is freed by a destructor registered on its first use, and a first use from a
+/// `pthread` key destructor (which runs after the thread-local ones) registered one that never
+/// ran, losing 64 KiB per such thread. The lock is held only to take or give back a buffer.
+static SPARE_RESPONSES: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+/// Up to this many small-buffer transmits at once allocate nothing.
+const SPARE_RESPONSES_KEPT: usize = 8;
 
+thread_local! {
     /// Whether this thread is inside `boundary`. No destructor, so it stays readable while the
     /// thread exits.
     static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
@@ -422,22 +426,18 @@ pub unsafe extern "C" fn scm_transmit(
                     unsafe { card.transmit(protocol, command, command_len, response, SCM_MAX_APDU_SIZE) }?;
                 return Ok(());
             }
-            let mut via = |scratch: &mut Vec<u8>| {
-                scratch.resize(SCM_MAX_APDU_SIZE, 0);
-                // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
-                let len = unsafe {
-                    card.transmit(protocol, command, command_len, scratch.as_mut_ptr(), scratch.len())
-                }?;
-                // SAFETY: the caller passes `*response_len` writable bytes.
-                unsafe { write_out(&scratch[..len], response, response_len) }
-            };
-            match RESPONSE_SCRATCH
-                .try_with(|scratch| scratch.try_borrow_mut().map(|mut scratch| via(&mut scratch)))
-            {
-                Ok(Ok(result)) => result,
-                // The thread is exiting and its scratch is gone (a thread-exit destructor calls).
-                _ => via(&mut Vec::new()),
+            let spare = lock_ignoring_poison(&SPARE_RESPONSES).pop();
+            let mut scratch = spare.unwrap_or_else(|| vec![0; SCM_MAX_APDU_SIZE].into_boxed_slice());
+            // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
+            let result =
+                unsafe { card.transmit(protocol, command, command_len, scratch.as_mut_ptr(), scratch.len()) }
+                    // SAFETY: the caller passes `*response_len` writable bytes.
+                    .and_then(|len| unsafe { write_out(&scratch[..len], response, response_len) });
+            let mut spare = lock_ignoring_poison(&SPARE_RESPONSES);
+            if spare.len() < SPARE_RESPONSES_KEPT {
+                spare.push(scratch);
             }
+            result
         })
     })
 }

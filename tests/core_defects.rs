@@ -12,7 +12,7 @@ mod common;
 
 use std::cell::RefCell;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -212,7 +212,7 @@ struct ExitProbe {
 impl Drop for ExitProbe {
     fn drop(&mut self) {
         // A response buffer smaller than SCM_MAX_APDU_SIZE: the answer goes through the
-        // per-thread scratch, which is already gone.
+        // library's scratch (once per-thread, and then already gone here).
         let mut response = [0u8; 64];
         let mut len = response.len();
         let command = echo_apdu(b"at exit");
@@ -277,6 +277,70 @@ fn transmit_works_from_a_thread_exit_destructor() {
     }
 }
 
+/// Review of issue 15, item 3: a `pthread` key destructor runs after the thread's thread-locals
+/// are torn down. A thread whose first small-buffer transmit came from there registered a
+/// thread-local scratch for destruction too late, and its 64 KiB were never freed. In a child
+/// process, so that no other test's memory moves the figure.
+#[test]
+fn transmits_from_pthread_key_destructors_free_their_memory() {
+    let _service = service_up();
+    let lease = lease_with_card();
+    let output = child("key-destructors", lease.name(), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{}", stderr.lines().filter(|line| line.starts_with("key:")).collect::<Vec<_>>().join("\n"));
+    assert!(output.status.success(), "the child ended with {:?}\n{stderr}", output.status);
+}
+
+static KEY_TOKEN: AtomicUsize = AtomicUsize::new(0);
+static KEY_ANSWERS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn transmit_from_key_destructor(_: *mut std::ffi::c_void) {
+    let mut response = [0u8; 64];
+    let mut len = response.len();
+    let command = echo_apdu(b"key");
+    let hr = unsafe {
+        scm_transmit(
+            KEY_TOKEN.load(Ordering::SeqCst) as *mut scm_manage,
+            command.as_ptr(),
+            command.len(),
+            response.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    if hr == SCM_S_OK && response[..len] == *b"key\x90\x00" {
+        KEY_ANSWERS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn resident_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn key_destructors_child(reader: &str) {
+    let manager = Manager::attached(reader);
+    KEY_TOKEN.store(manager.0 as usize, Ordering::SeqCst);
+    let mut key = 0;
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(transmit_from_key_destructor)) }, 0);
+    let threads = |count: usize| {
+        for _ in 0..count {
+            thread::spawn(move || assert_eq!(unsafe { libc::pthread_setspecific(key, 1 as *const _) }, 0))
+                .join()
+                .unwrap();
+        }
+    };
+    // Warm up: thread stacks and the allocator's arenas reach their steady size.
+    threads(20);
+    let before = resident_kib();
+    threads(300);
+    let grown = resident_kib().saturating_sub(before);
+    eprintln!("key: 300 threads, each transmitting once from a pthread key destructor: resident memory grew {grown} KiB");
+    assert_eq!(KEY_ANSWERS.load(Ordering::SeqCst), 320, "every transmit got the card's answer");
+    // 64 KiB a thread would be 19,200 KiB.
+    assert!(grown < 4096, "{grown} KiB kept by 300 ended threads");
+}
+
 /// A mode of this test binary run as a child process (`child`), where the parent looks at how
 /// it ended and what it printed.
 const CHILD_MODE: &str = "SCM_CORE_DEFECTS_CHILD";
@@ -301,6 +365,7 @@ fn child_process() {
         Ok("panic") => caught_panic_child(false),
         Ok("panic-with-host-hook") => caught_panic_child(true),
         Ok("race") => bookkeeping_race_child(&std::env::var("SCM_CORE_DEFECTS_READER").unwrap()),
+        Ok("key-destructors") => key_destructors_child(&std::env::var("SCM_CORE_DEFECTS_READER").unwrap()),
         _ => {}
     }
 }
