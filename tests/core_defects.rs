@@ -621,3 +621,29 @@ mod bookkeeping_watch {
         unsafe { real(card, disposition) }
     }
 }
+
+/// Review of issue 15, item 2: pcsc-lite reports a reader in use only while it holds a card, so
+/// a SHARED handle whose card is out leaves no trace in the readers' states; with another reader
+/// held exclusively they look as if the handle were the exclusive one. The reconnect then fails
+/// on the missing card and changes nothing; once the card is back, the handle's reader is in use
+/// and not exclusive, so nothing is concluded, and the handle stays shared throughout.
+#[test]
+fn a_borrowed_shared_handle_whose_card_is_out_is_not_made_exclusive() {
+    assert!(header_doc("scm_attach_by_handle").contains("a SHARED handle whose card is out looks"));
+    let lease = lease_with_card();
+    let exclusive_lease = lease_with_card();
+    let _alone = SERVICE.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+    let exclusive = RawConnection::connect(exclusive_lease.name(), ffi::SCARD_SHARE_EXCLUSIVE).unwrap();
+    lease.card().remove();
+    assert!(wait_card(lease.name(), false, WAIT));
+    let manager = Manager::borrowing(&owner);
+    assert_eq!(manager.reconnect(), SCM_SCARD_E_NO_SMARTCARD);
+    // See `wait_card`: the daemon's poller must see the reader empty before the card returns.
+    thread::sleep(Duration::from_millis(600));
+    lease.insert();
+    assert!(wait_card(lease.name(), true, WAIT));
+    assert_eq!(manager.reconnect(), SCM_SCARD_W_REMOVED_CARD);
+    assert_eq!(another_program_connects(lease.name()), Ok(()), "the caller's handle is still shared");
+    drop(exclusive);
+}
