@@ -196,9 +196,11 @@ pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
 /// the share mode it was connected with, and with T0|T1 (RAW for a raw connection); the
 /// protocol used for `scm_transmit` is the one the handle had when attached or after
 /// `scm_reconnect`. PC/SC cannot report a handle's share mode: it is EXCLUSIVE when PC/SC reports
-/// the reader held exclusively at attach time, SHARED when it reports it not so, and unknown
-/// when PC/SC cannot say (the handle has a reset or removal to report, which hides its reader).
-/// `scm_reconnect` then asks again, and else reads it off all the readers: none held
+/// the reader held exclusively, SHARED when it reports it not so, asked at attach time and again
+/// by each `scm_reconnect` (the owner may have reconnected the handle in another mode since). It
+/// is unknown when PC/SC cannot say (the handle has a reset or removal to report, which hides its
+/// reader): `scm_reconnect` then uses the mode last learnt, and else reads it off all the
+/// readers: none held
 /// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. PC/SC reports
 /// a reader in use only while it holds a card, so a SHARED handle whose card is out looks
 /// EXCLUSIVE when another reader is held exclusively; the reconnect then fails

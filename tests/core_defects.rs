@@ -647,3 +647,19 @@ fn a_borrowed_shared_handle_whose_card_is_out_is_not_made_exclusive() {
     assert_eq!(another_program_connects(lease.name()), Ok(()), "the caller's handle is still shared");
     drop(exclusive);
 }
+
+/// Review of issue 15, item 2: the share mode learnt at attach time goes stale when the owner
+/// reconnects its handle in another mode; `scm_reconnect` must follow the handle as it is now.
+#[test]
+fn a_borrowed_handle_made_exclusive_by_its_owner_after_attach_stays_exclusive() {
+    let _service = service_up();
+    let lease = lease_with_card();
+    let owner = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+    let manager = Manager::borrowing(&owner);
+    assert_eq!(owner.reconnect(ffi::SCARD_SHARE_EXCLUSIVE, ffi::SCARD_LEAVE_CARD), Ok(()));
+    ok(manager.reconnect());
+    echo_ok(&manager, b"exclusive now");
+    assert_eq!(another_program_connects(lease.name()), Err(SCM_SCARD_E_SHARING_VIOLATION));
+    // (The way back, the owner reconnecting SHARED, is not tried: pcsc-lite 1.9.9 then keeps the
+    // card's lock on the handle and other programs' connects wait, whatever the library does.)
+}
