@@ -236,9 +236,11 @@ thread_local! {
     static AT_EXIT: RefCell<Option<ExitProbe>> = const { RefCell::new(None) };
 }
 
-/// Issue 15, item 3: `scm_transmit` from a thread-exit destructor (here a Rust thread-local's;
-/// a pthread key's or a C++ `thread_local`'s run at the same point): with the thread's scratch
-/// torn down already, and with no scratch ever set up in the thread.
+/// Issue 15, item 3: `scm_transmit` from a thread-exit destructor (here a Rust thread-local's, as
+/// a C++ `thread_local`'s; a pthread key's runs later, see
+/// `transmits_from_pthread_key_destructors_free_their_memory`), after a transmit in the thread's
+/// body and with none before (when the library's scratch was a thread-local, these were the
+/// cases of a scratch torn down already and of one set up too late).
 #[test]
 fn transmit_works_from_a_thread_exit_destructor() {
     let _service = service_up();
@@ -250,8 +252,8 @@ fn transmit_works_from_a_thread_exit_destructor() {
         thread::spawn(move || {
             AT_EXIT.with_borrow_mut(|probe| *probe = Some(ExitProbe { token, result: tx }));
             if transmit_in_body {
-                // The library's scratch is set up after the probe, so it is torn down before the
-                // probe's destructor runs (thread-locals are destroyed last set up, first).
+                // Thread-locals set up by this call would be torn down before the probe's
+                // destructor runs (last set up, first destroyed).
                 let mut response = [0u8; 64];
                 let mut len = response.len();
                 let command = echo_apdu(b"body");
