@@ -363,7 +363,7 @@ fn main() {
 
     if flag("--callgrind") {
         let n = arg("--calls", 2000);
-        // Warm both paths first (thread-local scratch, lazy PC/SC state), outside the loops.
+        // Warm both paths first (the scratch buffers, lazy PC/SC state), outside the loops.
         for _ in 0..10 {
             library.transmit(SHORT, 258);
         }

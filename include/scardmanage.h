@@ -315,10 +315,11 @@ extern "C" {
 //
 // Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (no token left: every token is
 // in use, about 4·10^9 live managers on 64-bit systems and 65535 on 32-bit ones, or, on 32-bit
-// systems only, the process has created 4,294,770,690 managers in its lifetime: a token is
-// never reused with a generation that could let an old one come back to life, so each of the
-// 65535 slots serves 65534 managers; the limit on 64-bit systems, about 1.8·10^19, is out of
-// reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
+// systems only, the process has used its tokens up: a token is never reused with a generation
+// that could let an old one come back to life, so each of the 65535 slots serves at most 65534
+// managers, 4,294,770,690 in the process's lifetime (somewhat fewer when managers stay alive
+// throughout: a live manager's slot serves no other); the limit on 64-bit systems, about
+// 1.8·10^19, is out of reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
 // written only on success; end the manager with `scm_release`.
 scm_hresult scm_create(scm_manage **out);
 
@@ -336,10 +337,17 @@ scm_hresult scm_release(scm_manage *m);
 // the share mode it was connected with, and with T0|T1 (RAW for a raw connection); the
 // protocol used for `scm_transmit` is the one the handle had when attached or after
 // `scm_reconnect`. PC/SC cannot report a handle's share mode: it is EXCLUSIVE when PC/SC reports
-// the reader held exclusively at attach time, SHARED when it reports it not so, and unknown
-// when PC/SC cannot say (the handle has a reset or removal to report, which hides its reader).
-// `scm_reconnect` then asks again, and else reads it off all the readers: none held
-// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. When it still
+// the reader held exclusively, SHARED when it reports it not so, asked at attach time and again
+// by each `scm_reconnect` (the owner may have reconnected the handle in another mode since). It
+// is unknown when PC/SC cannot say (the handle has a reset or removal to report, which hides its
+// reader): `scm_reconnect` then uses the mode last learnt, and else reads it off all the
+// readers: none held
+// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. PC/SC reports
+// a reader in use only while it holds a card, so a SHARED handle whose card is out looks
+// EXCLUSIVE when another reader is held exclusively; the reconnect then fails
+// (`SCM_SCARD_E_NO_SMARTCARD`, measured with pcsc-lite) and changes nothing, unless the card
+// goes back in between the look and the reconnect. A DIRECT handle cannot be told from a SHARED
+// one: `scm_reconnect` reconnects it SHARED. When it still
 // cannot tell, it leaves the handle as it is and returns the code PC/SC gives for the handle
 // (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`): reconnect the handle yourself
 // (`SCardReconnect` with its share mode), then `scm_reconnect` works. The share mode is never
@@ -409,7 +417,8 @@ scm_hresult scm_detach(scm_manage *m);
 // (the card's lock is taken first, then the connection ends with the disposition). A reset
 // reported on the connection (`SCM_SCARD_W_RESET_CARD`) is cleared first; when the card's lock
 // cannot be taken (card removed, reader or service gone) the connection ends leaving the card
-// and that code is returned.
+// and that code is returned. A lock only this thread would end (another manager's, locked from
+// this thread, or a transaction of your own) makes the call wait forever: end it first.
 //
 // Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 // (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.

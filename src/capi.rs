@@ -5,15 +5,15 @@
 //! NUL-terminated), written once at the top of the header rather than under each function.
 #![allow(clippy::missing_safety_doc)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use libc::size_t;
 
 use crate::buffers::{self, write_out};
-use crate::handle_table::HandleTable;
+use crate::handle_table::{lock_ignoring_poison, HandleTable};
 use crate::hresult::*;
 use crate::manager::{protocols_from_abi, Disposition, Manager, ShareMode};
 use crate::scard::{self, CardHandle, Context, Result};
@@ -65,13 +65,17 @@ const _: () = assert!(SCM_MAX_APDU_SIZE == scard::MAX_APDU);
 
 static MANAGERS: HandleTable<Manager> = HandleTable::new();
 
-thread_local! {
-    /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops
-    /// an answer that does not fit, and the ABI promises the size needed. Allocated once per
-    /// thread, on first need; gone once the thread's storage is torn down at its exit, when a
-    /// buffer of the call's own takes its place.
-    static RESPONSE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Where a response lands when the caller's buffer could be too small for it: PC/SC drops an
+/// answer that does not fit, and the ABI promises the size needed. Buffers of
+/// `SCM_MAX_APDU_SIZE` bytes, shared by the process rather than one per thread: a thread-local
+/// buffer is freed by a destructor registered on its first use, and a first use from a
+/// `pthread` key destructor (which runs after the thread-local ones) registered one that never
+/// ran, losing 64 KiB per such thread. The lock is held only to take or give back a buffer.
+static SPARE_RESPONSES: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+/// Up to this many small-buffer transmits at once allocate nothing.
+const SPARE_RESPONSES_KEPT: usize = 8;
 
+thread_local! {
     /// Whether this thread is inside `boundary`. No destructor, so it stays readable while the
     /// thread exits.
     static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
@@ -87,8 +91,10 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
 /// Runs a function body: its `Err` becomes the code, a panic becomes `SCM_E_UNEXPECTED`.
 fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
     // `set_hook` must not run while this thread unwinds (a call from a destructor during a
-    // panic): the hook then waits for a later call.
-    if !QUIET_PANICS.is_completed() && !std::thread::panicking() {
+    // panic): the hook then waits for a later call. Built to abort on panic (a Rust host's
+    // `panic = "abort"` profile), nothing is caught, and the hook's message is the only word
+    // of why the process ends: it is left alone.
+    if cfg!(panic = "unwind") && !QUIET_PANICS.is_completed() && !std::thread::panicking() {
         QUIET_PANICS.call_once(quiet_panics_inside_the_boundary);
     }
     let outer = IN_BOUNDARY.replace(true);
@@ -106,7 +112,8 @@ fn boundary(body: impl FnOnce() -> Result<()>) -> scm_hresult {
 /// hook in place at the library's first call (Rust's default, or a Rust host's own) is kept and
 /// still gets every panic outside the boundary. In the C library the hook belongs to the
 /// library's own copy of Rust's runtime, so no host sees it; a Rust host that sets its hook
-/// later replaces this one, and the library's panics are then its hook's to report.
+/// later replaces this one, and the library's panics are then its hook's to report. Only
+/// panics that unwind are caught, so only a library built with `panic = "unwind"` installs it.
 fn quiet_panics_inside_the_boundary() {
     let outer_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -150,10 +157,11 @@ fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>
 ///
 /// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (no token left: every token is
 /// in use, about 4·10^9 live managers on 64-bit systems and 65535 on 32-bit ones, or, on 32-bit
-/// systems only, the process has created 4,294,770,690 managers in its lifetime: a token is
-/// never reused with a generation that could let an old one come back to life, so each of the
-/// 65535 slots serves 65534 managers; the limit on 64-bit systems, about 1.8·10^19, is out of
-/// reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
+/// systems only, the process has used its tokens up: a token is never reused with a generation
+/// that could let an old one come back to life, so each of the 65535 slots serves at most 65534
+/// managers, 4,294,770,690 in the process's lifetime (somewhat fewer when managers stay alive
+/// throughout: a live manager's slot serves no other); the limit on 64-bit systems, about
+/// 1.8·10^19, is out of reach). A failing memory allocation aborts the process, as Rust's allocations do. `*out` is
 /// written only on success; end the manager with `scm_release`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
@@ -188,10 +196,17 @@ pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
 /// the share mode it was connected with, and with T0|T1 (RAW for a raw connection); the
 /// protocol used for `scm_transmit` is the one the handle had when attached or after
 /// `scm_reconnect`. PC/SC cannot report a handle's share mode: it is EXCLUSIVE when PC/SC reports
-/// the reader held exclusively at attach time, SHARED when it reports it not so, and unknown
-/// when PC/SC cannot say (the handle has a reset or removal to report, which hides its reader).
-/// `scm_reconnect` then asks again, and else reads it off all the readers: none held
-/// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. When it still
+/// the reader held exclusively, SHARED when it reports it not so, asked at attach time and again
+/// by each `scm_reconnect` (the owner may have reconnected the handle in another mode since). It
+/// is unknown when PC/SC cannot say (the handle has a reset or removal to report, which hides its
+/// reader): `scm_reconnect` then uses the mode last learnt, and else reads it off all the
+/// readers: none held
+/// exclusively means SHARED, every reader in use held exclusively means EXCLUSIVE. PC/SC reports
+/// a reader in use only while it holds a card, so a SHARED handle whose card is out looks
+/// EXCLUSIVE when another reader is held exclusively; the reconnect then fails
+/// (`SCM_SCARD_E_NO_SMARTCARD`, measured with pcsc-lite) and changes nothing, unless the card
+/// goes back in between the look and the reconnect. A DIRECT handle cannot be told from a SHARED
+/// one: `scm_reconnect` reconnects it SHARED. When it still
 /// cannot tell, it leaves the handle as it is and returns the code PC/SC gives for the handle
 /// (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`): reconnect the handle yourself
 /// (`SCardReconnect` with its share mode), then `scm_reconnect` works. The share mode is never
@@ -300,7 +315,8 @@ pub unsafe extern "C" fn scm_detach(m: *mut scm_manage) -> scm_hresult {
 /// (the card's lock is taken first, then the connection ends with the disposition). A reset
 /// reported on the connection (`SCM_SCARD_W_RESET_CARD`) is cleared first; when the card's lock
 /// cannot be taken (card removed, reader or service gone) the connection ends leaving the card
-/// and that code is returned.
+/// and that code is returned. A lock only this thread would end (another manager's, locked from
+/// this thread, or a transaction of your own) makes the call wait forever: end it first.
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
 /// (disposition out of range, or not LEAVE on a borrowed handle), PC/SC codes.
@@ -419,22 +435,18 @@ pub unsafe extern "C" fn scm_transmit(
                     unsafe { card.transmit(protocol, command, command_len, response, SCM_MAX_APDU_SIZE) }?;
                 return Ok(());
             }
-            let mut via = |scratch: &mut Vec<u8>| {
-                scratch.resize(SCM_MAX_APDU_SIZE, 0);
-                // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
-                let len = unsafe {
-                    card.transmit(protocol, command, command_len, scratch.as_mut_ptr(), scratch.len())
-                }?;
-                // SAFETY: the caller passes `*response_len` writable bytes.
-                unsafe { write_out(&scratch[..len], response, response_len) }
-            };
-            match RESPONSE_SCRATCH
-                .try_with(|scratch| scratch.try_borrow_mut().map(|mut scratch| via(&mut scratch)))
-            {
-                Ok(Ok(result)) => result,
-                // The thread is exiting and its scratch is gone (a thread-exit destructor calls).
-                _ => via(&mut Vec::new()),
+            let spare = lock_ignoring_poison(&SPARE_RESPONSES).pop();
+            let mut scratch = spare.unwrap_or_else(|| vec![0; SCM_MAX_APDU_SIZE].into_boxed_slice());
+            // SAFETY: the caller passes `command_len` readable bytes; the scratch is ours.
+            let result =
+                unsafe { card.transmit(protocol, command, command_len, scratch.as_mut_ptr(), scratch.len()) }
+                    // SAFETY: the caller passes `*response_len` writable bytes.
+                    .and_then(|len| unsafe { write_out(&scratch[..len], response, response_len) });
+            let mut spare = lock_ignoring_poison(&SPARE_RESPONSES);
+            if spare.len() < SPARE_RESPONSES_KEPT {
+                spare.push(scratch);
             }
+            result
         })
     })
 }

@@ -11,9 +11,11 @@
 //!
 //! A slot whose generation would wrap is retired, so that no token ever comes back to life; the
 //! free list is first in, first out, so that the slots in use age together and none retires
-//! early. A table with `I` index bits and `G` generation bits thus hands out exactly
-//! `(2^I - 1) * (2^G - 2)` tokens in its lifetime: about 1.8 * 10^19 on 64-bit systems, and
-//! 65535 * 65534 = 4,294,770,690 on 32-bit ones, after which inserting fails for good.
+//! early. A table with `I` index bits and `G` generation bits thus hands out at most
+//! `(2^I - 1) * (2^G - 2)` tokens in its lifetime, exactly that many when every entry is
+//! removed in time (an entry that stays keeps its slot from aging): about 1.8 * 10^19 on 64-bit
+//! systems, and 65535 * 65534 = 4,294,770,690 on 32-bit ones, after which inserting fails for
+//! good.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

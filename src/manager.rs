@@ -100,8 +100,8 @@ struct ReaderLink {
 
 /// A card handle the caller connected, and how to reconnect it without changing what the
 /// caller asked for: PC/SC cannot report a handle's share mode, so it is read off the reader's
-/// state when the handle is attached; `None` when that could not be learnt (see
-/// [`BorrowedLink::reconnect`]).
+/// state when the handle is attached and at each reconnect; `None` while that could not be
+/// learnt (see [`BorrowedLink::reconnect`]).
 #[derive(Debug)]
 struct BorrowedLink {
     card: Connection,
@@ -223,12 +223,14 @@ impl BorrowedLink {
     /// Reconnects leaving the card, in the handle's own share mode, never a guessed one: a
     /// wrong guess either way hurts (pcsc-lite 1.9.9 leaves an EXCLUSIVE handle reconnected
     /// SHARED holding the card's lock, so every new connection waits forever; a shared handle
-    /// reconnected EXCLUSIVE shuts other programs out). A mode unknown at attach time is asked
-    /// again, then read off all the readers' states; if it still cannot be told, the handle is
-    /// left alone and the code that hides its reader (a reset or removal to report) is returned.
+    /// reconnected EXCLUSIVE shuts other programs out). The mode is asked anew, as the owner may
+    /// have reconnected its handle in another one since; when the handle cannot name its reader,
+    /// the mode last learnt is used, else it is read off all the readers' states; if it still
+    /// cannot be told, the handle is left alone and the code that hides its reader (a reset or
+    /// removal to report) is returned.
     fn reconnect(&mut self) -> Result<()> {
         let handle = self.card.handle;
-        let share_mode = match self.share_mode.or_else(|| borrowed_share_mode(handle)) {
+        let share_mode = match borrowed_share_mode(handle).or(self.share_mode) {
             Some(mode) => mode,
             None => match share_mode_from_all_readers()? {
                 Some(mode) => mode,
