@@ -543,3 +543,25 @@ pub extern "C" fn scm_error_message(hr: scm_hresult) -> *const c_char {
 pub extern "C" fn scm_version() -> *const c_char {
     VERSION.as_ptr()
 }
+
+/// The panic boundary, run wherever the unit tests run (under Wine for Windows too): the
+/// integration tests that force a panic need the lab, which runs on Linux only.
+#[cfg(all(test, feature = "test-hooks"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_call_is_e_unexpected_and_the_manager_lives_on() {
+        let mut m = std::ptr::null_mut();
+        // SAFETY: valid out-pointer; the token is used only while live.
+        unsafe {
+            assert_eq!(scm_create(&mut m), SCM_S_OK);
+            crate::test_hooks::panic_in_next_manager_call();
+            assert_eq!(scm_detach(m), SCM_E_UNEXPECTED);
+            // The hook fired once, and the manager's lock was not left poisoned for good.
+            assert_eq!(scm_detach(m), SCM_E_NOT_ATTACHED);
+            assert_eq!(scm_release(m), SCM_S_OK);
+            assert_eq!(scm_release(m), SCM_E_HANDLE);
+        }
+    }
+}
