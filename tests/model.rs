@@ -2,6 +2,8 @@
 //! step against a model of what each manager, reader and card is in. Every call's code is
 //! asserted exactly where the model determines it, and checked against a small documented set
 //! where PC/SC leaves a choice (a stale handle after a removal, another connection's reset).
+//! After every step, each manager's card connection and each reader's use as pcscd reports it
+//! are compared with the model too, so that a connection outliving its end is caught at once.
 //!
 //! Replay: the seed is printed; `SCM_SEED=<seed>` repeats the run call for call. Steps:
 //! `SCM_MODEL_STEPS` (default 3000, 40000 under `SCM_STRESS=1`). A failure prints the seed and
@@ -30,6 +32,8 @@ const READERS: usize = 3;
 const HISTORY: usize = 30;
 /// A single step (card insertion and removal waits included) never takes this long.
 const STEP_BOUND: Duration = Duration::from_secs(30);
+/// The share of results the model determines exactly (the rest are checked against a set).
+const EXACT_FLOOR_PERCENT: f64 = 75.0;
 /// Rest between a removal and the next insertion in the same reader (see `wait_card`).
 const REINSERT_REST: Duration = Duration::from_millis(600);
 
@@ -87,7 +91,7 @@ struct Slot {
 enum Want {
     Is(scm_hresult),
     OneOf(Vec<scm_hresult>),
-    /// Any code the header documents for the function.
+    /// Any code of the function's documented set (`documented()` in tests/common).
     Documented,
 }
 
@@ -132,6 +136,10 @@ struct Model {
     dead_handles: Vec<scm_hscard>,
     raw: RawConnection,
     raw_health: Health,
+    /// The borrower took the raw handle while the card may have run RAW (`murky`): the library
+    /// then keeps RAW for that handle's reconnects (the header says so), and each switches the
+    /// card to RAW again.
+    borrowed_raw: bool,
     history: Arc<Mutex<VecDeque<String>>>,
     progress: Arc<AtomicU64>,
     step: usize,
@@ -654,6 +662,7 @@ impl Model {
         let hr = self.check(Func::Attach, &format!("attach_by_handle slot {s} {label}"), hr, Want::Is(want));
         if hr == SCM_S_OK {
             self.slots[s].as_mut().unwrap().attachment = Attachment::Borrowed;
+            self.borrowed_raw = self.murky[0];
         }
     }
 
@@ -738,6 +747,15 @@ impl Model {
         };
         let old_handle = self.peek_handle(s);
         let hr = unsafe { scm_reconnect(slot.token) };
+        // A RAW link's reconnect (or the connect it falls back to) switches the card to RAW
+        // whatever it answers, just as a RAW attach does.
+        match slot.attachment {
+            Attachment::Reader { reader, protocols: SCM_PROTOCOL_RAW, .. } => {
+                self.murky[reader] |= self.card_in[reader]
+            }
+            Attachment::Borrowed if self.borrowed_raw => self.murky[0] |= self.card_in[0],
+            _ => {}
+        }
         let hr = self.check(Func::Reconnect, &what, hr, want);
         let live_slot = self.slots[s].as_mut().unwrap();
         live_slot.locked = false;
@@ -1163,6 +1181,59 @@ impl Model {
         }
     }
 
+    /// After every step: each live manager holds a card connection exactly where the model says
+    /// one is. `scm_get_handle` answers from the library's own state (no PC/SC call), so this
+    /// is not counted among the checked results.
+    fn check_connections(&self) {
+        for s in 0..SLOTS {
+            let Some(slot) = self.live(s) else { continue };
+            let model = match slot.attachment {
+                // Whether an odd connection's failed reconnect kept its card is pcsc-lite's call.
+                Attachment::Reader { conn: Conn::Card(Health::Odd), .. } => continue,
+                Attachment::Reader { conn: Conn::Card(_), .. } | Attachment::Borrowed => true,
+                Attachment::Reader { conn: Conn::NoCard, .. } | Attachment::None => false,
+            };
+            let library = self.peek_handle(s).is_some();
+            self.ensure(model == library, || {
+                let holds = if library { "holds" } else { "has no" };
+                format!("slot {s} {:?}: the library {holds} a card connection", slot.attachment)
+            });
+        }
+    }
+
+    /// After every step: pcscd reports each reader with a card in use exactly when the model
+    /// counts connections on it (stale ones included), and exclusively when one of them is
+    /// EXCLUSIVE, so that no connection outlives the detach or reconnect that ended it.
+    fn check_readers_in_use(&self) {
+        for r in 0..READERS {
+            let (count, odd, exclusive) = self.handles_on(r, None);
+            if odd || !self.card_in[r] {
+                continue;
+            }
+            let name = CString::new(self.name(r)).unwrap();
+            let mut state = ffi::SCARD_READERSTATE {
+                szReader: name.as_ptr(),
+                pvUserData: ptr::null_mut(),
+                dwCurrentState: ffi::SCARD_STATE_UNAWARE,
+                dwEventState: 0,
+                cbAtr: 0,
+                rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
+            };
+            // SAFETY: one reader state whose name outlives the call; a zero timeout.
+            unsafe { ffi::SCardGetStatusChange(self.raw.context, 0, &mut state, 1) };
+            let event = state.dwEventState;
+            // pcsc-lite reports the sharing of a reader with a card only.
+            if event & ffi::SCARD_STATE_PRESENT == 0 {
+                continue;
+            }
+            let in_use = event & (ffi::SCARD_STATE_INUSE | ffi::SCARD_STATE_EXCLUSIVE) != 0;
+            let held_exclusively = event & ffi::SCARD_STATE_EXCLUSIVE != 0;
+            self.ensure(in_use == (count > 0) && held_exclusively == exclusive, || {
+                format!("reader {r}: pcscd says {event:#x}; the model counts {count} connections, exclusive {exclusive}")
+            });
+        }
+    }
+
     fn run_step(&mut self, card_percent_x10: u64) {
         self.step += 1;
         self.progress.store(self.step as u64, Ordering::SeqCst);
@@ -1259,6 +1330,7 @@ fn random_call_sequences_follow_the_model() {
         dead_handles: Vec::new(),
         raw,
         raw_health: Health::Fresh,
+        borrowed_raw: false,
         history,
         progress: Arc::clone(&progress),
         step: 0,
@@ -1270,6 +1342,8 @@ fn random_call_sequences_follow_the_model() {
     let started = Instant::now();
     for _ in 0..steps {
         model.run_step(7);
+        model.check_connections();
+        model.check_readers_in_use();
     }
     // The end: every live manager released, every token dead.
     // Lock holders first: a release of another manager on a locked card could wait.
@@ -1287,10 +1361,12 @@ fn random_call_sequences_follow_the_model() {
     model
         .calls
         .print(&format!("model: {steps} steps, {} card insertions/removals, {elapsed:?}", model.card_events));
+    let exact_percent = 100.0 * model.checked_exact as f64 / (model.checked_exact + model.checked_set) as f64;
     eprintln!(
-        "model: {} results checked exactly, {} against a documented set",
+        "model: {} results checked exactly, {} against a set ({exact_percent:.1} % exact)",
         model.checked_exact, model.checked_set
     );
-    assert!(model.checked_exact > model.checked_set, "most results are determined by the model");
+    // RELIABILITY.md states this floor; 3,000-step runs measured 81.7 to 94.8 %.
+    assert!(exact_percent >= EXACT_FLOOR_PERCENT, "only {exact_percent:.1} % of the results checked exactly");
     assert!(model.calls.get(Func::Transmit, SCM_S_OK) > 0, "APDUs went through");
 }

@@ -16,8 +16,13 @@ use common::*;
 use scardmanage::*;
 use scardmanage_lab::{shared, wait_card};
 
-/// How long any call may take once the daemon is gone.
-const FAIL_BOUND: Duration = Duration::from_secs(5);
+/// How long after the kill every call of a round has its answer: RELIABILITY.md states this
+/// bound (measured: about 106 ms at worst), with room for a loaded 2-core machine.
+const FAIL_BOUND: Duration = Duration::from_millis(500);
+
+/// What a call that was waiting in pcscd when it died gets: the socket broke under it.
+const IN_FLIGHT: [scm_hresult; 3] =
+    [SCM_SCARD_E_NO_SERVICE, SCM_SCARD_F_COMM_ERROR, SCM_SCARD_W_SECURITY_VIOLATION];
 
 /// Reconnects until the restarted daemon shows the reader with its card: the card reconnects
 /// to the new daemon within one presence poll, so a few retries are expected.
@@ -84,27 +89,44 @@ fn service_killed_and_restarted_under_load() {
         let killed = Instant::now();
         let (lock_hr, _) =
             within(FAIL_BOUND, "scm_lock blocked when the daemon died", move || waiter.join().unwrap());
-        assert!(is_pcsc_code(lock_hr), "round {round}: the blocked lock returned {lock_hr:#x}");
+        assert!(
+            [SCM_SCARD_E_NO_SERVICE, SCM_SCARD_F_COMM_ERROR].contains(&lock_hr),
+            "round {round}: the blocked lock returned {lock_hr:#x}"
+        );
         let (last, ok_calls) =
             within(FAIL_BOUND, "a transmit loop when the daemon died", move || caller.join().unwrap());
         stop.store(true, Ordering::SeqCst);
         assert!(ok_calls > 0, "round {round}: the busy manager did work before the kill");
-        assert!(is_pcsc_code(last), "round {round}: {last:#x}");
-        // Every manager and every kind of call: a PC/SC code, at once.
-        for manager in [&plain, &locked, &*waiting, &*busy, &readerless] {
-            for (func, hr) in [
-                (Func::Status, manager.status().err().unwrap_or(SCM_S_OK)),
-                (Func::Transmit, manager.transmit(&echo_apdu(b"x")).err().unwrap_or(SCM_S_OK)),
-                (Func::Lock, manager.lock()),
-                (Func::Reconnect, manager.reconnect()),
+        assert!(IN_FLIGHT.contains(&last), "round {round}: the transmit in flight returned {last:#x}");
+        // Every manager and every kind of call, made after the daemon died: NO_SERVICE from
+        // PC/SC, except where the library answers without asking it (no card to call, or a
+        // lock this manager already holds).
+        let gone = SCM_SCARD_E_NO_SERVICE;
+        for (name, manager) in [
+            ("plain", &plain),
+            ("locked", &locked),
+            ("waiting", &*waiting),
+            ("busy", &*busy),
+            ("empty", &readerless),
+        ] {
+            let no_card = name == "empty";
+            let card_call = if no_card { SCM_SCARD_E_NO_SMARTCARD } else { gone };
+            let lock = if name == "locked" { SCM_S_OK } else { card_call };
+            for (func, hr, want) in [
+                (Func::Status, manager.status().err().unwrap_or(SCM_S_OK), gone),
+                (Func::Transmit, manager.transmit(&echo_apdu(b"x")).err().unwrap_or(SCM_S_OK), card_call),
+                (Func::Lock, manager.lock(), lock),
+                (Func::Reconnect, manager.reconnect(), gone),
             ] {
                 tally.record(func, hr);
-                assert!(hr == SCM_S_OK || is_pcsc_code(hr), "round {round}: {func:?} {hr:#x}");
+                assert_eq!(hr, want, "round {round}: {func:?} on the {name} manager");
             }
         }
+        // The failed reconnect above ended the lock, as any reconnect does.
         let hr = tally.record(Func::Unlock, locked.unlock(SCM_LEAVE_CARD));
-        assert!(is_pcsc_code(hr), "round {round}: unlock with the daemon dead: {hr:#x}");
-        tally.record(Func::ListReaders, list_readers().err().unwrap_or(SCM_S_OK));
+        assert_eq!(hr, SCM_SCARD_E_NOT_TRANSACTED, "round {round}: unlock with the daemon dead");
+        let hr = tally.record(Func::ListReaders, list_readers().err().unwrap_or(SCM_S_OK));
+        assert_eq!(hr, gone, "round {round}: list readers with the daemon dead");
         slowest = slowest.max(killed.elapsed());
         assert!(killed.elapsed() < FAIL_BOUND, "round {round}: failures took {:?}", killed.elapsed());
 
