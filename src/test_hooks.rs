@@ -33,7 +33,9 @@ pub fn in_next_lookup_window(interleave: impl FnOnce() + 'static) {
 }
 
 pub(crate) fn run_lookup_window() {
-    if let Some(interleave) = IN_LOOKUP_WINDOW.take() {
+    // `try_with`: look-ups also run from thread-exit destructors, after this thread-local (which
+    // has a destructor of its own) is gone; no window is armed there.
+    if let Some(interleave) = IN_LOOKUP_WINDOW.try_with(RefCell::take).ok().flatten() {
         interleave();
     }
 }
