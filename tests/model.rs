@@ -1092,7 +1092,7 @@ impl Model {
         self.check(Func::ListReaders, "list_readers", hr, Want::Is(want));
         self.ensure(len == needed, || format!("list_readers: length {len}, want {needed}"));
         if !short {
-            let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
+            let bytes: Vec<u8> = buf[..len].iter().map(|c| u8::from_ne_bytes(c.to_ne_bytes())).collect();
             let names: Vec<&[u8]> = bytes[..len - 2].split(|&b| b == 0).collect();
             for r in 0..READERS {
                 let name = self.name(r).as_bytes();
