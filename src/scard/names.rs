@@ -33,7 +33,8 @@ mod utf8 {
 
 #[cfg(windows)]
 mod utf16 {
-    #![allow(non_snake_case, clippy::upper_case_acronyms)]
+    // WinSCard's field names, as pcsc::ffi spells the A structure's: the same code fills either.
+    #![allow(non_snake_case)]
 
     use std::ffi::{c_void, CStr};
 
