@@ -8,7 +8,6 @@
 #
 #   bash install.sh --prefix /usr/local      (DESTDIR=... is honoured, for packagers)
 set -euo pipefail
-cd "$(dirname "$0")"
 
 prefix=
 while [ $# -gt 0 ]; do
@@ -20,14 +19,18 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$prefix" ] || { echo "usage: install.sh --prefix DIR" >&2; exit 2; }
+# A relative --prefix or DESTDIR is the caller's: resolved before leaving its directory.
 case "$prefix" in /*) ;; *) prefix="$PWD/$prefix" ;; esac
+destdir=${DESTDIR:-}
+case "$destdir" in "" | /*) ;; *) destdir="$PWD/$destdir" ;; esac
+cd "$(dirname "$0")"
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 major=${version%%.*}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -p scardmanage --lib
 
-dest="${DESTDIR:-}$prefix"
+dest="$destdir$prefix"
 libdir="$dest/lib"
 install -d "$libdir/pkgconfig" "$libdir/cmake/scardmanage" "$dest/include"
 install -m 0755 "$target/release/libscardmanage.so" "$libdir/libscardmanage.so.$version"

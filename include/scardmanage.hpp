@@ -9,8 +9,10 @@
  *     scm_hresult hr = mgr.AttachByIFD("My Reader 00 00");
  *     if (FAILED(hr)) std::fprintf(stderr, "%s\n", scm::ErrorMessage(hr));
  *
- * Nothing throws: a manager that could not be created reports SCM_E_POINTER from every call
- * (and from Created()). Transmit and Atr fill a std::vector, which stays the caller's.
+ * Nothing throws (every method is noexcept): a manager that could not be created, or was moved
+ * from, reports SCM_E_POINTER from every call (and from Created()). Transmit and Atr fill a
+ * std::vector, which stays the caller's; where they cannot allocate they return
+ * SCM_E_OUTOFMEMORY (for Transmit the command was sent, but its answer is lost).
  * Link with the library as for C (`pkg-config --libs scardmanage`, or the CMake target
  * scardmanage::scardmanage).
  */
@@ -20,6 +22,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -55,58 +59,72 @@ public:
     {
         if (this != &other) {
             reset();
-            std::swap(m_, other.m_);
-            std::swap(created_, other.created_);
+            m_ = other.m_;
+            created_ = other.created_;
+            // Emptied as by the move constructor, so that Created() explains its SCM_E_POINTER.
+            other.m_ = nullptr;
+            other.created_ = SCM_E_POINTER;
         }
         return *this;
     }
 
     /* What creating the manager returned: SCM_S_OK, or why every call will fail. */
-    scm_hresult Created() const { return created_; }
+    scm_hresult Created() const noexcept { return created_; }
 
     /* The COM methods. */
-    scm_hresult AttachByHandle(scm_hscard hICC) { return scm_attach_by_handle(m_, hICC); }
-    scm_hresult AttachByIFD(const char *readerUtf8) { return scm_attach_by_ifd(m_, readerUtf8); }
-    scm_hresult AttachByIFD(const uint16_t *readerUtf16) { return scm_attach_by_ifd_w(m_, readerUtf16); }
-    scm_hresult Detach() { return scm_detach(m_); }
-    scm_hresult Reconnect() { return scm_reconnect(m_); }
-    scm_hresult SCardLock() { return scm_lock(m_); }
-    scm_hresult SCardUnlock(uint32_t disposition) { return scm_unlock(m_, disposition); }
-    scm_hresult Status(uint32_t *state, uint32_t *protocol) { return scm_status(m_, state, protocol); }
+    scm_hresult AttachByHandle(scm_hscard hICC) noexcept { return scm_attach_by_handle(m_, hICC); }
+    scm_hresult AttachByIFD(const char *readerUtf8) noexcept { return scm_attach_by_ifd(m_, readerUtf8); }
+    scm_hresult AttachByIFD(const uint16_t *readerUtf16) noexcept { return scm_attach_by_ifd_w(m_, readerUtf16); }
+    scm_hresult Detach() noexcept { return scm_detach(m_); }
+    scm_hresult Reconnect() noexcept { return scm_reconnect(m_); }
+    scm_hresult SCardLock() noexcept { return scm_lock(m_); }
+    scm_hresult SCardUnlock(uint32_t disposition) noexcept { return scm_unlock(m_, disposition); }
+    scm_hresult Status(uint32_t *state, uint32_t *protocol) noexcept { return scm_status(m_, state, protocol); }
 
-    /* Sends one APDU; on success `response` holds the answer, status word included. */
-    scm_hresult Transmit(const std::vector<uint8_t> &command, std::vector<uint8_t> &response)
+    /* Sends one APDU; on success `response` holds the answer, status word included, and has
+     * about its size (assigned, so a vector reused across calls keeps its own capacity). An
+     * empty command is SCM_E_INVALIDARG, as in C. */
+    scm_hresult Transmit(const std::vector<uint8_t> &command, std::vector<uint8_t> &response) noexcept
     {
-        std::vector<uint8_t> answer(SCM_MAX_APDU_SIZE);
-        size_t len = answer.size();
-        const uint8_t *data = command.empty() ? nullptr : command.data();
-        scm_hresult hr = scm_transmit(m_, data, command.size(), answer.data(), &len);
-        if (SUCCEEDED(hr)) {
-            answer.resize(len);
-            response.swap(answer);
+        // vector::data() may be NULL when empty, which the library would answer SCM_E_POINTER.
+        static const uint8_t no_command = 0;
+        try {
+            std::unique_ptr<uint8_t[]> answer(new uint8_t[SCM_MAX_APDU_SIZE]);
+            size_t len = SCM_MAX_APDU_SIZE;
+            scm_hresult hr = scm_transmit(m_, command.empty() ? &no_command : command.data(), command.size(),
+                                          answer.get(), &len);
+            if (SUCCEEDED(hr))
+                response.assign(answer.get(), answer.get() + len);
+            return hr;
+        } catch (const std::bad_alloc &) {
+            return SCM_E_OUTOFMEMORY;
         }
-        return hr;
     }
 
     /* The card's ATR. */
-    scm_hresult Atr(std::vector<uint8_t> &atr)
+    scm_hresult Atr(std::vector<uint8_t> &atr) noexcept
     {
         uint8_t buffer[64];
         size_t len = sizeof buffer;
         scm_hresult hr = scm_get_atr(m_, buffer, &len);
-        if (SUCCEEDED(hr))
-            atr.assign(buffer, buffer + len);
+        if (SUCCEEDED(hr)) {
+            try {
+                atr.assign(buffer, buffer + len);
+            } catch (const std::bad_alloc &) {
+                return SCM_E_OUTOFMEMORY;
+            }
+        }
         return hr;
     }
 
     /* The card handle in use (ISCard get_CardHandle); it stays the manager's. */
-    scm_hresult CardHandle(scm_hscard *hICC) { return scm_get_handle(m_, hICC); }
+    scm_hresult CardHandle(scm_hscard *hICC) noexcept { return scm_get_handle(m_, hICC); }
 
     /* The C handle, for the scm_* functions this class does not wrap (the _ex variants). */
-    scm_manage *get() const { return m_; }
+    scm_manage *get() const noexcept { return m_; }
 
 private:
-    void reset()
+    void reset() noexcept
     {
         if (m_ != nullptr)
             scm_release(m_);

@@ -385,8 +385,9 @@ pub unsafe extern "C" fn scm_get_atr(m: *mut scm_manage, atr: *mut u8, atr_len: 
     })
 }
 
-/// The attached reader's name, UTF-8 and NUL-terminated, under the buffer rules (the NUL is
-/// counted).
+/// The attached reader's name, NUL-terminated, under the buffer rules (the NUL is counted): the
+/// UTF-8 name it was attached by, or for a borrowed handle the name as PC/SC gives it, byte for
+/// byte, which is not UTF-8 if the driver named the reader otherwise (see `scm_list_readers`).
 ///
 /// Errors: `SCM_E_POINTER` (`m` or `name_len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`; for a borrowed handle the name comes from PC/SC, so PC/SC
@@ -428,6 +429,12 @@ pub unsafe extern "C" fn scm_get_handle(m: *mut scm_manage, out: *mut scm_hscard
 /// The names of the readers as a PC/SC multi-string (each name NUL-terminated, one more NUL at
 /// the end), under the buffer rules. Uses a context of its own for each call, so it works at
 /// once after the PC/SC service restarts.
+///
+/// Names are passed on as PC/SC gives them, byte for byte: neither PC/SC nor this library
+/// checks them, so a driver's name that is not UTF-8 (Latin-1 bytes, say) is listed as it is.
+/// `scm_attach_by_ifd` takes UTF-8 only and refuses such a name (`SCM_E_INVALIDARG`); attach to
+/// that reader with `scm_attach_by_handle`. The bindings decode names with U+FFFD for what is
+/// not UTF-8, so one such name never hides the others.
 ///
 /// Errors: `SCM_E_POINTER` (`readers_len` NULL), `SCM_SCARD_E_NO_READERS_AVAILABLE`,
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.

@@ -35,6 +35,7 @@ static class Demo
         string[] readers = SCardManage.ListReaders();
         Expect(readers.Contains(reader), "ListReaders has " + reader + ": " + string.Join(", ", readers));
         Console.WriteLine("readers: " + readers.Length);
+        ReaderListGrowingBetweenSizeAndFetch(string.Join("\0", readers) + "\0\0");
 
         IntPtr rawToken;
         using (SCardManage mgr = new SCardManage())
@@ -80,6 +81,9 @@ static class Demo
 
             ExpectFailure(Scm.SCARD_E_UNKNOWN_READER, () => mgr.AttachByIFD("No Such Reader"), "unknown reader");
             ExpectFailure(Scm.E_INVALIDARG, () => mgr.AttachByIFDW("\uD800 lone surrogate"), "unpaired surrogate");
+            // Sent as UTF-8, a lone surrogate must not become U+FFFD, a valid name of another reader.
+            ExpectFailure(Scm.E_INVALIDARG, () => mgr.AttachByIFD("\uD800 lone surrogate"), "unpaired surrogate, UTF-8");
+            ExpectFailure(Scm.E_INVALIDARG, () => mgr.AttachByIFD(reader + "\uDC00", 2, 3), "unpaired surrogate, UTF-8 _ex");
 
             // The caller's buffers are managed arrays pinned for the call: many calls, no growth.
             long before = Process.GetCurrentProcess().WorkingSet64;
@@ -115,6 +119,23 @@ static class Demo
         int hr = NativeMethods.scm_release(rawToken);
         Console.WriteLine(string.Format("released token again: 0x{0:X8} {1}", hr, Scm.ErrorMessage(hr)));
         Expect(hr == Scm.E_HANDLE, "a released token is SCM_E_HANDLE");
+    }
+
+    // A reader plugged in between the size query and the fetch: the real list, with the size
+    // PC/SC gave before the last reader came (one byte short). The fetch then gets the library's
+    // SCARD_E_INSUFFICIENT_BUFFER with the new size, and must ask again.
+    static void ReaderListGrowingBetweenSizeAndFetch(string expected)
+    {
+        int sizeQueries = 0;
+        byte[] multi = NativeMethods.Fetch("scm_list_readers", (byte[] buffer, ref UIntPtr len) =>
+        {
+            int hr = NativeMethods.scm_list_readers(buffer, ref len);
+            if (buffer == null && sizeQueries++ == 0)
+                len = new UIntPtr(len.ToUInt32() - 1);
+            return hr;
+        });
+        Expect(System.Text.Encoding.UTF8.GetString(multi) == expected, "the whole list after a retry");
+        Console.WriteLine("reader list grown between size and fetch: fetched again, " + multi.Length + " bytes");
     }
 
     static void ExpectFailure(int hresult, Action call, string what)

@@ -2,7 +2,9 @@
 //
 // Every import is cdecl; only int, uint, byte, IntPtr and UIntPtr cross the boundary (never
 // bool or long, whose sizes differ between C and C#). Strings go out as NUL-terminated UTF-8
-// or UTF-16 bytes built here; buffers are managed arrays the marshaller pins for the call, so
+// (encoded strictly: a lone surrogate is SCM_E_INVALIDARG, as the library gives for UTF-16) or
+// UTF-16 bytes built here; names come back decoded with U+FFFD for bytes that are not UTF-8;
+// buffers are managed arrays the marshaller pins for the call, so
 // nothing native is allocated and nothing is to be freed but the manager, which the SafeHandle
 // releases exactly once.
 using System;
@@ -33,6 +35,7 @@ namespace ScardManage
         public const int E_NOT_ATTACHED = unchecked((int)0x8000000E);
         public const int E_HANDLE = unchecked((int)0x80070006);
         public const int E_INVALIDARG = unchecked((int)0x80070057);
+        public const int SCARD_E_INSUFFICIENT_BUFFER = unchecked((int)0x80100008);
         public const int SCARD_E_UNKNOWN_READER = unchecked((int)0x80100009);
         public const int SCARD_E_NO_SMARTCARD = unchecked((int)0x8010000C);
         public const int SCARD_E_NOT_TRANSACTED = unchecked((int)0x80100016);
@@ -61,6 +64,9 @@ namespace ScardManage
             return NativeMethods.scm_release(handle) >= 0;
         }
     }
+
+    /// <summary>A call under the buffer rules: a null buffer asks for the size.</summary>
+    internal delegate int SizedCall(byte[] buffer, ref UIntPtr length);
 
     internal static class NativeMethods
     {
@@ -139,16 +145,46 @@ namespace ScardManage
             return Encoding.UTF8.GetString(bytes);
         }
 
-        /// <summary>A NUL-terminated UTF-8 copy; a NUL inside would silently cut the name.</summary>
-        internal static byte[] Utf8z(string s)
+        // Throws on a lone surrogate instead of sending U+FFFD, which is a valid name.
+        private static readonly Encoding StrictUtf8 = new UTF8Encoding(false, true);
+
+        /// <summary>A NUL-terminated UTF-8 copy; a NUL inside would silently cut the name. A
+        /// lone surrogate is SCardException(E_INVALIDARG), the library's answer to it in UTF-16.</summary>
+        internal static byte[] Utf8z(string operation, string s)
         {
             if (s == null)
                 throw new ArgumentNullException("reader");
             if (s.IndexOf('\0') >= 0)
                 throw new ArgumentException("a reader name cannot contain NUL", "reader");
-            byte[] bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
-            Encoding.UTF8.GetBytes(s, 0, s.Length, bytes, 0);
-            return bytes;
+            try
+            {
+                byte[] bytes = new byte[StrictUtf8.GetByteCount(s) + 1];
+                StrictUtf8.GetBytes(s, 0, s.Length, bytes, 0);
+                return bytes;
+            }
+            catch (EncoderFallbackException)
+            {
+                throw new SCardException(operation, Scm.E_INVALIDARG);
+            }
+        }
+
+        /// <summary>The buffer rules: asks for the size, then fetches; asks again while the
+        /// size grew in between (a reader plugged in), as the library and the Python binding do.
+        /// Returns the bytes written.</summary>
+        internal static byte[] Fetch(string operation, SizedCall call)
+        {
+            UIntPtr len = UIntPtr.Zero;
+            Check(operation, call(null, ref len));
+            while (true)
+            {
+                byte[] buffer = new byte[(int)len.ToUInt32()];
+                int hresult = call(buffer, ref len);
+                if (hresult == Scm.SCARD_E_INSUFFICIENT_BUFFER)
+                    continue;
+                Check(operation, hresult);
+                Array.Resize(ref buffer, (int)len.ToUInt32());
+                return buffer;
+            }
         }
 
         internal static ushort[] Utf16z(string s)
@@ -194,7 +230,7 @@ namespace ScardManage
         /// <summary>Attaches by reader name, passed to the library as UTF-8.</summary>
         public void AttachByIFD(string reader)
         {
-            NativeMethods.Check("scm_attach_by_ifd", NativeMethods.scm_attach_by_ifd(handle, NativeMethods.Utf8z(reader)));
+            NativeMethods.Check("scm_attach_by_ifd", NativeMethods.scm_attach_by_ifd(handle, NativeMethods.Utf8z("scm_attach_by_ifd", reader)));
         }
 
         /// <summary>Attaches by reader name, passed as UTF-16 (a BSTR's characters).</summary>
@@ -206,7 +242,8 @@ namespace ScardManage
         public void AttachByIFD(string reader, uint shareMode, uint protocols)
         {
             NativeMethods.Check("scm_attach_by_ifd_ex",
-                                NativeMethods.scm_attach_by_ifd_ex(handle, NativeMethods.Utf8z(reader), shareMode, protocols));
+                                NativeMethods.scm_attach_by_ifd_ex(handle, NativeMethods.Utf8z("scm_attach_by_ifd_ex", reader),
+                                                                   shareMode, protocols));
         }
 
         public void Reconnect() { NativeMethods.Check("scm_reconnect", NativeMethods.scm_reconnect(handle)); }
@@ -252,13 +289,12 @@ namespace ScardManage
             return atr;
         }
 
+        /// <summary>The attached reader's name; bytes that are not UTF-8 become U+FFFD.</summary>
         public string ReaderName()
         {
-            UIntPtr len = UIntPtr.Zero;
-            NativeMethods.Check("scm_get_reader_name", NativeMethods.scm_get_reader_name(handle, null, ref len));
-            byte[] name = new byte[(int)len.ToUInt32()];
-            NativeMethods.Check("scm_get_reader_name", NativeMethods.scm_get_reader_name(handle, name, ref len));
-            return Encoding.UTF8.GetString(name, 0, (int)len.ToUInt32() - 1);
+            byte[] name = NativeMethods.Fetch("scm_get_reader_name",
+                                              (byte[] buffer, ref UIntPtr len) => NativeMethods.scm_get_reader_name(handle, buffer, ref len));
+            return Encoding.UTF8.GetString(name, 0, name.Length - 1);
         }
 
         /// <summary>The card handle in use (ISCard get_CardHandle); it stays the manager's.</summary>
@@ -269,15 +305,11 @@ namespace ScardManage
             return hicc;
         }
 
-        /// <summary>The names of the readers PC/SC knows.</summary>
+        /// <summary>The names of the readers PC/SC knows; bytes that are not UTF-8 become U+FFFD.</summary>
         public static string[] ListReaders()
         {
-            UIntPtr len = UIntPtr.Zero;
-            NativeMethods.Check("scm_list_readers", NativeMethods.scm_list_readers(null, ref len));
-            byte[] multi = new byte[(int)len.ToUInt32()];
-            NativeMethods.Check("scm_list_readers", NativeMethods.scm_list_readers(multi, ref len));
-            string all = Encoding.UTF8.GetString(multi, 0, (int)len.ToUInt32());
-            return all.Split(new[] { '\0' }, StringSplitOptions.RemoveEmptyEntries);
+            byte[] multi = NativeMethods.Fetch("scm_list_readers", NativeMethods.scm_list_readers);
+            return Encoding.UTF8.GetString(multi).Split(new[] { '\0' }, StringSplitOptions.RemoveEmptyEntries);
         }
 
         public void Dispose() { handle.Dispose(); }

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// pcsc-lite serves at most 16 readers (`PCSCLITE_MAX_READERS_CONTEXTS`), two per `vpcd` entry.
 pub const MAX_PAIRS: usize = 8;
 
+/// The longest `FRIENDLYNAME`: pcsc-lite's reader names are at most 128 bytes with the NUL, and
+/// pcscd appends `" 00 00"`; a longer name would be cut, possibly inside a UTF-8 sequence.
+pub const MAX_FRIENDLY_LEN: usize = 100;
+
 /// How long a start or restart may take before it is reported as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often readiness is checked while waiting.
@@ -56,6 +60,9 @@ pub struct Lab {
     log_path: PathBuf,
     pcscd: PathBuf,
     unshare: PathBuf,
+    /// The `FRIENDLYNAME` of each entry, from which pcscd names its two readers: bytes, since
+    /// pcscd takes a name that is not UTF-8 as well.
+    friendly: Vec<Vec<u8>>,
     /// The `CHANNELID` of each entry; slot 0 listens there and slot 1 on the next port.
     base_ports: Vec<u16>,
     readers: Vec<Reader>,
@@ -80,6 +87,28 @@ impl Lab {
     /// Fails with a clear error when not root, when `unshare`, `pcscd` or the `vpcd` driver is
     /// missing, or when the daemon is not ready within 15 s (the error carries its log tail).
     pub fn start(pairs: usize) -> io::Result<Lab> {
+        Lab::start_named(pairs, &[])
+    }
+
+    /// Like [`start`](Self::start), with pair `k` named `name` for each `(k, name)` of
+    /// `friendly` instead of `"Lab A"`, `"Lab B"`, ...: its readers are `"<name> 00 00"` and
+    /// `"<name> 00 01"`.
+    ///
+    /// The name is written to `reader.conf.d` as UTF-8 and pcscd passes its bytes through
+    /// unchanged, so a reader name outside ASCII is possible. A name must be non-empty, unique,
+    /// at most [`MAX_FRIENDLY_LEN`] bytes, and free of `"` and control characters (the config
+    /// syntax has no escapes).
+    pub fn start_named(pairs: usize, friendly: &[(usize, String)]) -> io::Result<Lab> {
+        let friendly: Vec<(usize, Vec<u8>)> =
+            friendly.iter().map(|(pair, name)| (*pair, name.clone().into_bytes())).collect();
+        Lab::start_named_bytes(pairs, &friendly)
+    }
+
+    /// Like [`start_named`](Self::start_named), with names as bytes written to `reader.conf.d`
+    /// unchanged: a name that is not UTF-8 (a driver's Latin-1 name, say) gives readers whose
+    /// names PC/SC lists as those bytes, for testing what callers make of them. Their
+    /// [`Reader::name`] is the lossy UTF-8 decoding (U+FFFD for each invalid sequence).
+    pub fn start_named_bytes(pairs: usize, friendly: &[(usize, Vec<u8>)]) -> io::Result<Lab> {
         if pairs == 0 || pairs > MAX_PAIRS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -106,6 +135,7 @@ impl Lab {
         fs::create_dir_all("/run/pcscd")?;
         remove_stale_dirs();
 
+        let friendly = friendly_names(pairs, friendly)?;
         let dir = new_lab_dir()?;
         let conf_dir = dir.join("reader.conf.d");
         let driver_dir = dir.join("drivers");
@@ -117,6 +147,7 @@ impl Lab {
             conf_dir,
             pcscd,
             unshare,
+            friendly,
             base_ports: Vec::new(),
             readers: Vec::new(),
             child: None,
@@ -203,13 +234,18 @@ impl Lab {
     /// reader order keeps lists and logs comparable between runs.
     fn write_config(&mut self) -> io::Result<()> {
         self.readers.clear();
-        let mut config = String::new();
-        for (pair, &port) in self.base_ports.iter().enumerate() {
-            let friendly = format!("Lab {}", pair_letter(pair));
-            config += &format!(
-                "FRIENDLYNAME \"{friendly}\"\nDEVICENAME /dev/null:0x{port:X}\nLIBPATH {}\nCHANNELID 0x{port:X}\n\n",
-                self.driver_copy(pair).display()
+        let mut config = Vec::new();
+        for (pair, (friendly, &port)) in self.friendly.iter().zip(&self.base_ports).enumerate() {
+            config.extend_from_slice(b"FRIENDLYNAME \"");
+            config.extend_from_slice(friendly);
+            config.extend_from_slice(
+                format!(
+                    "\"\nDEVICENAME /dev/null:0x{port:X}\nLIBPATH {}\nCHANNELID 0x{port:X}\n\n",
+                    self.driver_copy(pair).display()
+                )
+                .as_bytes(),
             );
+            let friendly = String::from_utf8_lossy(friendly);
             for slot in 0..2u16 {
                 self.readers.push(Reader { name: format!("{friendly} 00 {slot:02X}"), port: port + slot });
             }
@@ -340,6 +376,38 @@ enum LaunchError {
 
 fn pair_letter(pair: usize) -> char {
     char::from(b'A' + pair as u8)
+}
+
+/// The `FRIENDLYNAME` of every pair: the default `"Lab A"`, `"Lab B"`, ... unless overridden.
+fn friendly_names(pairs: usize, overrides: &[(usize, Vec<u8>)]) -> io::Result<Vec<Vec<u8>>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    let mut names: Vec<Vec<u8>> =
+        (0..pairs).map(|pair| format!("Lab {}", pair_letter(pair)).into_bytes()).collect();
+    for (pair, name) in overrides {
+        let slot = names
+            .get_mut(*pair)
+            .ok_or_else(|| invalid(format!("no reader pair {pair} in a lab of {pairs}")))?;
+        // Bytes that are not UTF-8 become U+FFFD here, which is no control character.
+        let text = String::from_utf8_lossy(name);
+        if name.is_empty()
+            || name.len() > MAX_FRIENDLY_LEN
+            || name.contains(&b'"')
+            || text.chars().any(char::is_control)
+        {
+            return Err(invalid(format!(
+                "reader pair name {text:?}: 1 to {MAX_FRIENDLY_LEN} bytes, no '\"' and no control characters"
+            )));
+        }
+        name.clone_into(slot);
+    }
+    // pcscd numbers readers of the same name apart (`00`, `01`, ...), which would make the names
+    // this lab predicts wrong.
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(invalid(format!("two reader pairs named {:?}", String::from_utf8_lossy(name))));
+        }
+    }
+    Ok(names)
 }
 
 /// Finds `name` on PATH or in the sbin dirs a non-login root shell may lack.

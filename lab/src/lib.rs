@@ -7,19 +7,26 @@
 //! - [`Lab`]: a private `pcscd` in its own mount namespace with `2 * pairs` virtual readers
 //!   served by the `vpcd` driver, so it never disturbs (or is disturbed by) a system daemon;
 //! - [`VirtualCard`]: the card side of a `vpcd` reader, driven by a Rust closure;
+//! - [`control::LabControl`]: a lab driven over a line protocol on TCP, as `scm-lab run` offers it
+//!   to the programs it runs;
+//! - [`bridge`] and [`wine`]: Windows programs under Wine against the lab, through a WinSCard
+//!   of the lab's own (`lab/windows/`);
 //! - [`shared`], [`lease`] and [`wait_card`]: one process-wide lab whose readers parallel tests
 //!   borrow one at a time.
 //!
 //! See `shared/design/PCSC-LAB.md` for the measured facts these pieces rely on.
 
 mod applet;
+pub mod bridge;
 mod card;
+pub mod control;
 mod daemon;
 mod shared;
+pub mod wine;
 
 pub use applet::{default_applet, DEFAULT_ATR};
 pub use card::{Counters, Reply, VirtualCard};
-pub use daemon::{Lab, Reader, MAX_PAIRS};
+pub use daemon::{Lab, Reader, MAX_FRIENDLY_LEN, MAX_PAIRS};
 pub use shared::{lease, lease_with, shared, wait_card, ReaderLease, SharedLab};
 
 /// The environment variable through which libpcsclite finds the daemon's socket.

@@ -23,6 +23,7 @@ same arguments, return the same values and raise the same errors.
 
 import ctypes
 import ctypes.util
+import operator
 import os
 import sys
 from ctypes import POINTER, byref, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
@@ -160,8 +161,9 @@ NO_EXTENSION_ENV = "SCARDMANAGE_NO_EXTENSION"
 
 
 def _load_extension():
-    """scardmanage._fast bound to this library's scm_status and scm_transmit, or None if it was
-    not built or SCARDMANAGE_NO_EXTENSION is set (to anything but "" or "0")."""
+    """A scardmanage._fast binding of this library's scm_status and scm_transmit (its methods
+    status and transmit call them), or None if the extension was not built or
+    SCARDMANAGE_NO_EXTENSION is set (to anything but "" or "0")."""
     if os.environ.get(NO_EXTENSION_ENV, "") not in ("", "0"):
         return None
     try:
@@ -169,8 +171,9 @@ def _load_extension():
     except ImportError:
         return None
     address = ctypes.cast(_lib.scm_status, c_void_p).value, ctypes.cast(_lib.scm_transmit, c_void_p).value
-    _fast.bind(address[0], address[1], MAX_APDU_SIZE)
-    return _fast
+    # A binding of this package's library: a second import of the package with another
+    # SCARDMANAGE_LIBRARY gets a binding of its own and leaves this one as it is.
+    return _fast.bind(address[0], address[1], MAX_APDU_SIZE)
 
 
 _fast = _load_extension()
@@ -194,7 +197,10 @@ def _new_transmit_scratch():
 
 
 def error_message(hresult):
-    """The library's text for a result (signed or unsigned form)."""
+    """The library's text for a result (signed or unsigned form; anything else is a ValueError)."""
+    hresult = operator.index(hresult)
+    if not -(1 << 31) <= hresult < 1 << 32:
+        raise ValueError("error_message: 0x%X is no 32-bit result" % hresult)
     return _lib.scm_error_message(_signed(hresult)).decode("utf-8")
 
 
@@ -213,8 +219,26 @@ class SCardError(Exception):
     def __init__(self, function, hresult):
         self.function = function
         self.hresult = hresult & 0xFFFFFFFF
-        self.message = error_message(hresult)
+        self.message = error_message(self.hresult)
         super().__init__("%s: 0x%08X %s" % (function, self.hresult, self.message))
+
+    def __reduce__(self):
+        # Exception's own reduce would call __init__ with the one-string args: a TypeError on
+        # unpickling, which broke a ProcessPoolExecutor whose worker raised this.
+        return type(self), (self.function, self.hresult)
+
+
+_SIZE_BITS = 8 * ctypes.sizeof(c_size_t)
+
+
+def _unsigned(function, value, bits):
+    """value, if it fits `bits` unsigned bits: ctypes would cut it silently to a valid value
+    (2**32 + RESET_CARD to RESET_CARD). Out of range is the library's own answer to a value it
+    cannot take, SCardError(E_INVALIDARG); a non-integer is a TypeError."""
+    value = operator.index(value)
+    if not 0 <= value < 1 << bits:
+        raise SCardError(function, E_INVALIDARG)
+    return value
 
 
 def _check(function, hresult):
@@ -242,10 +266,17 @@ def _utf8z(name):
     return name.encode("utf-8", "surrogatepass")
 
 
+def _name(raw):
+    # PC/SC and the library pass a driver's name on as bytes, UTF-8 or not (a Latin-1 one):
+    # what is not UTF-8 becomes U+FFFD, so one such name neither raises nor hides the others.
+    return raw.decode("utf-8", "replace")
+
+
 def list_readers():
-    """The names of the readers PC/SC knows. No reader: SCardError(SCARD_E_NO_READERS_AVAILABLE)."""
+    """The names of the readers PC/SC knows (bytes that are not UTF-8 as U+FFFD). No reader:
+    SCardError(SCARD_E_NO_READERS_AVAILABLE)."""
     multi = _fetch(_lib.scm_list_readers)
-    return [name.decode("utf-8") for name in multi.split(b"\0") if name]
+    return [_name(name) for name in multi.split(b"\0") if name]
 
 
 # The hot paths, twice. Through ctypes: scratch from the pools above, the function objects
@@ -339,15 +370,15 @@ class SCardManage:
 
     def attach_by_handle(self, hicc):
         """Attaches to a card handle (an SCARDHANDLE as int) this process connected; it is borrowed."""
-        self._call("scm_attach_by_handle", hicc)
+        self._call("scm_attach_by_handle", _unsigned("scm_attach_by_handle", hicc, _SIZE_BITS))
 
     def attach_by_ifd(self, reader, share_mode=None, protocols=None):
         """Attaches to a reader by name (sent as UTF-8). Default share SHARED, protocols T0|T1."""
         if share_mode is None and protocols is None:
             self._call("scm_attach_by_ifd", _utf8z(reader))
         else:
-            share = SHARE_SHARED if share_mode is None else share_mode
-            wanted = PROTOCOL_ANY if protocols is None else protocols
+            share = SHARE_SHARED if share_mode is None else _unsigned("scm_attach_by_ifd_ex", share_mode, 32)
+            wanted = PROTOCOL_ANY if protocols is None else _unsigned("scm_attach_by_ifd_ex", protocols, 32)
             self._call("scm_attach_by_ifd_ex", _utf8z(reader), share, wanted)
 
     def attach_by_ifd_w(self, reader):
@@ -362,14 +393,14 @@ class SCardManage:
         self._call("scm_reconnect")
 
     def detach(self, disposition=LEAVE_CARD):
-        self._call("scm_detach_ex", disposition)
+        self._call("scm_detach_ex", _unsigned("scm_detach_ex", disposition, 32))
 
     def lock(self):
         """Begins exclusive use (COM SCardLock); blocks while another holder has the card."""
         self._call("scm_lock")
 
     def unlock(self, disposition=LEAVE_CARD):
-        self._call("scm_unlock", disposition)
+        self._call("scm_unlock", _unsigned("scm_unlock", disposition, 32))
 
     # The hot paths: through the extension when it is loaded, else through ctypes (above).
     status = _status_extension if _fast is not None else _status_ctypes
@@ -379,7 +410,7 @@ class SCardManage:
         return _fetch(_lib.scm_get_atr, self._token)
 
     def reader_name(self):
-        return _fetch(_lib.scm_get_reader_name, self._token)[:-1].decode("utf-8")
+        return _name(_fetch(_lib.scm_get_reader_name, self._token)[:-1])
 
     def card_handle(self):
         """The SCARDHANDLE in use (int); it stays the manager's: do not disconnect it."""

@@ -2,10 +2,17 @@
  *
  * ctypes' call machinery costs a few hundred nanoseconds per call; these two functions make the
  * same calls from C. The extension is not linked against libscardmanage: the package loads the
- * library with ctypes as always and hands the two function addresses over once, with bind().
+ * library with ctypes as always and hands the two function addresses over with bind(), which
+ * returns a Binding whose status() and transmit() call them. The addresses live in that object,
+ * not in this module: a second import of the package with another SCARDMANAGE_LIBRARY binds
+ * the other library's functions and the first package's managers keep calling their own (the
+ * libraries' tokens repeat, so a shared binding would send a token to the wrong manager).
  * Each call releases the GIL around the library call, as ctypes does. On failure a function
  * returns the (negative) result as an int and the package raises its SCardError, so both call
  * paths raise the same errors.
+ *
+ * The module does not declare Py_mod_gil: the scratch pool below is guarded by the GIL alone,
+ * so a free-threaded interpreter rightly turns the GIL back on when it imports this module.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -17,8 +24,15 @@ typedef int32_t (*status_fn)(void *m, uint32_t *state, uint32_t *protocol);
 typedef int32_t (*transmit_fn)(void *m, const uint8_t *command, size_t command_len, uint8_t *response,
                                size_t *response_len);
 
-static status_fn scm_status;
-static transmit_fn scm_transmit;
+typedef struct {
+    PyObject_HEAD
+    status_fn scm_status;
+    transmit_fn scm_transmit;
+} Binding;
+
+static PyTypeObject BindingType;
+
+/* Every binding's buffers have this size: the first bind() sets it. */
 static size_t response_capacity;
 
 /* Response buffers of response_capacity bytes, reused across calls. Taken and given back with
@@ -51,30 +65,26 @@ static PyObject *bind(PyObject *module, PyObject *args)
         return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "bind: no scm_transmit address");
     if (capacity <= 0)
         return PyErr_Format(PyExc_ValueError, "bind: the response capacity must be positive");
-    /* Buffers already pooled have the old capacity: bind once, at import. */
-    if (scm_status != NULL && (size_t)capacity != response_capacity)
+    /* Buffers already pooled have the first capacity. */
+    if (response_capacity != 0 && (size_t)capacity != response_capacity)
         return PyErr_Format(PyExc_ValueError, "bind: already bound with another capacity");
+    Binding *binding = PyObject_New(Binding, &BindingType);
+    if (binding == NULL)
+        return NULL;
     /* Object pointer to function pointer: what dlsym() callers do; POSIX guarantees it works. */
-    scm_status = (status_fn)(uintptr_t)status;
-    scm_transmit = (transmit_fn)(uintptr_t)transmit;
+    binding->scm_status = (status_fn)(uintptr_t)status;
+    binding->scm_transmit = (transmit_fn)(uintptr_t)transmit;
     response_capacity = (size_t)capacity;
-    Py_RETURN_NONE;
-}
-
-static PyObject *not_bound(void)
-{
-    return PyErr_Format(PyExc_RuntimeError, "scardmanage._fast: bind() was not called");
+    return (PyObject *)binding;
 }
 
 /* status(token) -> (state, protocol), or the result (an int) if it failed. */
-static PyObject *status(PyObject *module, PyObject *token_object)
+static PyObject *status(PyObject *self, PyObject *token_object)
 {
     void *token;
     uint32_t state = 0, protocol = 0;
     int32_t hresult;
-    (void)module;
-    if (scm_status == NULL)
-        return not_bound();
+    status_fn scm_status = ((Binding *)self)->scm_status;
     if (token_of(token_object, &token) < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -101,7 +111,7 @@ fail:
 
 /* transmit(token, command) -> the answer (bytes), or the result (an int) if it failed. The
  * command is anything bytes() accepts, as on the ctypes path. */
-static PyObject *transmit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *transmit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     void *token;
     PyObject *command;
@@ -109,11 +119,9 @@ static PyObject *transmit(PyObject *module, PyObject *const *args, Py_ssize_t na
     size_t length;
     int32_t hresult;
     PyObject *answer = NULL;
-    (void)module;
+    transmit_fn scm_transmit = ((Binding *)self)->scm_transmit;
     if (nargs != 2)
         return PyErr_Format(PyExc_TypeError, "transmit() takes 2 arguments (%zd given)", nargs);
-    if (scm_transmit == NULL)
-        return not_bound();
     if (token_of(args[0], &token) < 0)
         return NULL;
     if (PyBytes_CheckExact(args[1])) {
@@ -151,12 +159,25 @@ static PyObject *transmit(PyObject *module, PyObject *const *args, Py_ssize_t na
     return answer;
 }
 
-static PyMethodDef methods[] = {
-    {"bind", bind, METH_VARARGS,
-     "bind(scm_status_address, scm_transmit_address, response_capacity): the library's functions, once."},
+static PyMethodDef binding_methods[] = {
     {"status", status, METH_O, "status(token) -> (state, protocol), or the failed result as an int."},
     {"transmit", (PyCFunction)(void (*)(void))transmit, METH_FASTCALL,
      "transmit(token, command) -> the answer as bytes, or the failed result as an int."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject BindingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scardmanage._fast.Binding",
+    .tp_basicsize = sizeof(Binding),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One library's scm_status and scm_transmit; made by bind().",
+    .tp_methods = binding_methods,
+};
+
+static PyMethodDef methods[] = {
+    {"bind", bind, METH_VARARGS,
+     "bind(scm_status_address, scm_transmit_address, response_capacity) -> a Binding of those functions."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -174,5 +195,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fast(void)
 {
+    if (PyType_Ready(&BindingType) < 0)
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -1,8 +1,13 @@
 """The Python bindings against the lab: a real pcscd with virtual readers, a default-applet card
-in the reader SCM_LAB_READER names (scm-lab run --pairs 2 -- python3 -m pytest ...)."""
+in the reader SCM_LAB_READER names, the second pair of readers named with Latin-1 bytes
+(scm-lab run --pairs 2 --friendly 1=$'Lab \\xE9' -- python3 -m pytest ...)."""
 
+import concurrent.futures
+import ctypes
 import importlib.util
+import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -76,6 +81,39 @@ def test_list_readers_has_the_lab_readers(reader):
     readers = scardmanage.list_readers()
     assert len(readers) == 4
     assert readers[0] == reader
+
+
+LATIN1_READER = b"Lab \xe9 00 00"
+
+
+def test_a_reader_name_that_is_not_utf8_hides_no_reader(reader):
+    # PC/SC passes the driver's bytes on; the library does too (see scm_list_readers).
+    raw = scardmanage._fetch(scardmanage._lib.scm_list_readers)
+    assert LATIN1_READER + b"\0" in raw, "run under scm-lab run --pairs 2 --friendly 1=$'Lab \\xE9'"
+    readers = scardmanage.list_readers()
+    assert readers == [reader, "Lab A 00 01", "Lab \ufffd 00 00", "Lab \ufffd 00 01"]
+    with SCardManage() as m:
+        # The replaced name is valid UTF-8 but names no reader.
+        raises(scardmanage.SCARD_E_UNKNOWN_READER, m.attach_by_ifd, readers[2])
+
+
+def test_a_reader_whose_name_is_not_utf8_is_reached_by_handle():
+    # As the header says: PC/SC code of this process connects by the name's bytes, the manager
+    # borrows the handle, and reader_name() gives the name with U+FFFD.
+    pcsc = ctypes.CDLL("libpcsclite.so.1")
+    context, card, protocol = ctypes.c_long(), ctypes.c_long(), ctypes.c_ulong()
+    scope_system, share_direct = 2, 3
+    assert pcsc.SCardEstablishContext(scope_system, None, None, ctypes.byref(context)) == 0
+    try:
+        rv = pcsc.SCardConnect(context, LATIN1_READER, share_direct, 0, ctypes.byref(card), ctypes.byref(protocol))
+        assert rv == 0, "SCardConnect: 0x%08X" % (rv & 0xFFFFFFFF)
+        with SCardManage() as m:
+            m.attach_by_handle(card.value)
+            assert m.reader_name() == "Lab \ufffd 00 00"
+            assert m.status() == (scardmanage.STATE_ABSENT, scardmanage.PROTOCOL_UNDEFINED)
+        pcsc.SCardDisconnect(card, 0)
+    finally:
+        pcsc.SCardReleaseContext(context)
 
 
 def test_status_atr_and_reader_name(mgr, reader):
@@ -206,6 +244,87 @@ def test_a_closed_manager_raises_E_HANDLE(reader, call_path):
 def test_error_message_takes_either_form():
     assert scardmanage.error_message(0x80100068) == scardmanage.error_message(-2146434968)
     assert scardmanage.error_message(0) != ""
+    for wrong in (2**32 + 0x80100068, -(2**31) - 1):
+        with pytest.raises(ValueError):
+            scardmanage.error_message(wrong)
+
+
+def test_out_of_range_integers_never_reach_the_library_wrapped(mgr, reader):
+    # Each of these, cut to 32 bits (or to size_t), would be a valid value: RESET, LEAVE,
+    # EXCLUSIVE. They must fail as the library fails for any value it cannot take.
+    mgr.lock()
+    raises(scardmanage.E_INVALIDARG, mgr.unlock, (1 << 32) | scardmanage.RESET_CARD)
+    raises(scardmanage.E_INVALIDARG, mgr.unlock, -1)
+    mgr.unlock()
+    raises(scardmanage.E_INVALIDARG, mgr.detach, -(2**32))
+    raises(scardmanage.E_INVALIDARG, mgr.detach, 2**64 + scardmanage.RESET_CARD)
+    # Not reset, still attached: the card answers at once, with no SCARD_W_RESET_CARD.
+    assert mgr.status() == (scardmanage.STATE_SPECIFIC, scardmanage.PROTOCOL_T1)
+    assert mgr.transmit(ECHO) == b"abc\x90\x00"
+    with SCardManage() as other:
+        raises(scardmanage.E_INVALIDARG, other.attach_by_ifd, reader, 2**32 + scardmanage.SHARE_EXCLUSIVE,
+               scardmanage.PROTOCOL_T1)
+        raises(scardmanage.E_INVALIDARG, other.attach_by_ifd, reader, scardmanage.SHARE_SHARED,
+               2**32 + scardmanage.PROTOCOL_T1)
+        raises(scardmanage.E_INVALIDARG, other.attach_by_handle, 2**64 + mgr.card_handle())
+        raises(scardmanage.E_INVALIDARG, other.attach_by_handle, -1)
+        raises(scardmanage.E_NOT_ATTACHED, other.status)
+        with pytest.raises(TypeError):
+            other.detach(1.0)
+    # Nobody holds the card exclusively: a third manager shares it.
+    with SCardManage() as third:
+        third.attach_by_ifd(reader)
+        assert third.transmit(ECHO) == b"abc\x90\x00"
+
+
+def _status_of_a_new_manager():
+    """Run in a worker process: fails with SCardError(E_NOT_ATTACHED)."""
+    with SCardManage() as m:
+        return m.status()
+
+
+def test_scard_error_pickles_and_crosses_a_process_pool():
+    err = SCardError("scm_status", scardmanage.SCARD_W_RESET_CARD)
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is SCardError
+    assert (copy.function, copy.hresult, copy.message, str(copy)) == (err.function, err.hresult, err.message, str(err))
+    # spawn: the worker imports everything afresh and the error comes back pickled.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(SCardError) as info:
+            pool.submit(_status_of_a_new_manager).result(60)
+        assert pool.submit(scardmanage.error_message, 0).result(60) == scardmanage.error_message(0)
+    assert info.value.hresult == scardmanage.E_NOT_ATTACHED
+    assert info.value.function == "scm_status"
+    assert info.value.message == scardmanage.error_message(scardmanage.E_NOT_ATTACHED)
+
+
+def test_a_second_import_with_another_library_leaves_the_first_bound(reader, tmp_path):
+    # Two copies of the library in one process, each with its own token table (tokens repeat).
+    # The first package's managers must go on calling the first copy, also through _fast.
+    other = tmp_path / "libscardmanage-other.so"
+    shutil.copy(loaded_library_file(), other)
+    code = """
+import os, sys
+import scardmanage as first
+a = first.SCardManage()
+a.attach_by_ifd(os.environ["SCM_LAB_READER"])
+for name in [n for n in sys.modules if n == "scardmanage" or n.startswith("scardmanage.")]:
+    del sys.modules[name]
+os.environ["SCARDMANAGE_LIBRARY"] = sys.argv[1]
+import scardmanage as second
+assert second is not first and second.library_path == sys.argv[1]
+b = second.SCardManage()
+b.attach_by_ifd(sys.argv[2])  # a reader with no card
+print(first._fast is not None, a._token.value == b._token.value, a.status(), b.status())
+"""
+    env = dict(os.environ)
+    env.pop(scardmanage.NO_EXTENSION_ENV, None)
+    run = subprocess.run([sys.executable, "-c", code, str(other), reader[:-2] + "01"], env=env, capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    built = importlib.util.find_spec("scardmanage._fast") is not None
+    assert run.stdout.split(" ", 2)[:2] == [str(built), "True"], run.stdout
+    # The first manager's card, and the second's empty reader.
+    assert run.stdout.split(" ", 2)[2].strip() == "(6, 2) (1, 0)", run.stdout
 
 
 def _import_in_subprocess(env, path_entry):
@@ -248,6 +367,12 @@ def test_loader_path_is_used_last():
 
 def test_the_package_is_the_pip_installed_one():
     assert not os.path.abspath(scardmanage.__file__).startswith(REPO + os.sep), scardmanage.__file__
+
+
+def test_the_package_is_tested_in_a_virtual_environment():
+    # .ci/test-bindings installs into a venv: the interpreter the machine has stays unchanged.
+    assert sys.prefix != sys.base_prefix, "not in a virtual environment: %s" % sys.prefix
+    assert os.path.abspath(scardmanage.__file__).startswith(os.path.abspath(sys.prefix) + os.sep), scardmanage.__file__
 
 
 def _which_path_in_subprocess(no_extension):

@@ -1,58 +1,112 @@
-//! `scm-lab run [--pairs N] -- CMD [ARGS...]`: runs one command against a private PC/SC lab.
+//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]`:
+//! runs one command against a private PC/SC lab.
 //!
-//! For demos, C examples and manual checks that are not Rust tests: the command gets a daemon
+//! For demos, C examples and test programs that are not Rust tests: the command gets a daemon
 //! of its own (`PCSCLITE_CSOCK_NAME`) with a default-applet card already present in the first
-//! reader (`SCM_LAB_READER`), and the lab is gone when the command ends.
+//! reader (`SCM_LAB_READER`), a control channel to insert and remove cards and kill or restart
+//! the daemon (`SCM_LAB_CONTROL`, see [`scardmanage_lab::control`]), and the lab is gone when
+//! the command ends.
+//!
+//! With `--windows`, CMD is a Windows program run under Wine in a prefix private to the run,
+//! with the lab's WinSCard bridge as its `winscard.dll` (see [`scardmanage_lab::bridge`] and
+//! [`scardmanage_lab::wine`]); the folder named by `SCM_WINDOWS_DLL_DIR`, if set, is on its
+//! `PATH` (for `scardmanage.dll`).
 
-use scardmanage_lab::{wait_card, Lab, VirtualCard, SOCKET_ENV};
+use scardmanage_lab::control::LabControl;
+use scardmanage_lab::wine::{self, Arch, Prefix};
+use scardmanage_lab::{bridge, Lab, MAX_PAIRS, SOCKET_ENV};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const USAGE: &str = "usage: scm-lab run [--pairs N] -- CMD [ARGS...]\n\
+const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]\n\
     Starts a private pcscd with 2*N virtual readers (N = 1..8, default 1), inserts a\n\
-    default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME and\n\
-    SCM_LAB_READER set, then stops the lab and exits with CMD's exit code.";
-
-/// How long the card may take to show up; pcscd polls every ~400 ms.
-const CARD_TIMEOUT: Duration = Duration::from_secs(10);
+    default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME,\n\
+    SCM_LAB_READER and SCM_LAB_CONTROL set, then stops the lab and exits with CMD's exit code.\n\
+    --friendly K=NAME names pair K (0-based) NAME instead of \"Lab A\", \"Lab B\", ...;\n\
+    its readers are \"NAME 00 00\" and \"NAME 00 01\" (NAME's bytes as given: UTF-8 or not).\n\
+    --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
+    bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
+    32-bit Wine.";
 
 struct Options {
+    /// The architecture of a Windows program, or `None` for a Linux one.
+    windows: Option<Arch>,
     pairs: usize,
-    command: Vec<String>,
+    friendly: Vec<(usize, Vec<u8>)>,
+    command: Vec<OsString>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
+// Arguments as the OS gives them: a --friendly name need not be UTF-8.
+fn parse(args: &[OsString]) -> Result<Options, String> {
     let Some((verb, rest)) = args.split_first() else {
         return Err("missing subcommand".into());
     };
-    if verb != "run" {
+    if verb.as_os_str() != "run" {
         return Err(format!("unknown subcommand {verb:?}"));
     }
-    let mut pairs = 1;
+    let mut options = Options { windows: None, pairs: 1, friendly: Vec::new(), command: Vec::new() };
+    let mut arch = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
-        match arg.as_str() {
+        let mut value = || rest.next().ok_or_else(|| format!("{arg:?} needs a value"));
+        let utf8 = |value: &OsString| {
+            value.to_str().map(str::to_owned).ok_or_else(|| format!("{value:?} is not UTF-8"))
+        };
+        match utf8(arg)?.as_str() {
             "--" => break,
+            "--windows" => options.windows = Some(Arch::X86_64),
+            "--arch" => {
+                let value = utf8(value()?)?;
+                arch = Some(
+                    Arch::from_name(&value)
+                        .ok_or_else(|| format!("--arch takes x86_64 or i686, not {value:?}"))?,
+                );
+            }
             "--pairs" => {
-                let value = rest.next().ok_or("--pairs needs a value")?;
-                pairs = value
+                let value = utf8(value()?)?;
+                options.pairs = value
                     .parse()
                     .ok()
-                    .filter(|n| (1..=8).contains(n))
-                    .ok_or_else(|| format!("--pairs takes 1 to 8, not {value:?}"))?;
+                    .filter(|n| (1..=MAX_PAIRS).contains(n))
+                    .ok_or_else(|| format!("--pairs takes 1 to {MAX_PAIRS}, not {value:?}"))?;
+            }
+            "--friendly" => {
+                let value = value()?;
+                let bytes = value.as_bytes();
+                let (pair, name) = bytes
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .and_then(|at| {
+                        Some((
+                            std::str::from_utf8(&bytes[..at]).ok()?.parse().ok()?,
+                            bytes[at + 1..].to_vec(),
+                        ))
+                    })
+                    .ok_or_else(|| format!("--friendly takes K=NAME, not {value:?}"))?;
+                options.friendly.push((pair, name));
             }
             other => return Err(format!("unexpected argument {other:?} (the command goes after --)")),
         }
     }
-    let command: Vec<String> = rest.cloned().collect();
-    if command.is_empty() {
+    if let Some(arch) = arch {
+        if options.windows.is_none() {
+            return Err("--arch goes with --windows".into());
+        }
+        options.windows = Some(arch);
+    }
+    options.command = rest.cloned().collect();
+    if options.command.is_empty() {
         return Err("no command given after --".into());
     }
-    Ok(Options { pairs, command })
+    Ok(options)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") && !args.iter().any(|a| a == "--") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -65,38 +119,62 @@ fn main() -> ExitCode {
         }
     };
 
-    let lab = match Lab::start(options.pairs) {
-        Ok(lab) => lab,
+    let lab = match Lab::start_named_bytes(options.pairs, &options.friendly) {
+        Ok(lab) => LabControl::new(lab),
         Err(e) => {
             eprintln!("scm-lab: cannot start the PC/SC lab: {e}");
             return ExitCode::from(1);
         }
     };
-    // Before this process's first PC/SC call (wait_card), which is when libpcsclite reads it.
-    std::env::set_var(SOCKET_ENV, lab.socket_path());
     let reader = lab.readers()[0].clone();
-    let card = VirtualCard::with_default_applet();
-    card.insert(reader.port);
-    if !wait_card(&reader.name, true, CARD_TIMEOUT) {
-        eprintln!(
-            "scm-lab: the card did not show up in {:?} within {} s\n{}",
-            reader.name,
-            CARD_TIMEOUT.as_secs(),
-            lab.log_tail()
-        );
+    if let Err(e) = lab.insert(0) {
+        eprintln!("scm-lab: {e}\n{}", lab.log_tail());
         return ExitCode::from(1);
     }
+    let control = match lab.serve() {
+        Ok(address) => address,
+        Err(e) => {
+            eprintln!("scm-lab: cannot open the control channel: {e}");
+            return ExitCode::from(1);
+        }
+    };
 
+    // Kept until the program has ended: dropping it removes the prefix.
+    let mut prefix = None;
+    let mut command = match options.windows {
+        None => Command::new(&options.command[0]),
+        Some(arch) => match windows_command(arch, Path::new(&options.command[0])) {
+            Ok((command, private)) => {
+                prefix = Some(private);
+                command
+            }
+            Err(e) => {
+                eprintln!("scm-lab: cannot run {:?} under Wine: {e}", options.command[0]);
+                return ExitCode::from(1);
+            }
+        },
+    };
+    // A killed scm-lab (a test's timeout) must not leave the program running against nothing.
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let started = Instant::now();
-    let status = Command::new(&options.command[0])
+    let status = command
         .args(&options.command[1..])
         .env(SOCKET_ENV, lab.socket_path())
         .env("SCM_LAB_READER", &reader.name)
+        .env("SCM_LAB_CONTROL", control.to_string())
         .status();
     let elapsed = started.elapsed();
-    let counters = card.counters();
-    card.remove();
-    drop(lab);
+    drop(prefix);
+    let apdus = lab.counters(0).map_or(0, |c| c.apdus);
+    lab.close();
 
     match status {
         Ok(status) => {
@@ -105,12 +183,11 @@ fn main() -> ExitCode {
                 128 + status.signal().unwrap_or(0)
             });
             eprintln!(
-                "scm-lab: {:?} exited with {code} after {:.3} s; {} readers, card in {:?} saw {} APDUs",
+                "scm-lab: {:?} exited with {code} after {:.3} s; {} readers, card in {:?} saw {apdus} APDUs",
                 options.command[0],
                 elapsed.as_secs_f64(),
                 options.pairs * 2,
                 reader.name,
-                counters.apdus
             );
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
@@ -119,4 +196,16 @@ fn main() -> ExitCode {
             ExitCode::from(127)
         }
     }
+}
+
+/// The command running a Windows program under Wine against this process's lab: a private
+/// prefix with the lab's DLLs, and the bridge's relay listening (`SCM_LAB_BRIDGE`).
+fn windows_command(arch: Arch, program: &Path) -> std::io::Result<(Command, Prefix)> {
+    let dlls = wine::build_dlls(arch)?;
+    let prefix = Prefix::create(arch, &dlls)?;
+    let dll_dirs: Vec<PathBuf> =
+        std::env::var_os("SCM_WINDOWS_DLL_DIR").map(PathBuf::from).into_iter().collect();
+    let mut command = prefix.command(program, &dll_dirs);
+    command.env("SCM_LAB_BRIDGE", bridge::serve()?.to_string());
+    Ok((command, prefix))
 }

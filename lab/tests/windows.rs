@@ -1,0 +1,132 @@
+//! WinSCard's documented conventions, checked from a Windows program under Wine through the
+//! lab's bridge (`lab/windows/tests/conventions.c`, one line per convention).
+//!
+//! Needs mingw-w64 and Wine (`.ci/install-deps`); without them these tests fail, they do not
+//! skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Pair 1's name: two-, three- and four-byte UTF-8 sequences (the last a UTF-16 surrogate
+/// pair). The program expects exactly this name.
+const FRIENDLY: &str = "Lecteur é€ 日本 𝄞";
+
+/// Every check the program makes, each printing `ok NAME: ...` when it holds.
+const CHECKS: &[&str] = &[
+    "pci_exports",
+    "widths",
+    "ordinal_states",
+    "raw_protocol",
+    "wide_names",
+    "ansi_names",
+    "name_attributes",
+    "no_context",
+    "reader_groups",
+    "autoallocate",
+    "codes",
+    "control_code",
+    "transmit",
+    "reset_by_another",
+    "latency",
+    "pnp_notification",
+    "started_event",
+    "blocked_transaction",
+    "cancel",
+    "released_handles",
+    "daemon_restart",
+];
+
+/// Compiles `lab/windows/tests/<name>.c` for `arch` with mingw (against mingw's own headers
+/// and import libraries, as any Windows program would be) into `output`, with `extra`
+/// arguments after the source, in `output`'s folder.
+fn compile(arch: &str, name: &str, output: &Path, extra: &[&str]) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("windows/tests").join(format!("{name}.c"));
+    let compiler = format!("{arch}-w64-mingw32-gcc");
+    let result = Command::new(&compiler)
+        .args(["-O1", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(output)
+        .arg(&source)
+        .args(extra)
+        .current_dir(output.parent().unwrap())
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler} cannot run ({e}): apt-get install -y gcc-mingw-w64"));
+    assert!(result.status.success(), "{compiler} failed:\n{}", String::from_utf8_lossy(&result.stderr));
+}
+
+/// A folder of this test binary's own for `arch`'s programs.
+fn folder(arch: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lab-windows-{arch}"));
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+fn scm_lab(arch: &str, friendly: &str, exe: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scm-lab"));
+    command.args(["run", "--windows", "--arch", arch, "--pairs", "2", "--friendly", friendly, "--"]).arg(exe);
+    command
+}
+
+fn conventions(arch: &str) -> Output {
+    let exe = folder(arch).join("conventions.exe");
+    compile(arch, "conventions", &exe, &["-lwinscard", "-lws2_32"]);
+    scm_lab(arch, &format!("1={FRIENDLY}"), &exe).output().expect("running scm-lab")
+}
+
+fn assert_conventions_hold(arch: &str) {
+    let output = conventions(arch);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for check in CHECKS {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("ok {check}: "))),
+            "{arch}: {check} did not pass"
+        );
+    }
+    assert!(output.status.success(), "{arch}: the program failed ({})", output.status);
+}
+
+#[test]
+fn winscard_conventions_hold_for_a_64_bit_windows_program() {
+    assert_conventions_hold("x86_64");
+}
+
+/// 32-bit Wine (`wine32:i386`) is optional: where it is missing, `--arch i686` must say so
+/// and fail, never pass as if the program had run.
+#[test]
+fn winscard_conventions_hold_for_a_32_bit_windows_program_or_i686_fails_clearly() {
+    if Path::new("/usr/lib/wine/wine").is_file() {
+        assert_conventions_hold("i686");
+        return;
+    }
+    let output = conventions("i686");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    assert!(!output.status.success(), "an i686 run without 32-bit Wine succeeded");
+    assert!(stderr.contains("wine32"), "the failure does not name the missing package: {stderr}");
+}
+
+/// The rest of what a Windows program gets from `scm-lab run --windows`: a non-ASCII
+/// `SCM_LAB_READER` read in UTF-16 even under the C locale, `ProcessPrng` (which Rust programs
+/// need and Wine 8.0 lacks), DLLs found through `SCM_WINDOWS_DLL_DIR`, and its exit code.
+#[test]
+fn a_windows_program_gets_the_labs_environment_prng_dll_folder_and_exit_code() {
+    let folder = folder("x86_64");
+    let dlls = folder.join("dlls");
+    std::fs::create_dir_all(&dlls).unwrap();
+    compile("x86_64", "helper", &dlls.join("helper.dll"), &["-shared", "-Wl,--out-implib,libhelper.dll.a"]);
+    std::fs::rename(dlls.join("libhelper.dll.a"), folder.join("libhelper.dll.a")).unwrap();
+    let exe = folder.join("runtime.exe");
+    compile("x86_64", "runtime", &exe, &["-L.", "-lhelper"]);
+
+    let output = scm_lab("x86_64", &format!("0={FRIENDLY}"), &exe)
+        .env("SCM_WINDOWS_DLL_DIR", &dlls)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("running scm-lab");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for check in ["environment", "process_prng", "dll_dir"] {
+        assert!(stdout.lines().any(|l| l.starts_with(&format!("ok {check}: "))), "{check} did not pass");
+    }
+    assert_eq!(output.status.code(), Some(42), "scm-lab passes the program's exit code on");
+}
