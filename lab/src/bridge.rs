@@ -344,7 +344,7 @@ fn card_status(card: SCARDHANDLE) -> Result<CardStatus, LONG> {
     }
     Ok(CardStatus {
         names: split_multi_string(&name[..name_length as usize]),
-        state: state as u32,
+        state: win_dword(state),
         protocol,
         atr: atr[..atr_length as usize].to_vec(),
     })
@@ -355,7 +355,7 @@ fn status(card: SCARDHANDLE, out: &mut Output) {
         Ok(status) => {
             out.code(0);
             out.strs(&status.names);
-            out.u32(ordinal_state(status.state, status.protocol as u32));
+            out.u32(ordinal_state(status.state, win_dword(status.protocol)));
             out.u32(from_pcsclite(status.protocol));
             out.bytes(&status.atr);
         }
@@ -416,7 +416,7 @@ fn status_change(ctx: SCARDCONTEXT, input: &mut Input<'_>, out: &mut Output) -> 
     out.code(rv);
     out.u32(count as u32);
     for state in &states {
-        out.u32(state.dwEventState as u32);
+        out.u32(win_dword(state.dwEventState));
         out.bytes(&state.rgbAtr[..(state.cbAtr as usize).min(ffi::ATR_BUFFER_SIZE)]);
     }
     Some(())
@@ -448,6 +448,13 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
         .collect()
 }
 
+/// A pcsc-lite `DWORD` in the 32 bits of WinSCard's: `unsigned long` is 64 bits wide on 64-bit
+/// Linux and 32 on 32-bit Linux, where the cast changes nothing (and clippy says so).
+#[allow(clippy::unnecessary_cast)]
+fn win_dword(value: DWORD) -> u32 {
+    value as u32
+}
+
 /// A Windows protocol mask in pcsc-lite's terms.
 fn to_pcsclite(protocols: u32) -> DWORD {
     let mut mapped = protocols & !(WIN_PROTOCOL_RAW | WIN_PROTOCOL_DEFAULT);
@@ -455,14 +462,14 @@ fn to_pcsclite(protocols: u32) -> DWORD {
         mapped |= PCSCLITE_PROTOCOL_RAW;
     }
     if protocols & WIN_PROTOCOL_DEFAULT != 0 {
-        mapped |= ffi::SCARD_PROTOCOL_ANY as u32;
+        mapped |= win_dword(ffi::SCARD_PROTOCOL_ANY);
     }
     mapped as DWORD
 }
 
 /// A pcsc-lite protocol in Windows terms.
 fn from_pcsclite(protocol: DWORD) -> u32 {
-    let protocol = protocol as u32;
+    let protocol = win_dword(protocol);
     if protocol & PCSCLITE_PROTOCOL_RAW != 0 {
         (protocol & !PCSCLITE_PROTOCOL_RAW) | WIN_PROTOCOL_RAW
     } else {
