@@ -36,6 +36,12 @@ fn soname_dir() -> PathBuf {
     dir
 }
 
+/// The C and C++ compilers for the target the tests were built for: `CC` and `CXX` when set (a
+/// cross run sets them, e.g. to `i686-linux-gnu-gcc` for a 32-bit library), else the host's.
+fn compiler(variable: &str, default: &str) -> Command {
+    Command::new(std::env::var_os(variable).unwrap_or_else(|| default.into()))
+}
+
 fn run(command: &mut Command) -> Output {
     let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
     assert!(
@@ -57,7 +63,7 @@ fn build_demo() -> &'static Path {
 fn build_demo_once() -> PathBuf {
     let libs = soname_dir();
     let exe = libs.join("demo");
-    run(Command::new("cc")
+    run(compiler("CC", "cc")
         .args(STRICT_C)
         .arg("-I")
         .arg(repo().join("include"))
@@ -111,8 +117,8 @@ fn demo_reports_an_unknown_reader() {
 #[test]
 fn header_compiles_as_strict_c_and_cpp() {
     let header = repo().join("include/scardmanage.h");
-    run(Command::new("cc").args(STRICT_C).args(["-fsyntax-only", "-x", "c"]).arg(&header));
-    run(Command::new("c++")
+    run(compiler("CC", "cc").args(STRICT_C).args(["-fsyntax-only", "-x", "c"]).arg(&header));
+    run(compiler("CXX", "c++")
         .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", "-x", "c++"])
         .arg(&header));
 }

@@ -629,8 +629,14 @@ impl Model {
         let (hicc, label, bogus) = match self.rng.below(4) {
             0 => (0, "0".to_string(), true),
             1 => {
-                // No PC/SC handle has bits above 32 set: surely not a handle of this process.
+                // Where a handle is 64 bits, none from pcsc-lite has bits above 32 set: surely
+                // not a handle of this process. Where it is 32 bits, every value could be one: a
+                // uniform random one is one of the process's few live handles with odds of a few
+                // in 2^32.
+                #[cfg(target_pointer_width = "64")]
                 let value = (self.rng.next() as usize) | (1 << 40);
+                #[cfg(target_pointer_width = "32")]
+                let value = self.rng.next() as usize;
                 (value, format!("{value:#x}"), true)
             }
             2 if !self.dead_handles.is_empty() => {
@@ -1110,7 +1116,7 @@ impl Model {
         self.check(Func::ListReaders, "list_readers", hr, Want::Is(want));
         self.ensure(len == needed, || format!("list_readers: length {len}, want {needed}"));
         if !short {
-            let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
+            let bytes: Vec<u8> = buf[..len].iter().map(|c| u8::from_ne_bytes(c.to_ne_bytes())).collect();
             let names: Vec<&[u8]> = bytes[..len - 2].split(|&b| b == 0).collect();
             for r in 0..READERS {
                 let name = self.name(r).as_bytes();

@@ -336,7 +336,7 @@ fn card_status(card: SCARDHANDLE) -> Result<CardStatus, LONG> {
     }
     Ok(CardStatus {
         names: split_multi_string(&name[..name_length as usize]),
-        state: state as u32,
+        state: win_dword(state),
         protocol,
         atr: atr[..atr_length as usize].to_vec(),
     })
@@ -347,7 +347,7 @@ fn status(card: SCARDHANDLE, out: &mut Output) {
         Ok(status) => {
             out.code(0);
             out.strs(&status.names);
-            out.u32(ordinal_state(status.state, status.protocol as u32));
+            out.u32(ordinal_state(status.state, win_dword(status.protocol)));
             out.u32(from_pcsclite(status.protocol));
             out.bytes(&status.atr);
         }
@@ -408,7 +408,7 @@ fn status_change(ctx: SCARDCONTEXT, input: &mut Input<'_>, out: &mut Output) -> 
     out.code(rv);
     out.u32(count as u32);
     for state in &states {
-        out.u32(state.dwEventState as u32);
+        out.u32(win_dword(state.dwEventState));
         out.bytes(&state.rgbAtr[..(state.cbAtr as usize).min(ffi::ATR_BUFFER_SIZE)]);
     }
     Some(())
@@ -440,22 +440,29 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
         .collect()
 }
 
+/// A pcsc-lite `DWORD` in the 32 bits of WinSCard's: `unsigned long` is 64 bits wide on 64-bit
+/// Linux and 32 on 32-bit Linux, where the cast changes nothing (and clippy says so).
+#[allow(clippy::unnecessary_cast)]
+fn win_dword(value: DWORD) -> u32 {
+    value as u32
+}
+
 /// A Windows protocol mask in pcsc-lite's terms. Bits Windows does not define are dropped:
 /// pcsc-lite reads 4 as RAW and 8 as T=15.
 fn to_pcsclite(protocols: u32) -> DWORD {
-    let mut mapped = protocols & (ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1) as u32;
+    let mut mapped = protocols & win_dword(ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1);
     if protocols & WIN_PROTOCOL_RAW != 0 {
         mapped |= PCSCLITE_PROTOCOL_RAW;
     }
     if protocols & WIN_PROTOCOL_DEFAULT != 0 {
-        mapped |= ffi::SCARD_PROTOCOL_ANY as u32;
+        mapped |= win_dword(ffi::SCARD_PROTOCOL_ANY);
     }
     mapped as DWORD
 }
 
 /// A pcsc-lite protocol in Windows terms.
 fn from_pcsclite(protocol: DWORD) -> u32 {
-    let protocol = protocol as u32;
+    let protocol = win_dword(protocol);
     if protocol & PCSCLITE_PROTOCOL_RAW != 0 {
         (protocol & !PCSCLITE_PROTOCOL_RAW) | WIN_PROTOCOL_RAW
     } else {

@@ -95,7 +95,7 @@ impl Manager {
         let mut len = name.len();
         match unsafe { scm_get_reader_name(self.0, name.as_mut_ptr(), &mut len) } {
             SCM_S_OK => {
-                let bytes: Vec<u8> = name[..len].iter().map(|&c| c as u8).collect();
+                let bytes: Vec<u8> = name[..len].iter().map(|c| u8::from_ne_bytes(c.to_ne_bytes())).collect();
                 assert_eq!(bytes.last(), Some(&0), "NUL counted in the length");
                 Ok(String::from_utf8(bytes[..len - 1].to_vec()).unwrap())
             }
@@ -161,7 +161,7 @@ pub fn list_readers() -> Result<Vec<String>, scm_hresult> {
     if hr != SCM_S_OK {
         return Err(hr);
     }
-    let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = buf[..len].iter().map(|c| u8::from_ne_bytes(c.to_ne_bytes())).collect();
     assert!(bytes.ends_with(&[0, 0]), "a multi-string ends with two NULs");
     Ok(bytes[..len - 2].split(|&b| b == 0).map(|n| String::from_utf8(n.to_vec()).unwrap()).collect())
 }
