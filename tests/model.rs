@@ -650,9 +650,12 @@ impl Model {
                 (self.raw.handle as scm_hscard, "the raw handle".to_string(), false)
             }
         };
-        // A value the platform's SCARDHANDLE cannot hold is a bad argument, found before the
-        // manager's state is looked at; one that fits is only known to be bogus by PC/SC.
-        let unrepresentable = pcsc::ffi::SCARDHANDLE::try_from(hicc).is_err();
+        // A value that is no pcsc-lite handle is a bad argument, found before the manager's
+        // state is looked at; one that could be is only known to be bogus by PC/SC. pcsc-lite's
+        // handles are 32 bits, held in a `long` as they are or sign-extended: on 32-bit systems
+        // every value could be one, on 64-bit ones a negative value below i32::MIN is none (the
+        // library's rule, `CardHandle::from_abi`).
+        let unrepresentable = (hicc as i64) < i64::from(i32::MIN);
         let want = if !slot.live {
             SCM_E_HANDLE
         } else if unrepresentable {
