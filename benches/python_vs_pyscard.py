@@ -25,6 +25,10 @@ only the Python-side cost differs between them:
 - ctypes libpcsclite: the same ctypes calls straight to PC/SC, the floor of any ctypes binding;
 - cffi (ABI mode, if python3-cffi is installed): the same calls into libscardmanage.so through
   cffi instead of ctypes, to show what the choice of FFI mechanism costs.
+
+Every contender of a row returns the same fields. pyscard's SCardStatus always fetches the reader
+name and the ATR, so it appears only in the status row that fetches them on every side (the
+binding through status(), reader_name() and atr()); the state-and-protocol row has no pyscard.
 """
 
 import ctypes
