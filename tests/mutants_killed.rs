@@ -4,28 +4,57 @@
 mod common;
 
 use std::ffi::CString;
+use std::sync::Mutex;
 
 use common::*;
 use scardmanage::*;
 
+/// The tests here count this process's connections to pcscd, or change a card's protocol: one
+/// at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 /// A reconnect that PC/SC refuses for a reason that leaves the handle good (here
-/// PROTO_MISMATCH: another connection asked for RAW, which pcsc-lite 1.9.9 switches the card
-/// to even when that connect then fails) reports the refusal and keeps the connection: the
-/// manager still has the same card handle. Dropping it would turn a refused reconnect into a
-/// lost connection (the mutant "needs_new_connection -> true" in src/manager.rs).
+/// PROTO_MISMATCH: another connection asked for RAW, which pcsc-lite 1.9.9 switches the card to)
+/// reports the refusal and keeps the connection: the manager still has the same card handle.
+/// Treating the refusal as a lost connection (the mutants "needs_new_connection -> true" and
+/// "match guard !needs_new_connection(code) with false" in src/manager.rs) drops the handle.
 #[test]
 fn a_refused_reconnect_keeps_the_connection() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let lease = lease_with_card();
     let manager = Manager::attached(lease.name());
     let handle = manager.handle().expect("attached with the card in");
-
     let other = Manager::new();
     let name = CString::new(lease.name()).unwrap();
-    // Its result is pcsc-lite's business (SHARING_VIOLATION or S_OK); what matters is the
-    // card's protocol afterwards.
+    // Its own result is pcsc-lite's business; what matters is the card's protocol afterwards.
     let _ = unsafe { scm_attach_by_ifd_ex(other.0, name.as_ptr(), SCM_SHARE_SHARED, SCM_PROTOCOL_RAW) };
-
     let hr = manager.reconnect();
     assert_eq!(hr, SCM_SCARD_E_PROTO_MISMATCH, "reconnect: {hr:#010x} {}", message_of(hr));
     assert_eq!(manager.handle(), Ok(handle), "the refused reconnect kept the card handle");
+}
+
+/// Sockets this process has open: each PC/SC context of pcsc-lite is one, to pcscd.
+fn open_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// An attach after a detach reuses the context the detach kept: no new connection to pcscd
+/// (establishing one is most of an attach's cost, see BENCHMARKS.md). The mutant "keep -> ()"
+/// in src/spare_contexts.rs releases every context at detach instead.
+#[test]
+fn an_attach_after_a_detach_opens_no_new_connection_to_pcscd() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    ok(manager.detach());
+    let detached = open_sockets();
+    for round in 0..3 {
+        ok(manager.attach(lease.name()));
+        assert_eq!(open_sockets(), detached, "round {round}: the attachment opened a socket");
+        ok(manager.detach());
+    }
 }
