@@ -58,3 +58,19 @@ fn an_attach_after_a_detach_opens_no_new_connection_to_pcscd() {
         ok(manager.detach());
     }
 }
+
+/// Idle contexts are kept for later attachments, but only a few (four, src/spare_contexts.rs):
+/// each holds a connection and a thread in pcscd. Detaching six managers releases two contexts.
+/// The mutants of the bound in `keep` keep five, or none.
+#[test]
+fn detaching_many_managers_keeps_four_contexts() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lease = lease_with_card();
+    // Six attachments take every kept context (there are at most four) and establish the rest.
+    let managers: Vec<Manager> = (0..6).map(|_| Manager::attached(lease.name())).collect();
+    let attached = open_sockets();
+    for manager in &managers {
+        ok(manager.detach());
+    }
+    assert_eq!(attached - open_sockets(), 2, "of six contexts, four are kept");
+}
