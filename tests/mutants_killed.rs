@@ -4,9 +4,11 @@
 mod common;
 
 use std::ffi::CString;
+use std::ptr;
 use std::sync::Mutex;
 
 use common::*;
+use pcsc::ffi;
 use scardmanage::*;
 
 /// The tests here count this process's connections to pcscd, or change a card's protocol: one
@@ -73,4 +75,64 @@ fn detaching_many_managers_keeps_four_contexts() {
         ok(manager.detach());
     }
     assert_eq!(attached - open_sockets(), 2, "of six contexts, four are kept");
+}
+
+/// Every code the header defines has a text of its own, not the one for values the library does
+/// not know (the mutants deleting a match arm of `message` in src/hresult.rs).
+#[test]
+fn every_code_in_the_header_has_its_own_message() {
+    let header = include_str!("../include/scardmanage.h");
+    // The texts for values the library does not know: one for successes, one for failures.
+    let unknown = [message_of(0x1234_5678), message_of(0x8765_4321_u32 as i32)];
+    let mut codes = 0;
+    for line in header.lines() {
+        let Some((name, value)) =
+            line.strip_prefix("#define SCM_").and_then(|l| l.split_once(" ((scm_hresult)0x"))
+        else {
+            continue;
+        };
+        let value =
+            u32::from_str_radix(value.trim_end_matches("))").trim_end_matches(')'), 16).unwrap() as i32;
+        assert!(!unknown.contains(&message_of(value)), "SCM_{name} ({value:#010x}) has no text of its own");
+        codes += 1;
+    }
+    assert!(codes > 60, "the header's codes were found ({codes})");
+}
+
+/// A borrowed handle connected RAW stays RAW: reconnecting it asks PC/SC for RAW again, as its
+/// owner connected it (the mutant deleting the RAW arm of `attach_handle` asks for T=0 or T=1,
+/// which a card in RAW refuses with PROTO_MISMATCH).
+#[test]
+fn a_borrowed_raw_handle_reconnects_raw() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lease = lease_with_card();
+    let owner = connect_raw(lease.name());
+    let manager = Manager::borrowing(&owner);
+    let hr = manager.reconnect();
+    assert_eq!(hr, SCM_S_OK, "reconnect: {hr:#010x} {}", message_of(hr));
+    assert_eq!(manager.status().map(|(_, protocol)| protocol), Ok(SCM_PROTOCOL_RAW));
+}
+
+/// A connection of the test's own with the RAW protocol (`RawConnection::connect` asks for T=0
+/// or T=1); dropped like any `RawConnection`.
+fn connect_raw(reader: &str) -> RawConnection {
+    let name = CString::new(reader).unwrap();
+    let (mut context, mut handle, mut protocol) = (0, 0, 0);
+    // SAFETY: valid out-pointers; both are released by RawConnection's Drop.
+    unsafe {
+        assert_eq!(
+            ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context),
+            0
+        );
+        let rv = ffi::SCardConnect(
+            context,
+            name.as_ptr(),
+            ffi::SCARD_SHARE_SHARED,
+            ffi::SCARD_PROTOCOL_RAW,
+            &mut handle,
+            &mut protocol,
+        );
+        assert_eq!(rv, 0, "SCardConnect RAW: {:#010x}", rv as u32);
+    }
+    RawConnection { context, handle, protocol }
 }
