@@ -74,6 +74,12 @@ pub fn row(cells: &[String]) {
     println!("| {} |", cells.join(" | "));
 }
 
+/// One row of a bench's goals table (`| goal | measured | bound | met? |`): `.ci/bench` fails
+/// when a goal that BENCHMARKS.md marks as met says "no" here, or is not printed at all.
+pub fn goal(id: &str, measured: String, bound: String, met: bool) {
+    row(&[id.into(), measured, bound, if met { "yes" } else { "no" }.into()]);
+}
+
 pub fn header(cells: &[&str]) {
     println!("| {} |", cells.join(" | "));
     println!("|{}|", cells.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
