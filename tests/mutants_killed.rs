@@ -1,5 +1,6 @@
 //! Tests written for mutants that `.ci/mutants` found missed (RELIABILITY.md, "Mutation
 //! testing"): each asserts a behaviour a user relies on that no other test pinned down.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Tests written for mutants that `.ci/mutants` found missed and that only a pcscd outage
 //! reaches (RELIABILITY.md, "Mutation testing"). A test binary of its own: killing the daemon
 //! would disturb every other test of the process.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
 
