@@ -67,46 +67,39 @@ fn readers_lists_every_reader_with_its_index_in_text_and_json() {
     assert_eq!(stdout(&scm(&["--json", "readers"])), stdout(&output));
 }
 
+/// `scm status READER` succeeds with this text, and with --json this object.
+#[track_caller]
+fn assert_status(reader: &str, text: &str, json: &str) {
+    for (args, expected) in [(&["status", reader][..], text), (&["--json", "status", reader], json)] {
+        let output = scm(args);
+        assert_exit(&output, 0);
+        assert_eq!(stdout(&output), expected, "{args:?}");
+    }
+}
+
 #[test]
 fn status_shows_state_protocol_and_atr() {
     let lease = lease_with_card();
-    let output = scm(&["status", lease.name()]);
-    assert_exit(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!("reader:   {}\nstate:    specific\nprotocol: T=1\nATR:      3B 80 01 81\n", lease.name())
-    );
-    let output = scm(&["status", "--json", lease.name()]);
-    assert_exit(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!(
-            "{{\"reader\":\"{}\",\"state\":\"specific\",\"protocol\":\"T=1\",\"atr\":\"3B800181\"}}\n",
-            lease.name()
-        )
+    let name = lease.name();
+    assert_status(
+        name,
+        &format!("reader:   {name}\nstate:    specific\nprotocol: T=1\nATR:      3B 80 01 81\n"),
+        &format!(
+            "{{\"reader\":\"{name}\",\"state\":\"specific\",\"protocol\":\"T=1\",\"atr\":\"3B800181\"}}\n"
+        ),
     );
 }
 
 #[test]
 fn status_of_an_empty_reader_says_absent_and_succeeds() {
     let lease = lease();
-    let output = scm(&["status", lease.name()]);
-    assert_exit(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!(
-            "reader:   {}\nstate:    absent\nprotocol: undefined\nATR:      none (no card connected)\n",
-            lease.name()
-        )
-    );
-    let output = scm(&["--json", "status", lease.name()]);
-    assert_exit(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!(
-            "{{\"reader\":\"{}\",\"state\":\"absent\",\"protocol\":\"undefined\",\"atr\":null}}\n",
-            lease.name()
-        )
+    let name = lease.name();
+    assert_status(
+        name,
+        &format!(
+            "reader:   {name}\nstate:    absent\nprotocol: undefined\nATR:      none (no card connected)\n"
+        ),
+        &format!("{{\"reader\":\"{name}\",\"state\":\"absent\",\"protocol\":\"undefined\",\"atr\":null}}\n"),
     );
 }
 
