@@ -5,6 +5,7 @@
 #   PREFIX/include/scardmanage.h, scardmanage.hpp
 #   PREFIX/lib/pkgconfig/scardmanage.pc
 #   PREFIX/lib/cmake/scardmanage/scardmanageConfig.cmake (+ ConfigVersion)
+#   PREFIX/bin/scm, the command-line tool (the library linked in: it needs only libpcsclite)
 #
 #   bash install.sh --prefix /usr/local      (DESTDIR=... is honoured, for packagers)
 set -euo pipefail
@@ -14,7 +15,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
         --prefix=*) prefix=${1#--prefix=}; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (usage: install.sh --prefix DIR)" >&2; exit 2 ;;
     esac
 done
@@ -28,11 +29,13 @@ cd "$(dirname "$0")"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 major=${version%%.*}
 target=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -p scardmanage --lib
+# One build for both: built apart, the second rebuilds the build script's dependencies.
+cargo build --release -p scardmanage -p scardmanage-cli
 
 dest="$destdir$prefix"
 libdir="$dest/lib"
-install -d "$libdir/pkgconfig" "$libdir/cmake/scardmanage" "$dest/include"
+install -d "$libdir/pkgconfig" "$libdir/cmake/scardmanage" "$dest/include" "$dest/bin"
+install -m 0755 "$target/release/scm" "$dest/bin/scm"
 install -m 0755 "$target/release/libscardmanage.so" "$libdir/libscardmanage.so.$version"
 ln -sfn "libscardmanage.so.$version" "$libdir/libscardmanage.so.$major"
 ln -sfn "libscardmanage.so.$major" "$libdir/libscardmanage.so"

@@ -1,0 +1,262 @@
+//! `scm`: list the readers, show a card's status, send APDUs, through scardmanage.
+
+mod library;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use scardmanage::{
+    SCM_MAX_APDU_SIZE, SCM_SCARD_E_NO_SMARTCARD, SCM_SCARD_E_UNKNOWN_READER, SCM_SCARD_W_REMOVED_CARD,
+};
+
+use library::Manager;
+use output::{Exchange, Status};
+
+const AFTER_HELP: &str = "\
+READER names a reader: its exact name, a prefix that only one reader's name starts with, or
+#N, the reader's index in `scm readers` (#0 is the first). Indexes follow PC/SC's order, which
+can change when readers come and go: scripts should use names.
+
+Output is for people unless --json is given: then one JSON object on stdout (its fields are
+listed in each subcommand's help). Errors always go to stderr as text: the failed call, its
+HRESULT and the library's message.
+
+Exit codes:
+  0  success
+  1  PC/SC or card error (the HRESULT is printed)
+  2  usage: unknown subcommand or option, missing argument, bad hex
+  3  reader not found: no reader matches READER, or more than one does
+  4  no card in the reader (or it was removed during the command)";
+
+/// Try scardmanage on a reader and its card.
+#[derive(Parser)]
+#[command(name = "scm", version, after_help = AFTER_HELP, disable_help_subcommand = false)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print one JSON object on stdout instead of text
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the readers, with their indexes
+    ///
+    /// JSON: {"readers": [{"index": 0, "name": "..."}, ...]}, an empty list when there is none.
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Readers,
+    /// Show the card's state, protocol and ATR
+    ///
+    /// The reader is attached in shared mode and the card is left as it was.
+    ///
+    /// JSON: {"reader": "...", "state": "...", "protocol": "...", "atr": "3B..." or null}
+    ///   state: unknown, absent, present, swallowed, powered, negotiable or specific
+    ///   protocol: undefined, T=0, T=1 or raw
+    ///   atr: hex, null when no card is connected
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Status {
+        /// The reader: exact name, unique prefix, or #N
+        reader: String,
+    },
+    /// Send APDUs to the card, in order, and print each answer
+    ///
+    /// Each HEX argument is one command APDU of at least 4 bytes: 00A40400023F00, or
+    /// "00 A4 04 00 02 3F 00" (quoted: one argument), or 00:A4:04:00:02:3F:00; spaces and
+    /// colons between the digits are ignored. All are checked before the first is sent.
+    ///
+    /// The card's status word is printed, not judged: a 6A82 answer still exits 0. The
+    /// exchange stops at the first PC/SC error; in text, the exchanges before it are printed.
+    ///
+    /// JSON: {"reader": "...", "exchanges": [{"command": "00A4...", "response": "...9000",
+    ///   "sw": "9000"}, ...]}
+    ///   response: the whole answer in hex, status word included
+    ///   sw: its last two bytes, null for an answer shorter than that
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Apdu(ApduArgs),
+}
+
+#[derive(Args)]
+struct ApduArgs {
+    /// The reader: exact name, unique prefix, or #N
+    reader: String,
+    /// Command APDUs in hex, sent in this order
+    #[arg(required = true, value_name = "HEX", value_parser = parse_apdu)]
+    apdus: Vec<Apdu>,
+    /// Send each APDU as given and print the answer as it came (the default for now)
+    ///
+    /// This is so far the only mode. ISO help, which answers 61xx with GET RESPONSE and 6Cxx
+    /// by sending again with the right Le, comes with the library's scm_transmit_ex; it will
+    /// then be the default and --raw will turn it off.
+    #[arg(long, verbatim_doc_comment)]
+    raw: bool,
+}
+
+#[derive(Clone)]
+struct Apdu(Vec<u8>);
+
+fn parse_apdu(text: &str) -> Result<Apdu, String> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b':' | b'\t')).collect();
+    // Checked here, not left to from_str_radix, which takes a leading '+'.
+    if let Some(&bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!("{:?} is not a hex digit", char::from(bad)));
+    }
+    if digits.len() % 2 != 0 {
+        return Err("an odd number of hex digits".into());
+    }
+    if digits.len() < 8 {
+        // ISO 7816-4: every command has CLA INS P1 P2.
+        return Err("a command APDU has at least 4 bytes (CLA INS P1 P2)".into());
+    }
+    let bytes =
+        digits.chunks(2).map(|pair| (hex_digit(pair[0]) << 4) | hex_digit(pair[1])).collect::<Vec<u8>>();
+    if bytes.len() > SCM_MAX_APDU_SIZE {
+        return Err(format!("{} bytes, more than the {SCM_MAX_APDU_SIZE} an APDU may have", bytes.len()));
+    }
+    Ok(Apdu(bytes))
+}
+
+/// A checked ASCII hex digit's value.
+fn hex_digit(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        _ => digit.to_ascii_uppercase() - b'A' + 10,
+    }
+}
+
+/// Why a command failed; each has its exit code (see AFTER_HELP).
+enum Failure {
+    Library(library::Error),
+    ReaderNotFound(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Library(e) if e.hr == SCM_SCARD_E_UNKNOWN_READER => 3,
+            Failure::Library(e) if e.hr == SCM_SCARD_E_NO_SMARTCARD || e.hr == SCM_SCARD_W_REMOVED_CARD => 4,
+            Failure::Library(_) => 1,
+            Failure::ReaderNotFound(_) => 3,
+        }
+    }
+}
+
+impl From<library::Error> for Failure {
+    fn from(e: library::Error) -> Failure {
+        Failure::Library(e)
+    }
+}
+
+/// The reader `spec` names: exact name first, then `#N`, then a unique prefix.
+fn resolve(spec: &str, readers: &[String]) -> Result<String, Failure> {
+    if readers.iter().any(|r| r == spec) {
+        return Ok(spec.to_string());
+    }
+    if let Some(index) = spec.strip_prefix('#').and_then(|n| n.parse::<usize>().ok()) {
+        return readers.get(index).cloned().ok_or_else(|| {
+            Failure::ReaderNotFound(format!(
+                "no reader #{index}: there are {} (see `scm readers`)",
+                readers.len()
+            ))
+        });
+    }
+    let matching: Vec<&String> = readers.iter().filter(|r| r.starts_with(spec)).collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Failure::ReaderNotFound(format!("no reader matches {spec:?} (see `scm readers`)"))),
+        many => Err(Failure::ReaderNotFound(format!(
+            "{spec:?} matches {} readers: {}",
+            many.len(),
+            many.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn attach(spec: &str) -> Result<(String, Manager), Failure> {
+    let reader = resolve(spec, &library::readers()?)?;
+    let manager = Manager::attach(&reader)?;
+    Ok((reader, manager))
+}
+
+fn run(cli: &Cli) -> Result<String, Failure> {
+    match &cli.command {
+        Command::Readers => Ok(output::readers(&library::readers()?, cli.json)),
+        Command::Status { reader } => {
+            let (reader, manager) = attach(reader)?;
+            let (state, protocol) = manager.status()?;
+            let atr = match manager.atr() {
+                Ok(atr) => Some(atr),
+                Err(e) if e.hr == SCM_SCARD_E_NO_SMARTCARD => None,
+                Err(e) => return Err(e.into()),
+            };
+            Ok(output::status(&Status { reader: &reader, state, protocol, atr: atr.as_deref() }, cli.json))
+        }
+        Command::Apdu(args) => {
+            let (reader, manager) = attach(&args.reader)?;
+            let mut exchanges = Vec::new();
+            for Apdu(command) in &args.apdus {
+                let response = manager.transmit(command)?;
+                if !cli.json {
+                    // Printed as it happens: what was exchanged before a failure is still seen.
+                    print!("{}", output::exchange_text(command, &response));
+                }
+                exchanges.push(Exchange { command: command.clone(), response });
+            }
+            Ok(if cli.json { output::exchanges_json(&reader, &exchanges) } else { String::new() })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            match &failure {
+                Failure::Library(e) => eprintln!("scm: {e}"),
+                Failure::ReaderNotFound(why) => eprintln!("scm: {why}"),
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_accepts_spaces_and_colons_and_refuses_the_rest() {
+        assert_eq!(parse_apdu("00A4 0400:02").unwrap().0, [0x00, 0xA4, 0x04, 0x00, 0x02]);
+        assert_eq!(parse_apdu("ffeeddcc").unwrap().0, [0xFF, 0xEE, 0xDD, 0xCC]);
+        for bad in ["", " : ", "0", "00A40400 0", "00A4040G", "00A4 04+1", "00A404é0", "00A404"] {
+            assert!(parse_apdu(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_apdu(&"00".repeat(SCM_MAX_APDU_SIZE)).is_ok());
+        assert!(parse_apdu(&"00".repeat(SCM_MAX_APDU_SIZE + 1)).is_err());
+    }
+
+    #[test]
+    fn readers_are_named_exactly_by_index_or_by_a_unique_prefix() {
+        let readers: Vec<String> = ["Acme 00 00", "Acme 01 00", "Other 00 00"].map(String::from).to_vec();
+        let found = |spec| resolve(spec, &readers).ok();
+        assert_eq!(found("Acme 01 00").as_deref(), Some("Acme 01 00"));
+        assert_eq!(found("#2").as_deref(), Some("Other 00 00"));
+        assert_eq!(found("Oth").as_deref(), Some("Other 00 00"));
+        assert_eq!(found("Acme 0"), None, "ambiguous");
+        assert_eq!(found("#3"), None);
+        assert_eq!(found("acme"), None, "names are case-sensitive");
+        // An exact name wins over being the prefix of another name.
+        let nested: Vec<String> = ["R", "R2"].map(String::from).to_vec();
+        assert_eq!(resolve("R", &nested).ok().as_deref(), Some("R"));
+    }
+
+    #[test]
+    fn the_parser_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -1,0 +1,148 @@
+//! What the subcommands print, as text for people and as JSON for scripts.
+//!
+//! The JSON is written by hand: four flat shapes of strings, numbers and null do not need
+//! serde's compile time. Field names are part of the interface (documented in `scm help`).
+
+use std::fmt::Write;
+
+use scardmanage::{
+    SCM_PROTOCOL_RAW, SCM_PROTOCOL_T0, SCM_PROTOCOL_T1, SCM_PROTOCOL_UNDEFINED, SCM_STATE_ABSENT,
+    SCM_STATE_NEGOTIABLE, SCM_STATE_POWERED, SCM_STATE_PRESENT, SCM_STATE_SPECIFIC, SCM_STATE_SWALLOWED,
+    SCM_STATE_UNKNOWN,
+};
+
+pub struct Status<'a> {
+    pub reader: &'a str,
+    pub state: u32,
+    pub protocol: u32,
+    /// None when no card is connected.
+    pub atr: Option<&'a [u8]>,
+}
+
+pub struct Exchange {
+    pub command: Vec<u8>,
+    pub response: Vec<u8>,
+}
+
+pub fn readers(names: &[String], json: bool) -> String {
+    if json {
+        let items: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| format!("{{\"index\":{index},\"name\":{}}}", string(name)))
+            .collect();
+        return format!("{{\"readers\":[{}]}}\n", items.join(","));
+    }
+    if names.is_empty() {
+        return "no readers\n".into();
+    }
+    names.iter().enumerate().fold(String::new(), |mut out, (index, name)| {
+        let _ = writeln!(out, "#{index}  {name}");
+        out
+    })
+}
+
+pub fn status(status: &Status, json: bool) -> String {
+    let state = state_name(status.state);
+    let protocol = protocol_name(status.protocol);
+    if json {
+        let atr = status.atr.map_or("null".to_string(), |atr| format!("\"{}\"", hex(atr, "")));
+        return format!(
+            "{{\"reader\":{},\"state\":\"{state}\",\"protocol\":\"{protocol}\",\"atr\":{atr}}}\n",
+            string(status.reader)
+        );
+    }
+    let atr = status.atr.map_or("none (no card connected)".to_string(), |atr| hex(atr, " "));
+    format!("reader:   {}\nstate:    {state}\nprotocol: {protocol}\nATR:      {atr}\n", status.reader)
+}
+
+/// One exchange as two lines, `>` the command and `<` the answer.
+pub fn exchange_text(command: &[u8], response: &[u8]) -> String {
+    format!("> {}\n< {}\n", hex(command, " "), hex(response, " "))
+}
+
+pub fn exchanges_json(reader: &str, exchanges: &[Exchange]) -> String {
+    let items: Vec<String> = exchanges
+        .iter()
+        .map(|e| {
+            let sw = match e.response.len() {
+                n if n >= 2 => format!("\"{}\"", hex(&e.response[n - 2..], "")),
+                _ => "null".into(),
+            };
+            format!(
+                "{{\"command\":\"{}\",\"response\":\"{}\",\"sw\":{sw}}}",
+                hex(&e.command, ""),
+                hex(&e.response, "")
+            )
+        })
+        .collect();
+    format!("{{\"reader\":{},\"exchanges\":[{}]}}\n", string(reader), items.join(","))
+}
+
+fn state_name(state: u32) -> &'static str {
+    match state {
+        SCM_STATE_UNKNOWN => "unknown",
+        SCM_STATE_ABSENT => "absent",
+        SCM_STATE_PRESENT => "present",
+        SCM_STATE_SWALLOWED => "swallowed",
+        SCM_STATE_POWERED => "powered",
+        SCM_STATE_NEGOTIABLE => "negotiable",
+        SCM_STATE_SPECIFIC => "specific",
+        // The library maps every PC/SC state onto the seven above.
+        _ => "unknown",
+    }
+}
+
+fn protocol_name(protocol: u32) -> &'static str {
+    match protocol {
+        SCM_PROTOCOL_T0 => "T=0",
+        SCM_PROTOCOL_T1 => "T=1",
+        SCM_PROTOCOL_RAW => "raw",
+        SCM_PROTOCOL_UNDEFINED => "undefined",
+        _ => "undefined",
+    }
+}
+
+fn hex(bytes: &[u8], separator: &str) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(separator)
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped, the rest as UTF-8.
+fn string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_what_json_requires() {
+        assert_eq!(string("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn an_answer_too_short_for_a_status_word_has_none() {
+        let short = [Exchange { command: vec![0], response: vec![0x90] }];
+        assert_eq!(
+            exchanges_json("R", &short),
+            "{\"reader\":\"R\",\"exchanges\":[{\"command\":\"00\",\"response\":\"90\",\"sw\":null}]}\n"
+        );
+    }
+}
