@@ -167,7 +167,12 @@ impl ReaderLink {
             }
             attempt => attempt,
         };
-        let (handle, protocol) = attempt?;
+        // Windows answers a connect to an empty reader with W_REMOVED_CARD, pcsc-lite with
+        // NO_SMARTCARD: callers get the documented NO_SMARTCARD on both.
+        let (handle, protocol) = attempt.map_err(|code| match scard::is_card_absent(code) {
+            true => SCM_SCARD_E_NO_SMARTCARD,
+            false => code,
+        })?;
         self.card = Some(Connection { handle, protocol });
         Ok(())
     }

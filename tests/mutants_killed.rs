@@ -137,3 +137,45 @@ fn connect_raw(reader: &str) -> RawConnection {
     }
     RawConnection { context, handle, protocol }
 }
+
+/// Set in the child process of `a_first_call_made_while_unwinding_returns`.
+const UNWINDING_CHILD: &str = "SCM_MUTANTS_UNWINDING_CHILD";
+
+/// The process's first call into the library, made by a destructor while the host's own panic
+/// unwinds, returns its code like any other: the library installs its quiet panic hook only
+/// outside an unwinding (the standard library refuses to change the hook from a panicking
+/// thread, and that refusal, a panic in a destructor during a panic, would abort the host). The
+/// mutants `&&` → `||` in `boundary` (src/capi.rs) install it there. In a child process, so that
+/// this call is the first.
+#[test]
+fn a_first_call_made_while_unwinding_returns() {
+    if std::env::var_os(UNWINDING_CHILD).is_some() {
+        return first_call_while_unwinding();
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_first_call_made_while_unwinding_returns", "--nocapture", "--test-threads=1"])
+        .env(UNWINDING_CHILD, "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the child ended with {:?}\n{stderr}", output.status);
+    assert!(stderr.contains("scm_create during the unwinding: 0x00000000"), "{stderr}");
+}
+
+fn first_call_while_unwinding() {
+    struct CreatesOnDrop;
+    impl Drop for CreatesOnDrop {
+        fn drop(&mut self) {
+            let mut manager = ptr::null_mut();
+            let hr = unsafe { scm_create(&mut manager) };
+            eprintln!("scm_create during the unwinding: {hr:#010x}");
+            ok(unsafe { scm_release(manager) });
+        }
+    }
+    let unwound = std::panic::catch_unwind(|| {
+        let _creates = CreatesOnDrop;
+        panic!("the host's own panic");
+    });
+    assert!(unwound.is_err());
+}

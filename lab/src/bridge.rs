@@ -9,6 +9,9 @@
 //! - codes are 32-bit; pcsc-lite's `0x8010001F` is `SCARD_E_UNSUPPORTED_FEATURE` (Windows:
 //!   `0x80100022`) where a call asks for a feature (`SCardControl`, `SCardGetAttrib`,
 //!   `SCardSetAttrib`) and `SCARD_E_UNEXPECTED` (Windows: the same `0x8010001F`) elsewhere;
+//! - `SCardConnect` to a reader without a card fails with `SCARD_W_REMOVED_CARD` as on Windows
+//!   (pcsc-lite: `SCARD_E_NO_SMARTCARD`); a handle whose card was removed already gets
+//!   `SCARD_W_REMOVED_CARD` from pcsc-lite, as from Windows;
 //! - `SCARD_PROTOCOL_RAW` is `0x10000` (pcsc-lite: 4) both ways; `SCARD_PROTOCOL_DEFAULT`
 //!   (`0x80000000`) asks for T=0 or T=1;
 //! - `SCardStatus`'s state is an ordinal (1 absent ... 6 specific), not pcsc-lite's bit set;
@@ -83,6 +86,8 @@ const MAX_FRAME: usize = 1 << 20;
 /// pcsc-lite's value for both `SCARD_E_UNEXPECTED` and `SCARD_E_UNSUPPORTED_FEATURE`.
 const PCSCLITE_E_UNSUPPORTED: u32 = 0x8010_001F;
 const E_UNSUPPORTED_FEATURE: u32 = 0x8010_0022;
+const E_NO_SMARTCARD: u32 = 0x8010_000C;
+const W_REMOVED_CARD: u32 = 0x8010_0069;
 
 const ATTR_DEVICE_FRIENDLY_NAME_A: u32 = 0x7FFF_0003;
 const ATTR_DEVICE_SYSTEM_NAME_A: u32 = 0x7FFF_0004;
@@ -206,7 +211,7 @@ fn relay_call(
                     &mut active,
                 )
             };
-            out.code(rv);
+            out.u32(connect_code(rv));
             out.u64(card as u64);
             out.u32(from_pcsclite(active));
         }
@@ -443,6 +448,14 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
 /// A pcsc-lite `DWORD` in the 32 bits of WinSCard's: `unsigned long` is 64 bits wide on 64-bit
 /// Linux and 32 on 32-bit Linux, where the cast changes nothing (and clippy says so).
 #[allow(clippy::unnecessary_cast)]
+/// `SCardConnect`'s code as WinSCard's: Windows reports an empty reader as a removed card.
+fn connect_code(rv: LONG) -> u32 {
+    match rv as u32 {
+        E_NO_SMARTCARD => W_REMOVED_CARD,
+        code => code,
+    }
+}
+
 fn win_dword(value: DWORD) -> u32 {
     value as u32
 }
@@ -613,5 +626,7 @@ mod tests {
         assert_eq!(control_code(0x0031_0000 | (3400 << 2)), 0x4200_0000 + 3400);
         assert_eq!(control_code(0x0031_0001 | (3400 << 2)), 0x0031_0001 | (3400 << 2));
         assert_eq!(control_code(0x4200_0D48), 0x4200_0D48);
+        assert_eq!(connect_code(E_NO_SMARTCARD as LONG), W_REMOVED_CARD);
+        assert_eq!(connect_code(0), 0);
     }
 }

@@ -28,6 +28,7 @@ const CHECKS: &[&str] = &[
     "transmit",
     "oversized_command",
     "reset_by_another",
+    "card_absent",
     "latency",
     "pnp_notification",
     "started_event",

@@ -236,6 +236,32 @@ static void reset_by_another(SCARDCONTEXT context)
     SCardDisconnect(theirs, SCARD_LEAVE_CARD);
 }
 
+/* Windows reports an empty reader to SCardConnect as a removed card (pcsc-lite: SCARD_E_NO_SMARTCARD),
+   and a handle whose card was pulled as a removed card to SCardStatus and SCardTransmit. */
+static void card_absent(SCARDCONTEXT context)
+{
+    static const BYTE echo[] = { 0x80, 0x10, 0x00, 0x00, 0x01, 0x5A, 0x00 };
+    SCARDHANDLE card;
+    BYTE response[16];
+    DWORD protocol = 0, n = sizeof response, state = 0, names = 0;
+    LONG empty = SCardConnectW(context, L"Lab A 00 01", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
+                               &card, &protocol);
+    LONG connected = strcmp(ask("insert 1"), "ok") != 0 ? -1
+        : SCardConnectW(context, L"Lab A 00 01", SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &protocol);
+    LONG status = -1, transmitted = -1;
+    if (connected == 0 && strcmp(ask("remove 1"), "ok") == 0) {
+        status = SCardStatusW(card, NULL, &names, &state, &protocol, NULL, NULL);
+        transmitted = SCardTransmit(card, SCARD_PCI_T1, echo, sizeof echo, NULL, response, &n);
+    }
+    check(empty == SCARD_W_REMOVED_CARD && status == SCARD_W_REMOVED_CARD && transmitted == SCARD_W_REMOVED_CARD,
+          "card_absent", "SCardConnect to an empty reader 0x%08lX (SCARD_W_REMOVED_CARD 0x%08lX); card pulled after "
+          "connect 0x%lX: SCardStatus 0x%08lX, SCardTransmit 0x%08lX", (unsigned long)empty,
+          (unsigned long)SCARD_W_REMOVED_CARD, (unsigned long)connected, (unsigned long)status,
+          (unsigned long)transmitted);
+    if (connected == 0)
+        SCardDisconnect(card, SCARD_LEAVE_CARD);
+}
+
 static void name_attributes(SCARDCONTEXT context)
 {
     SCARDHANDLE card;
@@ -648,6 +674,7 @@ int main(void)
     transmit(context);
     oversized_command(context);
     reset_by_another(context);
+    card_absent(context);
     latency(context);
     pnp_notification(context);
     started_event();
