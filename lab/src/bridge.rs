@@ -445,9 +445,6 @@ fn split_multi_string(buffer: &[c_char]) -> Vec<CString> {
         .collect()
 }
 
-/// A pcsc-lite `DWORD` in the 32 bits of WinSCard's: `unsigned long` is 64 bits wide on 64-bit
-/// Linux and 32 on 32-bit Linux, where the cast changes nothing (and clippy says so).
-#[allow(clippy::unnecessary_cast)]
 /// `SCardConnect`'s code as WinSCard's: Windows reports an empty reader as a removed card.
 fn connect_code(rv: LONG) -> u32 {
     match rv as u32 {
@@ -456,6 +453,9 @@ fn connect_code(rv: LONG) -> u32 {
     }
 }
 
+/// A pcsc-lite `DWORD` in the 32 bits of WinSCard's: `unsigned long` is 64 bits wide on 64-bit
+/// Linux and 32 on 32-bit Linux, where the cast changes nothing (and clippy says so).
+#[allow(clippy::unnecessary_cast)]
 fn win_dword(value: DWORD) -> u32 {
     value as u32
 }
