@@ -13,9 +13,10 @@ use std::sync::{Mutex, Once};
 use libc::size_t;
 
 use crate::buffers::{self, write_out};
-use crate::handle_table::{lock_ignoring_poison, HandleTable};
+use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
 use crate::manager::{protocols_from_abi, Disposition, Manager, ShareMode};
+use crate::objects::{self, Object};
 use crate::scard::{self, CardHandle, Context, Result};
 
 /// An opaque manager: the C side only ever holds a `scm_manage *`, which is a token (an index and
@@ -62,8 +63,6 @@ pub const SCM_PROTOCOL_RAW: u32 = 0xFF;
 /// gets `SCARD_E_INSUFFICIENT_BUFFER`.
 pub const SCM_MAX_APDU_SIZE: size_t = 65548;
 const _: () = assert!(SCM_MAX_APDU_SIZE == scard::MAX_APDU);
-
-static MANAGERS: HandleTable<Manager> = HandleTable::new();
 
 /// Where a response lands when the caller's buffer could be too small for it: PC/SC drops an
 /// answer that does not fit, and the ABI promises the size needed. Buffers of
@@ -144,13 +143,11 @@ macro_rules! out_ref {
 /// Runs `f` on the live manager behind a token, serialized with other calls on it.
 fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>) -> Result<R> {
     non_null!(m);
-    MANAGERS
-        .with(m as usize, |manager| {
-            #[cfg(feature = "test-hooks")]
-            crate::test_hooks::panic_if_armed();
-            f(manager)
-        })
-        .map_err(|_| SCM_E_HANDLE)?
+    objects::with(m as usize, objects::manager, |manager| {
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::panic_if_armed();
+        f(manager)
+    })
 }
 
 /// Creates an unattached manager (COM object creation). No PC/SC call is made.
@@ -167,7 +164,7 @@ fn with_manager<R>(m: *mut scm_manage, f: impl FnOnce(&mut Manager) -> Result<R>
 pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
     boundary(|| {
         let out = out_ref!(out);
-        let token = MANAGERS.insert(Manager::default()).ok_or(SCM_E_OUTOFMEMORY)?;
+        let token = objects::insert(Object::Manager(Manager::default()))?;
         *out = token as *mut scm_manage;
         Ok(())
     })
@@ -183,7 +180,7 @@ pub unsafe extern "C" fn scm_create(out: *mut *mut scm_manage) -> scm_hresult {
 pub unsafe extern "C" fn scm_release(m: *mut scm_manage) -> scm_hresult {
     boundary(|| {
         non_null!(m);
-        let manager = MANAGERS.remove(m as usize).map_err(|_| SCM_E_HANDLE)?;
+        let manager = objects::remove(m as usize, |object| matches!(object, Object::Manager(_)))?;
         // Dropping it ends the lock and the attachment.
         drop(manager);
         Ok(())

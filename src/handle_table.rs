@@ -145,14 +145,15 @@ impl<T, const INDEX_BITS: u32, const GENERATION_BITS: u32> HandleTable<T, INDEX_
         guard.as_mut().map(f).ok_or(NotLive)
     }
 
-    /// Takes the entry out; the token is dead from here on. Waits for a call in progress on the
-    /// entry to finish first.
-    pub fn remove(&self, token: usize) -> Result<T, NotLive> {
+    /// Takes the entry out when `is_kind` accepts it; the token is dead from here on. Waits for
+    /// a call in progress on the entry to finish first. An entry `is_kind` refuses (a token of
+    /// another kind of object) stays where it is.
+    pub fn remove_if(&self, token: usize, is_kind: impl FnOnce(&T) -> bool) -> Result<T, NotLive> {
         let (index, generation) = Self::decode(token).ok_or(NotLive)?;
         let slot = self.slot(index).ok_or(NotLive)?;
         let value = {
             let mut guard = lock_ignoring_poison(&slot.value);
-            if slot.generation.load(Ordering::Relaxed) != generation {
+            if slot.generation.load(Ordering::Relaxed) != generation || !guard.as_ref().is_some_and(is_kind) {
                 return Err(NotLive);
             }
             let value = guard.take().ok_or(NotLive)?;
@@ -203,12 +204,21 @@ mod tests {
     fn removed_tokens_stay_dead_when_the_slot_is_reused() {
         let table: HandleTable<_> = HandleTable::new();
         let old = table.insert(1).unwrap();
-        assert_eq!(table.remove(old), Ok(1));
-        assert_eq!(table.remove(old), Err(NotLive));
+        assert_eq!(table.remove_if(old, |_| true), Ok(1));
+        assert_eq!(table.remove_if(old, |_| true), Err(NotLive));
         let new = table.insert(2).unwrap();
         assert_eq!(new & INDEX_MASK, old & INDEX_MASK, "the slot is reused");
         assert_eq!(table.with(old, |v| *v), Err(NotLive));
         assert_eq!(table.with(new, |v| *v), Ok(2));
+    }
+
+    #[test]
+    fn an_entry_of_another_kind_is_not_removed() {
+        let table: HandleTable<_> = HandleTable::new();
+        let token = table.insert("manager").unwrap();
+        assert_eq!(table.remove_if(token, |v| *v == "monitor"), Err(NotLive));
+        assert_eq!(table.with(token, |v| *v), Ok("manager"));
+        assert_eq!(table.remove_if(token, |v| *v == "manager"), Ok("manager"));
     }
 
     #[test]
@@ -238,9 +248,9 @@ mod tests {
         let index = token & INDEX_MASK;
         // Jump the slot to its second-to-last generation, as if reused that often.
         table.slot(index - 1).unwrap().generation.store(LAST_GENERATION - 1, Ordering::Relaxed);
-        table.remove(token).unwrap_err();
+        table.remove_if(token, |_| true).unwrap_err();
         let aged = HandleTable::<i32>::encode(index - 1, LAST_GENERATION - 1);
-        assert_eq!(table.remove(aged), Ok(0));
+        assert_eq!(table.remove_if(aged, |_| true), Ok(0));
         let next = table.insert(1).unwrap();
         assert_ne!(next & INDEX_MASK, index, "a retired slot is not handed out again");
     }
@@ -253,7 +263,7 @@ mod tests {
             assert_eq!(table.with(*token, |v| *v), Ok(i));
         }
         for token in &tokens {
-            table.remove(*token).unwrap();
+            table.remove_if(*token, |_| true).unwrap();
         }
         for token in &tokens {
             assert_eq!(table.with(*token, |v| *v), Err(NotLive));
@@ -265,7 +275,7 @@ mod tests {
         let table: HandleTable<u32> = HandleTable::new();
         let tokens: Vec<usize> = (0..4).map(|i| table.insert(i).unwrap()).collect();
         for token in &tokens {
-            table.remove(*token).unwrap();
+            table.remove_if(*token, |_| true).unwrap();
         }
         // First released, first reused: each slot is reused in turn, not the last one over and
         // over.
@@ -295,14 +305,14 @@ mod tests {
                     created += 1;
                     live.push_back(token);
                     if live.len() == 2 {
-                        table.remove(live.pop_front().unwrap()).unwrap();
+                        table.remove_if(live.pop_front().unwrap(), |_| true).unwrap();
                     }
                 }
                 None if live.is_empty() => break,
                 None => {
                     for token in live.drain(..) {
                         assert!(table.with(token, |_| ()).is_ok());
-                        table.remove(token).unwrap();
+                        table.remove_if(token, |_| true).unwrap();
                     }
                 }
             }

@@ -8,6 +8,7 @@ mod capi;
 mod handle_table;
 mod hresult;
 mod manager;
+mod objects;
 mod scard;
 mod spare_contexts;
 #[cfg(feature = "test-hooks")]
