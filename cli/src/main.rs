@@ -3,6 +3,7 @@
 mod library;
 mod output;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,7 +25,8 @@ HRESULT and the library's message.
 
 Exit codes:
   0  success
-  1  PC/SC or card error (the HRESULT is printed)
+  1  PC/SC or card error (the HRESULT is printed), or the output could not be written
+     (a closed pipe, a full disk): no further APDU is sent then
   2  usage: unknown subcommand or option, missing argument, bad hex
   3  reader not found: no reader matches READER, or more than one does
   4  no card in the reader (or it was removed during the command)";
@@ -129,6 +131,8 @@ fn hex_digit(digit: u8) -> u8 {
 enum Failure {
     Library(library::Error),
     ReaderNotFound(String),
+    /// Writing to stdout failed.
+    Output(io::Error),
 }
 
 impl Failure {
@@ -138,6 +142,7 @@ impl Failure {
             Failure::Library(e) if e.hr == SCM_SCARD_E_NO_SMARTCARD || e.hr == SCM_SCARD_W_REMOVED_CARD => 4,
             Failure::Library(_) => 1,
             Failure::ReaderNotFound(_) => 3,
+            Failure::Output(_) => 1,
         }
     }
 }
@@ -199,7 +204,7 @@ fn run(cli: &Cli) -> Result<String, Failure> {
                 let response = manager.transmit(command)?;
                 if !cli.json {
                     // Printed as it happens: what was exchanged before a failure is still seen.
-                    print!("{}", output::exchange_text(command, &response));
+                    emit(&output::exchange_text(command, &response))?;
                 }
                 exchanges.push(Exchange { command: command.clone(), response });
             }
@@ -208,18 +213,25 @@ fn run(cli: &Cli) -> Result<String, Failure> {
     }
 }
 
+/// Writes to stdout, and says when that failed: `print!` would panic (exit 101, with a
+/// backtrace) on a reader that has gone away, as in `scm readers | head -0`.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(Failure::Output)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+    match run(&cli).and_then(|text| emit(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match &failure {
-                Failure::Library(e) => eprintln!("scm: {e}"),
-                Failure::ReaderNotFound(why) => eprintln!("scm: {why}"),
-            }
+            let why = match &failure {
+                Failure::Library(e) => e.to_string(),
+                Failure::ReaderNotFound(why) => why.clone(),
+                Failure::Output(e) => format!("writing the output: {e}"),
+            };
+            // Not `eprintln!`, which panics when stderr is a closed pipe too: the exit code says it.
+            let _ = writeln!(io::stderr(), "scm: {why}");
             ExitCode::from(failure.exit_code())
         }
     }

@@ -2,7 +2,8 @@
 //! the exit code of each kind of failure.
 #![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
-use std::process::{Command, Output};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use scardmanage_lab::{lease, shared, wait_card, ReaderLease};
@@ -256,4 +257,49 @@ fn help_covers_every_subcommand_and_only_the_ones_that_exist() {
         apdu.contains("--raw") && apdu.contains("GET RESPONSE") && apdu.contains("scm_transmit_ex"),
         "{apdu}"
     );
+}
+
+/// A pipe whose reading end is closed: writing to it fails with EPIPE.
+fn pipe_with_no_reader() -> Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are ours; the writing one is owned from here on.
+    unsafe {
+        libc::close(fds[0]);
+        Stdio::from(OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// `scm readers | head -0`, or a full disk: `print!` panicked there (exit 101 and a backtrace)
+/// and, for `apdu`, the panic was the only thing that stopped the exchange.
+#[test]
+fn output_that_cannot_be_written_exits_1_and_stops_the_exchange() {
+    let lease = lease_with_card();
+    let command = "00A40400023F00";
+    let mut sent = 0;
+    for (stdout, error) in [
+        (pipe_with_no_reader as fn() -> Stdio, "Broken pipe"),
+        (|| Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap()), "No space left"),
+    ] {
+        for (args, apdus) in [
+            (&["readers"][..], 0),
+            (&["--json", "status", lease.name()], 0),
+            (&["apdu", lease.name(), command, command, command], 1),
+            (&["apdu", "--json", lease.name(), command, command], 2),
+        ] {
+            shared();
+            let output =
+                Command::new(env!("CARGO_BIN_EXE_scm")).args(args).stdout(stdout()).output().unwrap();
+            assert_exit(&output, 1);
+            assert!(
+                stderr(&output).starts_with("scm: writing the output: "),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(stderr(&output).contains(error), "{args:?}: {}", stderr(&output));
+            sent += apdus;
+            assert_eq!(lease.card().counters().apdus, sent, "{args:?}: APDUs sent");
+        }
+    }
 }
