@@ -302,6 +302,13 @@ fn output_that_cannot_be_written_exits_1_and_stops_the_exchange() {
             assert_eq!(lease.card().counters().apdus, sent, "{args:?}: APDUs sent");
         }
     }
+    // The message cannot be written either: the exit code still says what failed.
+    let output = Command::new(env!("CARGO_BIN_EXE_scm"))
+        .args(["status", "No Such Reader"])
+        .stderr(pipe_with_no_reader())
+        .output()
+        .unwrap();
+    assert_exit(&output, 3);
 }
 
 /// A reader whose driver names it in Latin-1 ("Lab \xE9") is listed with U+FFFD, and that
