@@ -514,7 +514,10 @@ pub unsafe extern "C" fn scm_get_handle(m: *mut scm_manage, out: *mut scm_hscard
 /// checks them, so a driver's name that is not UTF-8 (Latin-1 bytes, say) is listed as it is.
 /// `scm_attach_by_ifd` takes UTF-8 only and refuses such a name (`SCM_E_INVALIDARG`); attach to
 /// that reader with `scm_attach_by_handle`. The bindings decode names with U+FFFD for what is
-/// not UTF-8, so one such name never hides the others.
+/// not UTF-8, so one such name never hides the others. On Windows, whose PC/SC names readers
+/// in UTF-16, the names are converted to UTF-8; an unpaired surrogate, which UTF-8 cannot carry,
+/// becomes the three bytes UTF-8 would give a code point of its value (not UTF-8 either). The
+/// same holds for `scm_get_reader_name`.
 ///
 /// Errors: `SCM_E_POINTER` (`readers_len` NULL), `SCM_SCARD_E_NO_READERS_AVAILABLE`,
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NO_SERVICE`, other PC/SC codes.

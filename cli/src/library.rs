@@ -39,9 +39,9 @@ pub fn message(hr: scm_hresult) -> String {
     unsafe { CStr::from_ptr(scm_error_message(hr)) }.to_string_lossy().into_owned()
 }
 
-/// The readers' names; none is an empty list, not an error. A name that is not UTF-8 is
-/// decoded with U+FFFD, as the bindings do.
-pub fn readers() -> Result<Vec<String>, Error> {
+/// The readers' names as PC/SC gives them, bytes that need not be UTF-8; none is an empty list,
+/// not an error.
+pub fn readers() -> Result<Vec<Vec<u8>>, Error> {
     loop {
         let mut len = 0;
         // SAFETY: a size query: NULL buffer, valid length.
@@ -60,11 +60,7 @@ pub fn readers() -> Result<Vec<String>, Error> {
             _ => check("scm_list_readers", hr)?,
         }
         buffer.truncate(len);
-        return Ok(buffer
-            .split(|&b| b == 0)
-            .filter(|name| !name.is_empty())
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .collect());
+        return Ok(buffer.split(|&b| b == 0).filter(|name| !name.is_empty()).map(<[u8]>::to_vec).collect());
     }
 }
 
@@ -72,8 +68,9 @@ pub fn readers() -> Result<Vec<String>, Error> {
 pub struct Manager(*mut scm_manage);
 
 impl Manager {
-    /// Attaches in shared mode, connecting the card if one is in.
-    pub fn attach(reader: &str) -> Result<Manager, Error> {
+    /// Attaches in shared mode, connecting the card if one is in. The name goes as listed, byte
+    /// for byte: the library refuses one that is not UTF-8 rather than reach another reader.
+    pub fn attach(reader: &[u8]) -> Result<Manager, Error> {
         let name =
             CString::new(reader).map_err(|_| Error { call: "scm_attach_by_ifd", hr: SCM_E_INVALIDARG })?;
         let mut m = ptr::null_mut();

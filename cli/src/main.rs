@@ -3,6 +3,7 @@
 mod library;
 mod output;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,7 +25,8 @@ HRESULT and the library's message.
 
 Exit codes:
   0  success
-  1  PC/SC or card error (the HRESULT is printed)
+  1  PC/SC or card error (the HRESULT is printed), or the output could not be written
+     (a closed pipe, a full disk): no further APDU is sent then
   2  usage: unknown subcommand or option, missing argument, bad hex
   3  reader not found: no reader matches READER, or more than one does
   4  no card in the reader (or it was removed during the command)";
@@ -129,6 +131,8 @@ fn hex_digit(digit: u8) -> u8 {
 enum Failure {
     Library(library::Error),
     ReaderNotFound(String),
+    /// Writing to stdout failed.
+    Output(io::Error),
 }
 
 impl Failure {
@@ -138,6 +142,7 @@ impl Failure {
             Failure::Library(e) if e.hr == SCM_SCARD_E_NO_SMARTCARD || e.hr == SCM_SCARD_W_REMOVED_CARD => 4,
             Failure::Library(_) => 1,
             Failure::ReaderNotFound(_) => 3,
+            Failure::Output(_) => 1,
         }
     }
 }
@@ -148,10 +153,18 @@ impl From<library::Error> for Failure {
     }
 }
 
-/// The reader `spec` names: exact name first, then `#N`, then a unique prefix.
-fn resolve(spec: &str, readers: &[String]) -> Result<String, Failure> {
-    if readers.iter().any(|r| r == spec) {
-        return Ok(spec.to_string());
+/// A name as printed: U+FFFD for what is not UTF-8, as the bindings decode names.
+fn shown(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// The reader `spec` names: exact name first, then `#N`, then a unique prefix. Compared as
+/// bytes: a name that is not UTF-8 printed with U+FFFD is not the name, and may be another
+/// reader's.
+fn resolve(spec: &str, readers: &[Vec<u8>]) -> Result<Vec<u8>, Failure> {
+    let spec_bytes = spec.as_bytes();
+    if readers.iter().any(|r| r == spec_bytes) {
+        return Ok(spec_bytes.to_vec());
     }
     if let Some(index) = spec.strip_prefix('#').and_then(|n| n.parse::<usize>().ok()) {
         return readers.get(index).cloned().ok_or_else(|| {
@@ -161,14 +174,14 @@ fn resolve(spec: &str, readers: &[String]) -> Result<String, Failure> {
             ))
         });
     }
-    let matching: Vec<&String> = readers.iter().filter(|r| r.starts_with(spec)).collect();
+    let matching: Vec<&Vec<u8>> = readers.iter().filter(|r| r.starts_with(spec_bytes)).collect();
     match matching.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(Failure::ReaderNotFound(format!("no reader matches {spec:?} (see `scm readers`)"))),
         many => Err(Failure::ReaderNotFound(format!(
             "{spec:?} matches {} readers: {}",
             many.len(),
-            many.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ")
+            many.iter().map(|r| format!("{:?}", shown(r))).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
@@ -176,12 +189,15 @@ fn resolve(spec: &str, readers: &[String]) -> Result<String, Failure> {
 fn attach(spec: &str) -> Result<(String, Manager), Failure> {
     let reader = resolve(spec, &library::readers()?)?;
     let manager = Manager::attach(&reader)?;
-    Ok((reader, manager))
+    Ok((shown(&reader), manager))
 }
 
 fn run(cli: &Cli) -> Result<String, Failure> {
     match &cli.command {
-        Command::Readers => Ok(output::readers(&library::readers()?, cli.json)),
+        Command::Readers => {
+            let names: Vec<String> = library::readers()?.iter().map(|name| shown(name)).collect();
+            Ok(output::readers(&names, cli.json))
+        }
         Command::Status { reader } => {
             let (reader, manager) = attach(reader)?;
             let (state, protocol) = manager.status()?;
@@ -199,7 +215,7 @@ fn run(cli: &Cli) -> Result<String, Failure> {
                 let response = manager.transmit(command)?;
                 if !cli.json {
                     // Printed as it happens: what was exchanged before a failure is still seen.
-                    print!("{}", output::exchange_text(command, &response));
+                    emit(&output::exchange_text(command, &response))?;
                 }
                 exchanges.push(Exchange { command: command.clone(), response });
             }
@@ -208,18 +224,25 @@ fn run(cli: &Cli) -> Result<String, Failure> {
     }
 }
 
+/// Writes to stdout, and says when that failed: `print!` would panic (exit 101, with a
+/// backtrace) on a reader that has gone away, as in `scm readers | head -0`.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(Failure::Output)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+    match run(&cli).and_then(|text| emit(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match &failure {
-                Failure::Library(e) => eprintln!("scm: {e}"),
-                Failure::ReaderNotFound(why) => eprintln!("scm: {why}"),
-            }
+            let why = match &failure {
+                Failure::Library(e) => e.to_string(),
+                Failure::ReaderNotFound(why) => why.clone(),
+                Failure::Output(e) => format!("writing the output: {e}"),
+            };
+            // Not `eprintln!`, which panics when stderr is a closed pipe too: the exit code says it.
+            let _ = writeln!(io::stderr(), "scm: {why}");
             ExitCode::from(failure.exit_code())
         }
     }
@@ -242,17 +265,28 @@ mod tests {
 
     #[test]
     fn readers_are_named_exactly_by_index_or_by_a_unique_prefix() {
-        let readers: Vec<String> = ["Acme 00 00", "Acme 01 00", "Other 00 00"].map(String::from).to_vec();
+        let readers: Vec<Vec<u8>> = ["Acme 00 00", "Acme 01 00", "Other 00 00"].map(Vec::from).to_vec();
         let found = |spec| resolve(spec, &readers).ok();
-        assert_eq!(found("Acme 01 00").as_deref(), Some("Acme 01 00"));
-        assert_eq!(found("#2").as_deref(), Some("Other 00 00"));
-        assert_eq!(found("Oth").as_deref(), Some("Other 00 00"));
+        assert_eq!(found("Acme 01 00").as_deref(), Some(&b"Acme 01 00"[..]));
+        assert_eq!(found("#2").as_deref(), Some(&b"Other 00 00"[..]));
+        assert_eq!(found("Oth").as_deref(), Some(&b"Other 00 00"[..]));
         assert_eq!(found("Acme 0"), None, "ambiguous");
         assert_eq!(found("#3"), None);
         assert_eq!(found("acme"), None, "names are case-sensitive");
         // An exact name wins over being the prefix of another name.
-        let nested: Vec<String> = ["R", "R2"].map(String::from).to_vec();
-        assert_eq!(resolve("R", &nested).ok().as_deref(), Some("R"));
+        let nested: Vec<Vec<u8>> = ["R", "R2"].map(Vec::from).to_vec();
+        assert_eq!(resolve("R", &nested).ok().as_deref(), Some(&b"R"[..]));
+    }
+
+    /// A Latin-1 name printed with U+FFFD is another reader's name: it must not be matched by
+    /// it, nor stand for it.
+    #[test]
+    fn names_that_are_not_utf8_are_matched_as_bytes() {
+        let readers: Vec<Vec<u8>> = vec![b"Lab \xE9 00".to_vec(), "Lab \u{FFFD} 01".into()];
+        assert_eq!(resolve("#0", &readers).ok().as_deref(), Some(&b"Lab \xE9 00"[..]));
+        assert_eq!(resolve("Lab \u{FFFD} 0", &readers).ok().as_deref(), Some("Lab \u{FFFD} 01".as_bytes()));
+        assert_eq!(resolve("Lab \u{FFFD} 00", &readers).ok(), None);
+        assert_eq!(shown(&readers[0]), "Lab \u{FFFD} 00");
     }
 
     #[test]

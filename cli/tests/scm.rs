@@ -2,10 +2,11 @@
 //! the exit code of each kind of failure.
 #![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
-use std::process::{Command, Output};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use scardmanage_lab::{lease, shared, wait_card, ReaderLease};
+use scardmanage_lab::{lease, shared, wait_card, Lab, ReaderLease, VirtualCard, SOCKET_ENV};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -256,4 +257,104 @@ fn help_covers_every_subcommand_and_only_the_ones_that_exist() {
         apdu.contains("--raw") && apdu.contains("GET RESPONSE") && apdu.contains("scm_transmit_ex"),
         "{apdu}"
     );
+}
+
+/// A pipe whose reading end is closed: writing to it fails with EPIPE.
+fn pipe_with_no_reader() -> Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are ours; the writing one is owned from here on.
+    unsafe {
+        libc::close(fds[0]);
+        Stdio::from(OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// `scm readers | head -0`, or a full disk: `print!` panicked there (exit 101 and a backtrace)
+/// and, for `apdu`, the panic was the only thing that stopped the exchange.
+#[test]
+fn output_that_cannot_be_written_exits_1_and_stops_the_exchange() {
+    let lease = lease_with_card();
+    let command = "00A40400023F00";
+    let mut sent = 0;
+    for (stdout, error) in [
+        (pipe_with_no_reader as fn() -> Stdio, "Broken pipe"),
+        (|| Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap()), "No space left"),
+    ] {
+        for (args, apdus) in [
+            (&["readers"][..], 0),
+            (&["--json", "status", lease.name()], 0),
+            (&["apdu", lease.name(), command, command, command], 1),
+            (&["apdu", "--json", lease.name(), command, command], 2),
+        ] {
+            shared();
+            let output =
+                Command::new(env!("CARGO_BIN_EXE_scm")).args(args).stdout(stdout()).output().unwrap();
+            assert_exit(&output, 1);
+            assert!(
+                stderr(&output).starts_with("scm: writing the output: "),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(stderr(&output).contains(error), "{args:?}: {}", stderr(&output));
+            sent += apdus;
+            assert_eq!(lease.card().counters().apdus, sent, "{args:?}: APDUs sent");
+        }
+    }
+    // The message cannot be written either: the exit code still says what failed.
+    let output = Command::new(env!("CARGO_BIN_EXE_scm"))
+        .args(["status", "No Such Reader"])
+        .stderr(pipe_with_no_reader())
+        .output()
+        .unwrap();
+    assert_exit(&output, 3);
+}
+
+/// A reader whose driver names it in Latin-1 ("Lab \xE9") is listed with U+FFFD, and that
+/// printed name can be another reader's. `scm` attached by the printed name: `scm apdu #N` on
+/// the empty Latin-1 reader sent the APDU to the card in the reader truly named
+/// "Lab \u{FFFD} 00 00", and exited 0. It passes the listed bytes now, which the library
+/// refuses (not UTF-8), so the command fails and no card sees anything it was not sent.
+#[test]
+fn a_reader_named_in_latin1_is_refused_not_mistaken_for_another() {
+    let lab = Lab::start_named_bytes(2, &[(0, "Lab \u{FFFD}".into()), (1, b"Lab \xE9".to_vec())]).unwrap();
+    let card = VirtualCard::with_default_applet();
+    card.insert(lab.readers()[0].port);
+    let scm = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scm"))
+            .args(args)
+            .env(SOCKET_ENV, lab.socket_path())
+            .output()
+            .unwrap()
+    };
+    let look_alike = "Lab \u{FFFD} 00 00";
+    let indexes: Vec<String> = stdout(&scm(&["readers"]))
+        .lines()
+        .filter_map(|line| line.strip_suffix(&format!("  {look_alike}")).map(str::to_string))
+        .collect();
+    assert_eq!(indexes.len(), 2, "both first readers print as {look_alike:?}: {indexes:?}");
+    let started = std::time::Instant::now();
+    while !indexes.iter().any(|index| stdout(&scm(&["status", index])).contains("specific")) {
+        assert!(started.elapsed() < WAIT, "pcscd saw the card");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let codes: Vec<Option<i32>> = indexes
+        .iter()
+        .map(|index| {
+            let output = scm(&["apdu", index, "80 10 00 00 02 CA FE"]);
+            if output.status.code() == Some(1) {
+                assert!(
+                    stderr(&output).starts_with("scm: scm_attach_by_ifd: 0x80070057"),
+                    "{}",
+                    stderr(&output)
+                );
+            }
+            output.status.code()
+        })
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [Some(0), Some(1)], "{indexes:?} exited {codes:?}");
+    assert_eq!(card.counters().apdus, 1, "the card got the APDU sent to it, and no other");
 }
