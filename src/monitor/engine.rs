@@ -292,8 +292,8 @@ impl Engine {
         // PCSC.framework keeps no counter: the upper bits are not relied on there.
         let counted = match cfg!(target_os = "macos") {
             true => 0,
-            // At most 16 bits: the cast loses nothing.
-            false => ((state >> 16).wrapping_sub(reader.state >> 16) & 0xFFFF) as u32,
+            // The counter is 16 bits wide: the step is taken modulo 2^16.
+            false => u32::from((state >> 16).wrapping_sub(reader.state >> 16) as u16),
         };
         let steps = transitions(counted, was_present != is_present);
         let name = Arc::clone(&reader.name);
