@@ -8,6 +8,7 @@ mod capi;
 mod handle_table;
 mod hresult;
 mod manager;
+mod monitor;
 mod objects;
 mod scard;
 mod spare_contexts;

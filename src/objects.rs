@@ -5,11 +5,13 @@
 use crate::handle_table::HandleTable;
 use crate::hresult::{SCM_E_HANDLE, SCM_E_OUTOFMEMORY};
 use crate::manager::Manager;
+use crate::monitor::Monitor;
 use crate::scard::Result;
 
 /// What a token can stand for. Each kind of object the C side sees is one variant.
 pub enum Object {
     Manager(Manager),
+    Monitor(Monitor),
 }
 
 /// The library's one table of live objects.
@@ -40,5 +42,14 @@ pub fn remove(token: usize, is_kind: impl FnOnce(&Object) -> bool) -> Result<Obj
 pub fn manager(object: &mut Object) -> Option<&mut Manager> {
     match object {
         Object::Manager(manager) => Some(manager),
+        _ => None,
+    }
+}
+
+/// The monitor inside an object, when it is one.
+pub fn monitor(object: &mut Object) -> Option<&mut Monitor> {
+    match object {
+        Object::Monitor(monitor) => Some(monitor),
+        _ => None,
     }
 }
