@@ -46,7 +46,7 @@ fn raw_wait(context: ffi::SCARDCONTEXT, reader: &CString, current: ffi::DWORD) -
         rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
     };
     // SAFETY: one valid reader state whose name outlives the call.
-    let rv = unsafe { ffi::SCardGetStatusChange(context, SEEN_MS.into(), &mut state, 1) };
+    let rv = unsafe { ffi::SCardGetStatusChange(context, SEEN_MS as ffi::DWORD, &mut state, 1) };
     assert_eq!(rv, 0, "raw SCardGetStatusChange: {:#x}", rv as u32);
     state.dwEventState
 }

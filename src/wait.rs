@@ -359,7 +359,7 @@ fn block(prepared: &Prepared, timeout_ms: u32) -> Result<ReaderEvent> {
         });
         // The state as last seen, without the "changed" flag, is what PC/SC waits to differ.
         let current = event.state & !ffi::SCARD_STATE_CHANGED;
-        match prepared.context.status_change(&prepared.reader, current, slice_ms.into()) {
+        match prepared.context.status_change(&prepared.reader, current, slice_ms) {
             Ok(next) => event = next,
             // The slice ended, or a cancel came that was meant for a wait that has ended or had
             // not reached pcscd yet: the loop decides.
