@@ -188,7 +188,11 @@ impl Waits {
                 canceller.cancel();
             }
             state = lock_ignoring_poison(&self.state);
-            state = self.ended.wait_timeout(state, CANCEL_RETRY).unwrap_or_else(|e| e.into_inner()).0;
+            // Usually ended by now (the cancel's reply comes after the wait's); if not, wait a
+            // little for it before cancelling again.
+            if state.running.iter().any(|r| ids.contains(&r.id)) {
+                state = self.ended.wait_timeout(state, CANCEL_RETRY).unwrap_or_else(|e| e.into_inner()).0;
+            }
         }
     }
 
@@ -241,7 +245,6 @@ impl Waits {
 struct Prepared {
     waits: Arc<Waits>,
     reader: CString,
-    context: Context,
     id: u64,
     looks: u64,
     /// `None` when the card already changed since the manager last looked.
@@ -283,14 +286,15 @@ fn look_at_reader(reader: &CString) -> Result<(Context, ReaderEvent)> {
 impl Manager {
     /// The first part of a wait, under the manager's entry lock: the reader, a context for the
     /// wait, and what the manager last saw, turned into a state to compare with.
-    fn prepare_wait(&mut self) -> Result<Prepared> {
+    fn prepare_wait(&mut self) -> Result<(Prepared, Context)> {
         let reader = CString::new(self.reader_name()?).map_err(|_| SCM_E_UNEXPECTED)?;
         let waits = Arc::clone(self.waits());
         let (seen, looks) = waits.seen();
         // The connection's card is still in for as long as its handle reports no removal or
         // reset: a look at the reader between two such answers is a look at that card.
+        // A connection that is gone (a failed reconnect dropped it) is a change too.
         let handle = match seen {
-            Seen::Connection => Some(self.card_handle()?),
+            Seen::Connection => self.card_handle().ok(),
             _ => None,
         };
         let in_before = handle.is_some_and(|handle| handle.status().is_ok());
@@ -303,30 +307,47 @@ impl Manager {
             Seen::Connection | Seen::Nothing | Seen::Lost => None,
         };
         let id = waits.register(context.canceller());
-        Ok(Prepared { waits, reader, context, id, looks, baseline, first })
+        Ok((Prepared { waits, reader, id, looks, baseline, first }, context))
     }
 }
 
 /// `scm_wait_for_change`: blocks until the card of the manager's reader changes from what the
 /// manager last saw, and returns the COM state of the reader then.
 pub fn wait_for_change(token: usize, timeout_ms: u32) -> Result<u32> {
-    let prepared = objects::with(token, objects::manager, Manager::prepare_wait)?;
-    let result = block(&prepared, timeout_ms);
-    let seen = match &result {
+    let (prepared, context) = objects::with(token, objects::manager, Manager::prepare_wait)?;
+    let mut running = Finish { prepared, context: Some(context), seen: None };
+    let result = block(&running.prepared, running.context.as_ref().expect("set above"), timeout_ms);
+    running.seen = match &result {
         Ok(event) => Some(Seen::Reader(Observation::of(event.state, poll_interval().is_none()))),
         Err(SCM_SCARD_E_NO_SERVICE) => Some(Seen::Lost),
         Err(_) => None,
     };
-    prepared.waits.finish(prepared.id, prepared.looks, seen);
-    if !matches!(result, Err(SCM_SCARD_E_NO_SERVICE)) {
-        spare_contexts::keep(prepared.context);
-    }
+    drop(running);
     result.map(|event| scard::reader_state_to_com(event.state))
+}
+
+/// Ends a wait however `block` ends (a panic included, which a canceller would otherwise wait
+/// on for ever): unregistered, what it saw recorded, its context kept unless its service is
+/// gone.
+struct Finish {
+    prepared: Prepared,
+    context: Option<Context>,
+    seen: Option<Seen>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let Prepared { waits, id, looks, .. } = &self.prepared;
+        waits.finish(*id, *looks, self.seen);
+        if let (Some(context), false) = (self.context.take(), self.seen == Some(Seen::Lost)) {
+            spare_contexts::keep(context);
+        }
+    }
 }
 
 /// The blocking part of a wait, outside the manager's entry lock: the reader's state once
 /// its card differs from the baseline.
-fn block(prepared: &Prepared, timeout_ms: u32) -> Result<ReaderEvent> {
+fn block(prepared: &Prepared, context: &Context, timeout_ms: u32) -> Result<ReaderEvent> {
     let counted = poll_interval().is_none();
     let deadline =
         (timeout_ms != SCM_WAIT_INFINITE).then(|| Instant::now() + Duration::from_millis(timeout_ms.into()));
@@ -359,7 +380,7 @@ fn block(prepared: &Prepared, timeout_ms: u32) -> Result<ReaderEvent> {
         });
         // The state as last seen, without the "changed" flag, is what PC/SC waits to differ.
         let current = event.state & !ffi::SCARD_STATE_CHANGED;
-        match prepared.context.status_change(&prepared.reader, current, slice_ms) {
+        match context.status_change(&prepared.reader, current, slice_ms) {
             Ok(next) => event = next,
             // The slice ended, or a cancel came that was meant for a wait that has ended or had
             // not reached pcscd yet: the loop decides.
