@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pcsc::ffi;
+use pcsc::{Context, ReaderState, Scope, State};
 use scardmanage::*;
 use scardmanage_lab::{wait_card, Lab, VirtualCard, SOCKET_ENV};
 
@@ -35,20 +35,14 @@ const WAITERS_READY: Duration = Duration::from_millis(50);
 const JITTER_MS: u64 = 450;
 const SEEN_MS: u32 = 10_000;
 
-/// A raw waiter: its own context, waiting for the reader's state to differ from the one given.
-fn raw_wait(context: ffi::SCARDCONTEXT, reader: &CString, current: ffi::DWORD) -> ffi::DWORD {
-    let mut state = ffi::SCARD_READERSTATE {
-        szReader: reader.as_ptr(),
-        pvUserData: ptr::null_mut(),
-        dwCurrentState: current,
-        dwEventState: 0,
-        cbAtr: 0,
-        rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
-    };
-    // SAFETY: one valid reader state whose name outlives the call.
-    let rv = unsafe { ffi::SCardGetStatusChange(context, SEEN_MS as ffi::DWORD, &mut state, 1) };
-    assert_eq!(rv, 0, "raw SCardGetStatusChange: {:#x}", rv as u32);
-    state.dwEventState
+/// A raw waiter on a context of its own: the reader's state once it differs from `current`
+/// (`SCARD_STATE_UNAWARE`: at once).
+fn raw_wait(context: &Context, reader: &CString, current: State) -> State {
+    let mut states = [ReaderState::new(reader.clone(), current)];
+    context
+        .get_status_change(Duration::from_millis(SEEN_MS.into()), &mut states)
+        .expect("raw SCardGetStatusChange");
+    states[0].event_state()
 }
 
 fn main() {
@@ -62,27 +56,23 @@ fn main() {
     assert!(wait_card(&reader.name, false, Duration::from_secs(10)));
 
     let mut m = ptr::null_mut();
-    let mut context: ffi::SCARDCONTEXT = 0;
-    // SAFETY: valid out-pointers and a NUL-terminated name; both are released at the end.
+    // SAFETY: valid out-pointers and a NUL-terminated name; released at the end.
     unsafe {
         assert_eq!(scm_create(&mut m), SCM_S_OK);
         assert_eq!(scm_attach_by_ifd(m, name.as_ptr()), SCM_S_OK);
-        assert_eq!(
-            ffi::SCardEstablishContext(ffi::SCARD_SCOPE_USER, ptr::null(), ptr::null(), &mut context),
-            0
-        );
     }
+    let context = Context::establish(Scope::User).expect("a raw PC/SC context");
     let token = m as usize;
 
     let (mut library, mut raw) = (Samples::default(), Samples::default());
     let mut random: u64 = 0x9E37_79B9_7F4A_7C15;
     for round in 0..rounds {
         // The raw waiter's starting point: the empty reader as it is now, counter included.
-        let empty = raw_wait(context, &name, ffi::SCARD_STATE_UNAWARE) & !ffi::SCARD_STATE_CHANGED;
+        let empty = raw_wait(&context, &name, State::UNAWARE) - State::CHANGED;
         let ready = Barrier::new(3);
         let (library_at, raw_at, inserted_at) = thread::scope(|scope| {
             let library_first = round % 2 == 0;
-            let (ready, name, card) = (&ready, &name, &card);
+            let (ready, name, card, context) = (&ready, &name, &card, &context);
             let library_waiter = scope.spawn(move || {
                 ready.wait();
                 if !library_first {
@@ -102,7 +92,7 @@ fn main() {
                 }
                 let state = raw_wait(context, name, empty);
                 let at = Instant::now();
-                assert!(state & ffi::SCARD_STATE_PRESENT != 0, "raw wait: {state:#x}");
+                assert!(state.contains(State::PRESENT), "raw wait: {state:?}");
                 at
             });
             ready.wait();
@@ -164,9 +154,6 @@ fn main() {
         ratio <= 1.02 || added.median() < 1e6,
     );
 
-    // SAFETY: the token and the context are ours, released once.
-    unsafe {
-        scm_release(m);
-        ffi::SCardReleaseContext(context);
-    }
+    // SAFETY: our token, released once.
+    unsafe { scm_release(m) };
 }
