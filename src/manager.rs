@@ -425,8 +425,7 @@ impl Manager {
         let card = match &attachment.link {
             Link::Reader(ReaderLink { card: None, context, reader, .. }) => {
                 let state = context.reader_state(reader)?;
-                self.waits
-                    .looked(Seen::Reader(Observation::of(state, crate::wait::poll_interval().is_none())));
+                self.waits.looked(Seen::Reader(Observation::here(state)));
                 return Ok((scard::reader_state_to_com(state), 0));
             }
             Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(BorrowedLink { card, .. }) => {

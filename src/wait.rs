@@ -96,6 +96,12 @@ impl Observation {
         Observation { presence, counter }
     }
 
+    /// What an event state says, the counter kept unless waits compare states at an interval
+    /// ([`poll_interval`]).
+    pub fn here(event_state: ffi::DWORD) -> Observation {
+        Observation::of(event_state, poll_interval().is_none())
+    }
+
     /// True when the card changed between `self` and `now`: it came, went, or, where counted,
     /// was replaced (a removal and an insertion in between leave the presence as it was and
     /// move the counter by two).
@@ -125,7 +131,7 @@ impl Seen {
     /// The reader as one looks at it now through `context`; `Lost` when it cannot be looked at.
     pub fn of_reader(context: &Context, reader: &CString) -> Seen {
         match context.reader_event(reader) {
-            Ok(event) => Seen::Reader(Observation::of(event.state, poll_interval().is_none())),
+            Ok(event) => Seen::Reader(Observation::here(event.state)),
             Err(_) => Seen::Lost,
         }
     }
@@ -302,7 +308,7 @@ impl Manager {
         let baseline = match seen {
             Seen::Reader(observation) => Some(observation),
             Seen::Connection if in_before && handle.is_some_and(|handle| handle.status().is_ok()) => {
-                Some(Observation::of(first.state, poll_interval().is_none()))
+                Some(Observation::here(first.state))
             }
             Seen::Connection | Seen::Nothing | Seen::Lost => None,
         };
@@ -318,7 +324,7 @@ pub fn wait_for_change(token: usize, timeout_ms: u32) -> Result<u32> {
     let mut running = Finish { prepared, context: Some(context), seen: None };
     let result = block(&running.prepared, running.context.as_ref().expect("set above"), timeout_ms);
     running.seen = match &result {
-        Ok(event) => Some(Seen::Reader(Observation::of(event.state, poll_interval().is_none()))),
+        Ok(event) => Some(Seen::Reader(Observation::here(event.state))),
         Err(SCM_SCARD_E_NO_SERVICE) => Some(Seen::Lost),
         Err(_) => None,
     };
