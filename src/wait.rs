@@ -150,9 +150,9 @@ struct State {
     running: Vec<Running>,
     next_id: u64,
     seen: Seen,
-    /// Bumped each time `seen` is set, so that a wait that started before an attach, a
-    /// reconnect or another wait's return does not overwrite what they recorded.
-    looks: u64,
+    /// Bumped at each attach, reconnect and detach, so that a wait that started before one
+    /// does not record what it saw of the old attachment.
+    links: u64,
     /// Set when the manager is released: waits in progress end with `SCM_E_HANDLE`.
     closed: bool,
 }
@@ -166,11 +166,18 @@ pub struct Waits {
 }
 
 impl Waits {
-    /// Records what the manager has just seen of its reader (attach, reconnect, status).
+    /// Records what the manager has just seen of its reader through its attachment (status).
     pub fn looked(&self, seen: Seen) {
+        lock_ignoring_poison(&self.state).seen = seen;
+    }
+
+    /// Records what the manager sees of its reader through a new attachment or connection
+    /// (attach, reconnect, detach): what a wait that started before saw is of the old one, and
+    /// is not recorded.
+    pub fn relinked(&self, seen: Seen) {
         let mut state = lock_ignoring_poison(&self.state);
         state.seen = seen;
-        state.looks += 1;
+        state.links += 1;
     }
 
     /// Ends every wait in progress with `SCM_SCARD_E_CANCELLED`, returning once they have
@@ -208,10 +215,10 @@ impl Waits {
         self.cancel();
     }
 
-    /// What the manager last saw, and the count of looks it was recorded at.
+    /// What the manager last saw, and the attachment it saw it through.
     fn seen(&self) -> (Seen, u64) {
         let state = lock_ignoring_poison(&self.state);
-        (state.seen, state.looks)
+        (state.seen, state.links)
     }
 
     fn register(&self, canceller: Canceller) -> u64 {
@@ -232,15 +239,13 @@ impl Waits {
         }
     }
 
-    /// Ends a wait; records `seen` when nothing else was recorded since it started.
-    fn finish(&self, id: u64, looks: u64, seen: Option<Seen>) {
+    /// Ends a wait; records `seen` when the manager is still on the attachment the wait
+    /// started on.
+    fn finish(&self, id: u64, links: u64, seen: Option<Seen>) {
         let mut state = lock_ignoring_poison(&self.state);
         state.running.retain(|r| r.id != id);
-        if let Some(seen) = seen {
-            if state.looks == looks {
-                state.seen = seen;
-                state.looks += 1;
-            }
+        if let Some(seen) = seen.filter(|_| state.links == links) {
+            state.seen = seen;
         }
         drop(state);
         self.ended.notify_all();
@@ -252,7 +257,7 @@ struct Prepared {
     waits: Arc<Waits>,
     reader: CString,
     id: u64,
-    looks: u64,
+    links: u64,
     /// `None` when the card already changed since the manager last looked.
     baseline: Option<Observation>,
     /// The reader as the wait first looked at it.
@@ -295,7 +300,7 @@ impl Manager {
     fn prepare_wait(&mut self) -> Result<(Prepared, Context)> {
         let reader = CString::new(self.reader_name()?).map_err(|_| SCM_E_UNEXPECTED)?;
         let waits = Arc::clone(self.waits());
-        let (seen, looks) = waits.seen();
+        let (seen, links) = waits.seen();
         // The connection's card is still in for as long as its handle reports no removal or
         // reset: a look at the reader between two such answers is a look at that card.
         // A connection that is gone (a failed reconnect dropped it) is a change too.
@@ -313,7 +318,7 @@ impl Manager {
             Seen::Connection | Seen::Nothing | Seen::Lost => None,
         };
         let id = waits.register(context.canceller());
-        Ok((Prepared { waits, reader, id, looks, baseline, first }, context))
+        Ok((Prepared { waits, reader, id, links, baseline, first }, context))
     }
 }
 
@@ -343,8 +348,8 @@ struct Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        let Prepared { waits, id, looks, .. } = &self.prepared;
-        waits.finish(*id, *looks, self.seen);
+        let Prepared { waits, id, links, .. } = &self.prepared;
+        waits.finish(*id, *links, self.seen);
         if let (Some(context), false) = (self.context.take(), self.seen == Some(Seen::Lost)) {
             spare_contexts::keep(context);
         }

@@ -244,6 +244,32 @@ fn other_calls_on_the_manager_go_on_while_a_wait_blocks() {
 }
 
 #[test]
+fn a_change_is_reported_once_while_another_thread_polls_status() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
+        let mut polls = 0;
+        let started = Instant::now();
+        let mut removed = false;
+        while !waiter.is_finished() {
+            let _ = manager.status();
+            polls += 1;
+            if !removed && started.elapsed() > Duration::from_millis(300) {
+                lease.card().remove();
+                removed = true;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        let (hr, state, _) = waiter.join().unwrap();
+        assert_eq!((hr, state), (SCM_S_OK, SCM_STATE_ABSENT));
+        eprintln!("{polls} status calls meanwhile");
+    });
+    no_change_within(&manager, 300);
+}
+
+#[test]
 fn two_threads_waiting_on_one_manager_both_see_the_change() {
     let _daemon = DAEMON.read();
     let lease = lease();
@@ -317,5 +343,5 @@ fn the_cases_again_with_reader_polling() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("with SCM_READER_POLL_MS=200, in {:?}:\n{stdout}", started.elapsed());
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("test result: ok. 10 passed"), "every case ran: {stdout}");
+    assert!(stdout.contains("test result: ok. 11 passed"), "every case ran: {stdout}");
 }
