@@ -544,6 +544,8 @@ pub extern "C" fn scm_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
+mod wait;
+pub use wait::*;
 mod monitor;
 pub use monitor::*;
 

@@ -5,12 +5,14 @@
 //! Any attachment with a card may additionally hold the card's lock (a PC/SC transaction).
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use pcsc::ffi;
 
 use crate::hresult::*;
 use crate::scard::{self, CardHandle, Context, Result};
 use crate::spare_contexts;
+use crate::wait::{Observation, Seen, Waits};
 
 /// How the card is shared with other connections (COM and PC/SC values agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,8 @@ struct Attachment {
 #[derive(Debug, Default)]
 pub struct Manager {
     attachment: Option<Attachment>,
+    /// Waits in progress and what the manager last saw of its card (`wait.rs`).
+    waits: Arc<Waits>,
 }
 
 /// Codes after which a card handle is worth nothing more and a new connection is needed:
@@ -285,6 +289,10 @@ impl Manager {
             Err(code) if scard::is_card_absent(code) => {}
             Err(code) => return Err(code),
         }
+        self.waits.relinked(match link.card {
+            Some(_) => Seen::Connection,
+            None => Seen::of_reader(&link.context, &link.reader),
+        });
         self.attachment = Some(Attachment { link: Link::Reader(link), locked: false });
         Ok(())
     }
@@ -310,6 +318,7 @@ impl Manager {
         let card = Connection { handle, protocol };
         let link = Link::Borrowed(BorrowedLink { card, share_mode, protocols });
         self.attachment = Some(Attachment { link, locked: false });
+        self.waits.relinked(Seen::Connection);
         Ok(())
     }
 
@@ -319,6 +328,10 @@ impl Manager {
             Link::Reader(link) => link.reconnect(),
             Link::Borrowed(link) => link.reconnect(),
         };
+        if result.is_ok() {
+            self.waits.relinked(Seen::Connection);
+        }
+        let attachment = self.attachment()?;
         // A reconnected handle starts without a lock. The transaction may have survived on the
         // handle (pcsc-lite keeps it across a reset it could not report), so end it.
         if std::mem::take(&mut attachment.locked) {
@@ -337,6 +350,7 @@ impl Manager {
             return Err(SCM_E_INVALIDARG);
         }
         let attachment = self.attachment.take().ok_or(SCM_E_NOT_ATTACHED)?;
+        self.waits.relinked(Seen::Nothing);
         let card = match &attachment.link {
             Link::Reader(link) => link.card,
             Link::Borrowed(link) => Some(link.card),
@@ -411,6 +425,7 @@ impl Manager {
         let card = match &attachment.link {
             Link::Reader(ReaderLink { card: None, context, reader, .. }) => {
                 let state = context.reader_state(reader)?;
+                self.waits.looked(Seen::Reader(Observation::here(state)));
                 return Ok((scard::reader_state_to_com(state), 0));
             }
             Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(BorrowedLink { card, .. }) => {
@@ -418,6 +433,7 @@ impl Manager {
             }
         };
         let status = card.handle.status()?;
+        self.waits.looked(Seen::Connection);
         Ok((scard::card_state_to_com(status.state, status.protocol), scard::protocol_to_com(status.protocol)))
     }
 
@@ -443,10 +459,16 @@ impl Manager {
     pub fn card_handle(&mut self) -> Result<CardHandle> {
         Ok(self.connection()?.handle)
     }
+
+    pub fn waits(&self) -> &Arc<Waits> {
+        &self.waits
+    }
 }
 
 impl Drop for Manager {
     fn drop(&mut self) {
+        // A wait in progress ends before the manager does.
+        self.waits.close();
         if self.is_attached() {
             let _ = self.detach(Disposition::Leave);
         }

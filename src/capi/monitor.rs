@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use libc::size_t;
 
-use super::{boundary, write_out};
+use super::{boundary, write_out, SCM_WAIT_INFINITE};
 use crate::hresult::*;
 use crate::monitor::{Event, Monitor};
 use crate::objects::{self, Object};
@@ -18,9 +18,6 @@ use crate::scard::Result;
 pub struct scm_monitor {
     _opaque: [u8; 0],
 }
-
-/// A timeout that never ends (`scm_monitor_next`).
-pub const SCM_WAIT_INFINITE: u32 = 0xFFFF_FFFF;
 
 /// Monitor events (`scm_monitor_next`).
 pub const SCM_EVENT_READER_ADDED: u32 = 1;
