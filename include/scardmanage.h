@@ -733,10 +733,11 @@ scm_hresult scm_cancel(scm_manage *m);
 
 // A reader attribute (`SCM_ATTR_*`), under the buffer rules. Text attributes
 // (`SCM_ATTR_DEVICE_FRIENDLY_NAME`, `_DEVICE_SYSTEM_NAME`, `_VENDOR_NAME`, `_VENDOR_IFD_TYPE`,
-// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted) and UTF-8 on every OS: the
-// names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted; elsewhere
-// answered by the library, as pcsc-lite's own answer fails with some drivers), the vendor
-// strings as the driver gives them. Other attributes are the driver's bytes, unchanged (a
+// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted, nothing after it) and UTF-8 on
+// every OS: the names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted;
+// elsewhere answered by the library, as pcsc-lite's own answer fails with some drivers), the
+// vendor strings as the driver gives them up to their first NUL, any byte that is not UTF-8
+// (a driver writing Latin-1, say) replaced by U+FFFD. Other attributes are the driver's bytes, unchanged (a
 // 32-bit value in the platform's byte order). `SCM_ATTR_ATR_STRING` is answered for every
 // reader holding a card: when the driver does not answer it, from the card connection or the
 // reader's state.

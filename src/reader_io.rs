@@ -94,21 +94,21 @@ pub fn native_attribute(os: Os, attribute: u32) -> u32 {
     }
 }
 
-/// A text attribute's value as the ABI gives it: UTF-8 (a Windows name arrives as UTF-16LE,
-/// an unpaired surrogate becoming U+FFFD), with exactly one terminating NUL whether or not the
-/// driver wrote one. Other text is passed as the driver gave it.
+/// A text attribute's value as the ABI gives it: UTF-8 whatever the driver wrote (a Windows
+/// name arrives as UTF-16LE, an unpaired surrogate becoming U+FFFD; a vendor string in another
+/// encoding has its invalid bytes replaced by U+FFFD), ending at its first NUL, with exactly one
+/// terminating NUL whether or not the driver wrote one: a C reader stops at the first NUL, so
+/// what a driver leaves after it would be counted in the length yet never read.
 pub fn text_value(os: Os, attribute: u32, raw: &[u8]) -> Vec<u8> {
-    let mut text = match (os, is_name(attribute)) {
+    let text = match (os, is_name(attribute)) {
         (Os::Windows, true) => {
             let units: Vec<u16> =
                 raw.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
-            String::from_utf16_lossy(&units).into_bytes()
+            String::from_utf16_lossy(&units)
         }
-        _ => raw.to_vec(),
+        _ => String::from_utf8_lossy(raw).into_owned(),
     };
-    while text.last() == Some(&0) {
-        text.pop();
-    }
+    let mut text = text.split('\0').next().unwrap_or_default().as_bytes().to_vec();
     text.push(0);
     text
 }
@@ -289,10 +289,16 @@ mod tests {
             assert_eq!(text_value(os, SCM_ATTR_DEVICE_FRIENDLY_NAME, name.as_bytes()), expected);
         }
         for os in ALL {
-            // Vendor strings are bytes everywhere; a missing NUL is added, extra ones dropped.
+            // A missing NUL is added, extra ones dropped.
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_NAME, b"Virtual"), b"Virtual\0");
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_TYPE, b"vpcd\0\0"), b"vpcd\0");
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_SERIAL_NO, b""), b"\0");
+            // A vendor string in Latin-1 (or any non-UTF-8 bytes) still comes out as UTF-8.
+            let latin1 = text_value(os, SCM_ATTR_VENDOR_NAME, b"Soci\xE9t\xE9 \xFF\0");
+            assert_eq!(latin1, "Soci\u{FFFD}t\u{FFFD} \u{FFFD}\0".as_bytes(), "{os:?}");
+            assert!(std::str::from_utf8(&latin1).is_ok());
+            // A fixed-size field: what follows the first NUL is not part of the text.
+            assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_SERIAL_NO, b"1234\0\xAA\xBB\0"), b"1234\0");
         }
         assert!(is_text(SCM_ATTR_VENDOR_IFD_SERIAL_NO));
         assert!(!is_text(SCM_ATTR_VENDOR_IFD_VERSION), "a DWORD");
