@@ -788,7 +788,9 @@ scm_hresult scm_control(scm_manage *m, uint32_t code, const uint8_t *in, size_t 
 // Errors: `SCM_E_POINTER` (`m` or `control_code` NULL), `SCM_E_INVALIDARG` (`tag` 0 or over
 // 0xFF), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the reader
 // does not list the feature, or answers no feature request at all),
-// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
+// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list, or one giving the feature a code
+// up to 0xFFFF, which `scm_control` would take for a portable function number), the codes of
+// `scm_control`.
 scm_hresult scm_get_feature(scm_manage *m, uint32_t tag, uint32_t *control_code);
 
 #ifdef __cplusplus

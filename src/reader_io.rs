@@ -50,13 +50,17 @@ const PCSCLITE_UNSUPPORTED: scm_hresult = 0x8010_001F_u32 as i32;
 const WINDOWS_FRIENDLY_NAME_W: u32 = 0x7FFF_0005;
 const WINDOWS_SYSTEM_NAME_W: u32 = 0x7FFF_0006;
 
+/// The largest portable control code: up to it a code is the function number `n` of
+/// `SCARD_CTL_CODE(n)`.
+const PORTABLE_CONTROL_MAX: u32 = 0xFFFF;
+
 /// The native control code of a portable one: a code up to 0xFFFF is the function number `n`
 /// of `SCARD_CTL_CODE(n)`; a larger one is native already.
 pub fn control_code(os: Os, code: u32) -> u32 {
-    match (code, os) {
-        (0x1_0000.., _) => code,
-        (n, Os::PcscLite | Os::Mac) => 0x4200_0000 + n,
-        (n, Os::Windows) => 0x0031_0000 | (n << 2),
+    match os {
+        _ if code > PORTABLE_CONTROL_MAX => code,
+        Os::PcscLite | Os::Mac => 0x4200_0000 + code,
+        Os::Windows => 0x0031_0000 | (code << 2),
     }
 }
 
@@ -116,7 +120,9 @@ pub fn text_value(os: Os, attribute: u32, raw: &[u8]) -> Vec<u8> {
 /// The control code of feature `tag` in a PC/SC part 10 feature list (`tag`, length 4, the code
 /// big-endian, repeated), `None` when the reader does not list it. The list comes from the
 /// reader's driver and is checked whole: any entry whose length is not 4, or a truncated one,
-/// makes it `SCM_SCARD_E_READER_UNSUPPORTED`.
+/// makes it `SCM_SCARD_E_READER_UNSUPPORTED`; so does a code for `tag` up to 0xFFFF, which no
+/// platform's `SCARD_CTL_CODE` gives and which `scm_control` would take for a portable function
+/// number, sending another command than the one listed.
 pub fn find_feature(list: &[u8], tag: u8) -> Result<Option<u32>> {
     let mut found = None;
     let mut rest = list;
@@ -131,7 +137,11 @@ pub fn find_feature(list: &[u8], tag: u8) -> Result<Option<u32>> {
             _ => return Err(SCM_SCARD_E_READER_UNSUPPORTED),
         }
     }
-    Ok(found)
+    match found {
+        Some(code) if code > PORTABLE_CONTROL_MAX => Ok(Some(code)),
+        Some(_) => Err(SCM_SCARD_E_READER_UNSUPPORTED),
+        None => Ok(None),
+    }
 }
 
 /// Room for any attribute: pcsc-lite refuses a buffer larger than `MAX_BUFFER_SIZE` before
@@ -313,7 +323,14 @@ mod tests {
         assert_eq!(find_feature(&list, SCM_FEATURE_IFD_PIN_PROPERTIES as u8), Ok(None));
         assert_eq!(find_feature(&[], 6), Ok(None));
         // The first entry of a tag listed twice wins.
-        assert_eq!(find_feature(&[6, 4, 0, 0, 0, 1, 6, 4, 0, 0, 0, 2], 6), Ok(Some(1)));
+        assert_eq!(find_feature(&[6, 4, 0x42, 0, 0, 1, 6, 4, 0x42, 0, 0, 2], 6), Ok(Some(0x4200_0001)));
+        // A code scm_control would read as a portable function number, and so turn into
+        // another command than the one listed, is not handed out.
+        for small in [[6, 4, 0, 0, 0x0D, 0x48], [6, 4, 0, 0, 0xFF, 0xFF], [6, 4, 0, 0, 0, 0]] {
+            assert_eq!(find_feature(&small, 6), Err(SCM_SCARD_E_READER_UNSUPPORTED), "{small:?}");
+            assert_eq!(find_feature(&small, 7), Ok(None), "another tag's code is not asked for");
+        }
+        assert_eq!(find_feature(&[6, 4, 0, 1, 0, 0], 6), Ok(Some(0x1_0000)));
         for malformed in
             [&[6u8][..], &[6, 4, 0, 0, 0], &[6, 2, 0, 1], &[6, 5, 0, 0, 0, 0, 1], &[6, 4, 0, 0, 0, 1, 7]]
         {
@@ -339,7 +356,10 @@ mod tests {
         if list.len() % 6 != 0 || list.chunks(6).any(|entry| entry[1] != 4) {
             return Err(SCM_SCARD_E_READER_UNSUPPORTED);
         }
-        Ok(list.chunks(6).find(|entry| entry[0] == tag).map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]])))
+        match list.chunks(6).find(|entry| entry[0] == tag) {
+            Some([_, _, 0, 0, _, _]) => Err(SCM_SCARD_E_READER_UNSUPPORTED),
+            entry => Ok(entry.map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]]))),
+        }
     }
 
     #[test]
@@ -354,7 +374,12 @@ mod tests {
             let entries = (random.next() % 8) as usize;
             let mut list: Vec<u8> = (0..entries)
                 .flat_map(|_| {
-                    let code = (random.next() as u32).to_be_bytes();
+                    // A quarter of the codes near the portable range, on either side of 0xFFFF.
+                    let code = match random.next() % 4 {
+                        0 => (random.next() % 0x2_0000) as u32,
+                        _ => random.next() as u32,
+                    }
+                    .to_be_bytes();
                     [(random.next() % 20) as u8, 4, code[0], code[1], code[2], code[3]]
                 })
                 .collect();

@@ -263,7 +263,9 @@ pub unsafe extern "C" fn scm_control(
 /// Errors: `SCM_E_POINTER` (`m` or `control_code` NULL), `SCM_E_INVALIDARG` (`tag` 0 or over
 /// 0xFF), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the reader
 /// does not list the feature, or answers no feature request at all),
-/// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
+/// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list, or one giving the feature a code
+/// up to 0xFFFF, which `scm_control` would take for a portable function number), the codes of
+/// `scm_control`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_get_feature(
     m: *mut scm_manage,
