@@ -748,7 +748,9 @@ scm_hresult scm_cancel(scm_manage *m);
 //
 // Errors: `SCM_E_POINTER` (`m` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 // `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver does not answer that attribute: pcsc-lite's
-// 0x8010001F is reported so, as Windows does), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
+// 0x8010001F is reported so, and so is a Windows driver's Win32 `ERROR_NOT_SUPPORTED` or
+// `ERROR_INVALID_FUNCTION`, here and in `scm_set_attrib`, `scm_control` and
+// `scm_get_feature`), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
 // reader), `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_W_RESET_CARD`,
 // `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`), `SCM_SCARD_E_NO_SERVICE`, other PC/SC
 // codes (pcsc-lite reports a driver's failure as `SCM_SCARD_E_NOT_TRANSACTED`).

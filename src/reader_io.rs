@@ -64,12 +64,21 @@ pub fn control_code(os: Os, code: u32) -> u32 {
     }
 }
 
+/// WinSCard passes a reader driver's own refusal through as a Win32 error: `ERROR_NOT_SUPPORTED`
+/// (an unknown attribute or IOCTL, `STATUS_NOT_SUPPORTED` in the driver) or
+/// `ERROR_INVALID_FUNCTION` (`STATUS_INVALID_DEVICE_REQUEST`), as `HRESULT_FROM_WIN32` here.
+const WINDOWS_NOT_SUPPORTED: scm_hresult = 0x8007_0032_u32 as i32;
+const WINDOWS_INVALID_FUNCTION: scm_hresult = 0x8007_0001_u32 as i32;
+
 /// The code an attribute or control call reports: pcsc-lite's 0x8010001F in a call asking for a
 /// feature means the feature is unsupported, which the ABI (as Windows) calls
-/// `SCARD_E_UNSUPPORTED_FEATURE`; on Windows 0x8010001F is `SCARD_E_UNEXPECTED` and stays so.
+/// `SCARD_E_UNSUPPORTED_FEATURE`; on Windows 0x8010001F is `SCARD_E_UNEXPECTED` and stays so,
+/// and a driver's Win32 "not supported" is that code too, so that a program tests one code on
+/// every OS.
 pub fn feature_code(os: Os, code: scm_hresult) -> scm_hresult {
     match (os, code) {
-        (Os::PcscLite | Os::Mac, PCSCLITE_UNSUPPORTED) => SCM_SCARD_E_UNSUPPORTED_FEATURE,
+        (Os::PcscLite | Os::Mac, PCSCLITE_UNSUPPORTED)
+        | (Os::Windows, WINDOWS_NOT_SUPPORTED | WINDOWS_INVALID_FUNCTION) => SCM_SCARD_E_UNSUPPORTED_FEATURE,
         _ => code,
     }
 }
@@ -263,6 +272,14 @@ mod tests {
         assert_eq!(feature_code(Os::PcscLite, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNSUPPORTED_FEATURE);
         assert_eq!(feature_code(Os::Mac, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNSUPPORTED_FEATURE);
         assert_eq!(feature_code(Os::Windows, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNEXPECTED);
+        // A Windows driver's refusal of an attribute or IOCTL, as WinSCard passes it on
+        // (HRESULT_FROM_WIN32 of ERROR_NOT_SUPPORTED and ERROR_INVALID_FUNCTION).
+        for refusal in [0x8007_0032_u32 as i32, 0x8007_0001_u32 as i32] {
+            assert_eq!(feature_code(Os::Windows, refusal), SCM_SCARD_E_UNSUPPORTED_FEATURE);
+            // pcsc-lite has no such codes.
+            assert_eq!(feature_code(Os::PcscLite, refusal), refusal);
+        }
+        assert_eq!(feature_code(Os::Windows, SCM_E_HANDLE), SCM_E_HANDLE);
         for os in ALL {
             assert_eq!(feature_code(os, SCM_SCARD_E_UNSUPPORTED_FEATURE), SCM_SCARD_E_UNSUPPORTED_FEATURE);
             assert_eq!(feature_code(os, SCM_SCARD_W_REMOVED_CARD), SCM_SCARD_W_REMOVED_CARD);
