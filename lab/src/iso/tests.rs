@@ -238,6 +238,7 @@ fn create_delete_deactivate_activate() {
     assert_eq!(split(&create("8201 01 8302 5201")).1, 0x6A89, "id exists");
     assert_eq!(split(&create("8201 01 8302 5202 8801 08")).1, 0x6A89, "SFI exists");
     assert_eq!(split(&create("8201 01 8302 5203 8003 020000")).1, 0x6A84, "past the card's memory");
+    assert_eq!(split(&create("8206 02 21 FFFF FFFF 8302 5203")).1, 0x6A84, "65 535 records of 65 535 bytes");
     assert_eq!(split(&create("8201 38 8302 5300 8407 F053434D49534F")).1, 0x6A8A, "name exists");
     assert_eq!(split(&create("8302 5300")).1, 0x6A80, "no descriptor");
     assert_eq!(split(&card.transmit(&apdu([0, 0xE0, 0, 0], &x("62 05 8201"), None))).1, 0x6A80);
