@@ -202,8 +202,6 @@ fn hostile_cards_get_their_documented_codes_in_bounded_time() {
         assert!(commands <= 258, "{}: {commands} commands", mode.name());
         eprintln!("{}: {commands} commands in {took:?}", mode.name());
     }
-    // Hostile::EmptyAnswer is left out: vpcd never returns from a transmit whose answer has no
-    // bytes (measured: SCardTransmit still blocked after 60 s), so no library call can finish.
     reader.card.set_hostile(Hostile::None);
     // The card and the manager are fine afterwards.
     reader.select_application();
