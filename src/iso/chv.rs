@@ -31,9 +31,15 @@ pub fn wipe(bytes: &mut [u8]) {
 }
 
 /// A buffer of the library's that holds a secret: wiped, its whole capacity, when dropped (on
-/// unwinding too).
-#[derive(Default)]
+/// unwinding too). Made with the room it will need, so that it never grows: a growing vector
+/// would free its earlier allocation unwiped.
 pub struct Secret(pub Vec<u8>);
+
+impl Secret {
+    pub fn with_capacity(capacity: usize) -> Secret {
+        Secret(Vec::with_capacity(capacity))
+    }
+}
 
 impl Drop for Secret {
     fn drop(&mut self) {
@@ -65,10 +71,18 @@ fn append_code(data: &mut Secret, code: &[u8], flags: u32) -> Result<(), scm_hre
     Ok(())
 }
 
+/// Room for the codes of one command in any format: each padded to 8 bytes at most grows to 8.
+fn code_room(codes: &[&[u8]]) -> usize {
+    codes.iter().map(|code| code.len().max(PADDED_LEN)).sum()
+}
+
+/// The longest encoding of a command with `data`: header, extended Lc and Le.
+const ENCODING_OVERHEAD: usize = 4 + 3 + 2;
+
 /// Sends a command whose data is a secret, encoding it in a wiped buffer, and reads the answer
 /// as reference-data status.
 fn send_secret(manager: &mut Manager, command: &Command) -> ChvResult<()> {
-    let mut encoded = Secret::default();
+    let mut encoded = Secret::with_capacity(command.data.len() + ENCODING_OVERHEAD);
     let mut response = Vec::new();
     let sw = manager.iso_command_in(command, &mut encoded.0, &mut response)?;
     sw::chv_check(sw)
@@ -80,7 +94,7 @@ pub fn verify(manager: &mut Manager, reference: u32, code: &[u8], flags: u32) ->
     if code.is_empty() {
         return Err(SCM_E_INVALIDARG.into());
     }
-    let mut data = Secret::default();
+    let mut data = Secret::with_capacity(code_room(&[code]));
     append_code(&mut data, code, flags)?;
     send_secret(manager, &Command { data: &data.0, ..Command::new(0x00, 0x20, 0x00, p2) })
 }
@@ -126,7 +140,7 @@ impl Chv {
         if new.is_empty() {
             return Err(SCM_E_INVALIDARG.into());
         }
-        let mut data = Secret::default();
+        let mut data = Secret::with_capacity(code_room(&[old, new]));
         if !old.is_empty() {
             append_code(&mut data, old, flags)?;
         }
@@ -146,7 +160,7 @@ impl Chv {
         flags: u32,
     ) -> ChvResult<()> {
         let p2 = reference_p2(reference)?;
-        let mut data = Secret::default();
+        let mut data = Secret::with_capacity(code_room(&[unblock_code, new]));
         if !unblock_code.is_empty() {
             append_code(&mut data, unblock_code, flags)?;
         }
@@ -190,14 +204,17 @@ mod tests {
 
     #[test]
     fn codes_are_padded_only_as_asked() {
-        let mut data = Secret::default();
+        let mut data = Secret::with_capacity(code_room(&[b"1234", b"12"]));
+        let room = data.0.capacity();
         append_code(&mut data, b"1234", PAD_FF).unwrap();
-        assert_eq!(data.0, b"1234\xFF\xFF\xFF\xFF");
-        let mut data = Secret::default();
+        append_code(&mut data, b"12", PAD_FF).unwrap();
+        assert_eq!(data.0, b"1234\xFF\xFF\xFF\xFF12\xFF\xFF\xFF\xFF\xFF\xFF");
+        assert_eq!(data.0.capacity(), room, "never grown, so never moved");
+        let mut data = Secret::with_capacity(code_room(&[b"1234"]));
         append_code(&mut data, b"1234", 0).unwrap();
         assert_eq!(data.0, b"1234");
-        assert_eq!(append_code(&mut Secret::default(), b"123456789", PAD_FF), Err(SCM_E_INVALIDARG));
-        assert_eq!(append_code(&mut Secret::default(), b"1234", 2), Err(SCM_E_INVALIDARG));
+        assert_eq!(append_code(&mut Secret::with_capacity(8), b"123456789", PAD_FF), Err(SCM_E_INVALIDARG));
+        assert_eq!(append_code(&mut Secret::with_capacity(8), b"1234", 2), Err(SCM_E_INVALIDARG));
         assert_eq!(reference_p2(0x81), Ok(0x81));
         assert_eq!(reference_p2(0x100), Err(SCM_E_INVALIDARG));
     }
