@@ -193,10 +193,15 @@ impl Card {
             return self.get_response(&command);
         }
         self.volatile.pending = None;
-        let command = match self.chain(command) {
+        let mut command = match self.chain(command) {
             Ok(command) => command,
             Err(status) => return with_sw(Vec::new(), status),
         };
+        // A T=0 transport sends a case-4 command without its Le (ISO/IEC 7816-3, 12.2.4): the
+        // card answers it as for the largest short Ne, through GET RESPONSE.
+        if self.options.t0 && command.ne.is_none() && !command.data.is_empty() {
+            command.ne = Some(SHORT_MAX);
+        }
         let answer = self.execute(&command);
         if self.hostile == Hostile::OverlongRead
             && matches!(command.ins, 0xB0 | 0xB1)
