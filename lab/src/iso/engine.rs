@@ -4,7 +4,6 @@
 use super::apdu::{sw, Command, MAX_DATA, SHORT_MAX};
 use super::files::{Access, Body, Files, Node, MF_INDEX};
 use super::{Hostile, IsoOptions};
-use crate::card::Reply;
 
 /// The filler byte of hostile answers.
 pub(super) const FILLER: u8 = 0xEE;
@@ -172,10 +171,7 @@ impl Card {
         }
         // The proprietary class belongs to the default applet (ECHO, READ), 0xFF is invalid.
         if apdu.first().is_some_and(|&cla| cla & 0x80 != 0 && cla != 0xFF) {
-            return match crate::default_applet(apdu) {
-                Reply::Respond(response) => response,
-                Reply::Vanish => unreachable!("the default applet never vanishes"),
-            };
+            return crate::applet::default_response(apdu);
         }
         let Some(command) = Command::parse(apdu) else {
             return with_sw(Vec::new(), sw::WRONG_LENGTH);
