@@ -204,6 +204,8 @@ pub struct IsoOptions {
 impl IsoOptions {
     /// A T=0 card: short APDUs, 61xx and 6Cxx, chaining.
     pub const T0: IsoOptions = IsoOptions { t0: true, extended: false, chaining: true };
+    /// A T=1 card without extended length: short APDUs, chaining.
+    pub const SHORT: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
 
     fn extended_length(self) -> bool {
         self.extended && !self.t0

@@ -65,8 +65,9 @@ fn atr_announces_protocol_and_capabilities() {
     assert_eq!(t1[..3], [0x3B, 0x87, 0x01]);
     assert_eq!(t1[1..].iter().fold(0, |a, b| a ^ b), 0, "TCK");
     assert_eq!(t1[3..10], [0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, 0xE0]);
-    let short = atr(IsoOptions { extended: false, chaining: false, ..IsoOptions::default() });
-    assert_eq!(short[9], 0x00);
+    assert_eq!(atr(IsoOptions::SHORT)[9], 0x80);
+    let plain = atr(IsoOptions { extended: false, chaining: false, ..IsoOptions::default() });
+    assert_eq!(plain[9], 0x00);
     let t0 = atr(IsoOptions::T0);
     assert_eq!(t0, [0x3B, 0x07, 0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, 0x80]);
     // t0 overrides extended.
