@@ -48,7 +48,8 @@
  *
  * A card whose answers break the exchange (shorter than a status word, more data than the Le
  * asked, a GET RESPONSE chain past 65536 bytes or 1024 rounds, 6Cxx three times for one
- * command) gets SCM_SCARD_E_COMM_DATA_LOST. Card data that should be BER-TLV and is not (a
+ * command, a chained piece answered with data, 61xx or a warning) gets
+ * SCM_SCARD_E_COMM_DATA_LOST. Card data that should be BER-TLV and is not (a
  * length running past the data, an indefinite or over-long length, a tag over four bytes,
  * nesting over eight levels, a field of the wrong size) gets SCM_SCARD_E_UNEXPECTED.
  */
@@ -630,7 +631,9 @@ const char *scm_version(void);
 // A card that breaks the exchange gets `SCM_SCARD_E_COMM_DATA_LOST` and its answer is dropped:
 // an answer shorter than a status word, more data than the Le of the command that got it, a
 // GET RESPONSE chain past 65536 bytes or past 1024 rounds, or a third `6Cxx` for one command.
-// A chained piece answered with anything but `90 00` ends the command with that answer.
+// A chained piece answered with anything but `90 00` ends the command: with that status word
+// when it is a refusal (`64xx` to `6Fxx`, no data), with `SCM_SCARD_E_COMM_DATA_LOST` when it
+// is not (data, `61xx`, a warning: the caller would take it for the whole command's answer).
 //
 // Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_HANDLE`,
 // `SCM_E_INVALIDARG` (unknown flag bits, `command_len` 0 or over `SCM_MAX_APDU_SIZE`, a command

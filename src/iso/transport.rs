@@ -179,10 +179,16 @@ pub fn run(
                     break;
                 }
                 let (data, sw) = exchange(card, &piece, false, encoded, answer)?;
-                if sw != super::sw::SW_OK || !data.is_empty() {
-                    append(response, data)?;
-                    return Ok(sw);
+                if sw == super::sw::SW_OK && data.is_empty() {
+                    continue;
                 }
+                // The rest of the data never reached the card: only a refusal may end the
+                // command, since anything else would read as the whole command's success.
+                let refusal = data.is_empty() && matches!(sw >> 8, 0x64..=0x6F);
+                return match refusal {
+                    true => Ok(sw),
+                    false => Err(BROKEN_EXCHANGE),
+                };
             }
         }
         // A short command asks for at most 256 bytes; GET RESPONSE collects the rest.
@@ -472,6 +478,25 @@ mod tests {
         assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap().1, 0x6884);
         assert_eq!(card.commands.len(), 1);
         assert!(data.len() > 2 * MAX_SHORT_DATA);
+    }
+
+    #[test]
+    fn a_piece_answered_as_if_the_command_were_whole_breaks_the_exchange() {
+        // Only the first 255 of 600 bytes reached the card: an answer the caller would take for
+        // the whole command's success (data, 61xx, 9000 with data, a 62xx warning with data) must
+        // not end it as one.
+        let data = vec![0x42; 600];
+        let update = Command { data: &data, ..Command::new(0x00, 0xD6, 0, 0) };
+        for answer in [vec![0x61, 0x10], vec![1, 2, 0x90, 0x00], vec![1, 0x62, 0x81], vec![0x91, 0x00]] {
+            let mut card = scripted(|_| answer.clone());
+            assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE, "{answer:02X?}");
+            assert_eq!(card.commands.len(), 1);
+        }
+        // A refusal without data still ends the command with its status word.
+        for refusal in [0x6882, 0x6A80, 0x6982] {
+            let mut card = scripted(|_| u16::to_be_bytes(refusal).to_vec());
+            assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap(), (vec![], refusal));
+        }
     }
 
     #[test]
