@@ -626,7 +626,9 @@ const char *scm_version(void);
 // GET RESPONSE were sent: that answer is lost (send the command again with a buffer of the size
 // returned, or of `SCM_MAX_APDU_SIZE` bytes, which always fits). `response` is written only on
 // success. `command` and `response` may be the same buffer. Reuses the manager's buffers: no
-// allocation per call after the first.
+// allocation per call after the first. The library's copy of the command (its encoding) is
+// overwritten before the call returns, so a VERIFY sent this way leaves no code in the
+// manager.
 //
 // A card that breaks the exchange gets `SCM_SCARD_E_COMM_DATA_LOST` and its answer is dropped:
 // an answer shorter than a status word, more data than the Le of the command that got it, a

@@ -11,6 +11,7 @@ use std::fmt;
 use pcsc::ffi;
 
 use super::apdu::{Command, MAX_NE, MAX_SHORT_DATA, MAX_SHORT_NE};
+use super::chv::wipe;
 use super::BROKEN_EXCHANGE;
 use crate::hresult::*;
 use crate::manager::Manager;
@@ -282,6 +283,57 @@ impl IsoSession {
     pub fn forget_card(&mut self) {
         self.capabilities = None;
     }
+
+    /// Gives the buffers their full size, once: any answer fits, and any command's encoding, so
+    /// that the encoding buffer never grows (growing frees the old allocation as it is).
+    fn ready(&mut self) {
+        if self.answer.len() < scard::MAX_APDU {
+            self.answer.resize(scard::MAX_APDU, 0);
+        }
+        if self.encoded.capacity() < scard::MAX_APDU {
+            self.encoded.clear();
+            self.encoded.reserve_exact(scard::MAX_APDU);
+        }
+    }
+
+    /// [`Manager::iso_transmit`] over `card`, with the command decoded.
+    fn transmit(
+        &mut self,
+        card: &mut impl Exchange,
+        capabilities: Capabilities,
+        flags: u32,
+        command: &Command,
+        was_extended: bool,
+    ) -> Result<Vec<u8>> {
+        let plan = match flags & CHAIN {
+            0 => Plan { extended: was_extended, t0: capabilities.t0 },
+            _ => Plan::automatic(command, capabilities),
+        };
+        let mut response = std::mem::take(&mut self.response);
+        response.clear();
+        // The caller's command may carry a code (a VERIFY of its own): the copy is wiped when
+        // the exchange ends, however it ends, unwinding included.
+        let encoded = Wiped(&mut self.encoded);
+        match run(card, command, plan, flags, encoded.0, &mut self.answer, &mut response) {
+            Ok(sw) => {
+                response.extend_from_slice(&sw.to_be_bytes());
+                Ok(response)
+            }
+            Err(code) => {
+                self.response = response;
+                Err(code)
+            }
+        }
+    }
+}
+
+/// A buffer overwritten (its length) when let go.
+struct Wiped<'a>(&'a mut Vec<u8>);
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        wipe(self.0);
+    }
 }
 
 /// The manager's connection with its session, ready for a command.
@@ -301,9 +353,7 @@ impl Manager {
                 *session.capabilities.insert(capabilities)
             }
         };
-        if session.answer.len() < scard::MAX_APDU {
-            session.answer.resize(scard::MAX_APDU, 0);
-        }
+        session.ready();
         Ok((Link { card: Connection { handle, protocol }, session }, capabilities))
     }
 
@@ -345,23 +395,7 @@ impl Manager {
         let (command, was_extended) = Command::parse(raw)?;
         let (link, capabilities) = self.iso_link()?;
         let Link { mut card, session } = link;
-        let plan = match flags & CHAIN {
-            0 => Plan { extended: was_extended, t0: capabilities.t0 },
-            _ => Plan::automatic(&command, capabilities),
-        };
-        let mut response = std::mem::take(&mut session.response);
-        response.clear();
-        match run(&mut card, &command, plan, flags, &mut session.encoded, &mut session.answer, &mut response)
-        {
-            Ok(sw) => {
-                response.extend_from_slice(&sw.to_be_bytes());
-                Ok(response)
-            }
-            Err(code) => {
-                session.response = response;
-                Err(code)
-            }
-        }
+        session.transmit(&mut card, capabilities, flags, &command, was_extended)
     }
 
     /// Gives the buffer [`Manager::iso_transmit`] returned back, for the next call.
@@ -544,6 +578,31 @@ mod tests {
         }
         // The lab's default card: T=1, no historical bytes.
         assert!(!Capabilities::from_atr(&[0x3B, 0x80, 0x01, 0x81], false).extended_length);
+    }
+
+    #[test]
+    fn a_raw_command_leaves_no_copy_in_the_session() {
+        // A caller's VERIFY through scm_transmit_ex: its code must not stay in the manager's
+        // buffers (kept for the manager's lifetime, freed unwiped), nor in an allocation a
+        // growing buffer left behind.
+        let mut session = IsoSession::default();
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        let capabilities = Capabilities { extended_length: true, t0: false };
+        let mut send = |session: &mut IsoSession, raw: &[u8]| {
+            let (command, was_extended) = Command::parse(raw).unwrap();
+            session.ready();
+            let response = session.transmit(&mut card, capabilities, ALL, &command, was_extended).unwrap();
+            session.response = response;
+        };
+        send(&mut session, &[0x00, 0x84, 0x00, 0x00, 0x08]);
+        let first = session.encoded.as_ptr();
+        let code = *b"PIN-4711";
+        let verify =
+            [&[0x00, 0x20, 0x00, 0x81, 0x00, 0x01, 0x2C][..], &[code; 300 / 8 + 1].concat()[..300]].concat();
+        send(&mut session, &verify);
+        assert_eq!(session.encoded.as_ptr(), first, "the encoding buffer never moves");
+        assert!(session.encoded.iter().all(|&byte| byte == 0), "the encoded command is wiped");
+        assert!(session.encoded.capacity() >= scard::MAX_APDU);
     }
 
     #[test]
