@@ -311,10 +311,11 @@ impl IsoSession {
         };
         let mut response = std::mem::take(&mut self.response);
         response.clear();
-        // The caller's command may carry a code (a VERIFY of its own): the copy is wiped when
-        // the exchange ends, however it ends, unwinding included.
-        let encoded = Wiped(&mut self.encoded);
-        match run(card, command, plan, flags, encoded.0, &mut self.answer, &mut response) {
+        // The caller's command may carry a code (a VERIFY of its own): every encoding of it (its
+        // pieces, resends and GET RESPONSEs are no longer) is wiped when the exchange ends,
+        // however it ends, unwinding included.
+        let encoded = Wiped { used: longest_encoding(command.data.len()), buffer: &mut self.encoded };
+        match run(card, command, plan, flags, encoded.buffer, &mut self.answer, &mut response) {
             Ok(sw) => {
                 response.extend_from_slice(&sw.to_be_bytes());
                 Ok(response)
@@ -327,13 +328,26 @@ impl IsoSession {
     }
 }
 
-/// A buffer overwritten (its length) when let go.
-struct Wiped<'a>(&'a mut Vec<u8>);
+/// A buffer overwritten when let go, over the first `used` bytes of its allocation: its length
+/// at the end says only what was written last.
+struct Wiped<'a> {
+    buffer: &'a mut Vec<u8>,
+    used: usize,
+}
 
 impl Drop for Wiped<'_> {
     fn drop(&mut self) {
-        wipe(self.0);
+        let used = self.used.min(self.buffer.capacity());
+        // Within the capacity: no new allocation.
+        self.buffer.resize(used.max(self.buffer.len()), 0);
+        wipe(self.buffer);
     }
+}
+
+/// The longest encoding of a command with `data` and of each piece of it: header, extended Lc
+/// and Le.
+pub(crate) const fn longest_encoding(data: usize) -> usize {
+    data + 4 + 3 + 2
 }
 
 /// The manager's connection with its session, ready for a command.
@@ -407,7 +421,7 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iso::apdu::MAX_SHORT_DATA;
+    use crate::iso::apdu::{CLA_CHAINING, MAX_SHORT_DATA};
 
     /// A card played by a closure over each command, counting them.
     struct Scripted<F: FnMut(&[u8]) -> Vec<u8>> {
@@ -583,26 +597,39 @@ mod tests {
     #[test]
     fn a_raw_command_leaves_no_copy_in_the_session() {
         // A caller's VERIFY through scm_transmit_ex: its code must not stay in the manager's
-        // buffers (kept for the manager's lifetime, freed unwiped), nor in an allocation a
-        // growing buffer left behind.
-        let mut session = IsoSession::default();
-        let mut card = scripted(|_| vec![0x90, 0x00]);
-        let capabilities = Capabilities { extended_length: true, t0: false };
-        let mut send = |session: &mut IsoSession, raw: &[u8]| {
-            let (command, was_extended) = Command::parse(raw).unwrap();
-            session.ready();
-            let response = session.transmit(&mut card, capabilities, ALL, &command, was_extended).unwrap();
-            session.response = response;
-        };
-        send(&mut session, &[0x00, 0x84, 0x00, 0x00, 0x08]);
-        let first = session.encoded.as_ptr();
+        // buffers (kept for the manager's lifetime, freed unwiped), past their length either (a
+        // GET RESPONSE or a last chained piece is shorter than the command), nor in an
+        // allocation a growing buffer left behind.
         let code = *b"PIN-4711";
-        let verify =
-            [&[0x00, 0x20, 0x00, 0x81, 0x00, 0x01, 0x2C][..], &[code; 300 / 8 + 1].concat()[..300]].concat();
-        send(&mut session, &verify);
-        assert_eq!(session.encoded.as_ptr(), first, "the encoding buffer never moves");
-        assert!(session.encoded.iter().all(|&byte| byte == 0), "the encoded command is wiped");
-        assert!(session.encoded.capacity() >= scard::MAX_APDU);
+        let data = [code; 300 / 8 + 1].concat();
+        let verify = [&[0x00, 0x20, 0x00, 0x81, 0x00, 0x01, 0x2C][..], &data[..300]].concat();
+        for extended_length in [true, false] {
+            let mut session = IsoSession::default();
+            session.ready();
+            // Every byte of the allocation initialized, so that all of it can be read below.
+            let capacity = session.encoded.capacity();
+            session.encoded.resize(capacity, 0);
+            session.encoded.clear();
+            let first = session.encoded.as_ptr();
+            let mut card = scripted(|command| match command[1] {
+                0x20 if command[0] & CLA_CHAINING == 0 => vec![0x61, 0x04],
+                0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
+                _ => vec![0x90, 0x00],
+            });
+            let capabilities = Capabilities { extended_length, t0: false };
+            for raw in [&[0x00, 0x84, 0x00, 0x00, 0x08][..], &verify] {
+                let (command, was_extended) = Command::parse(raw).unwrap();
+                let response =
+                    session.transmit(&mut card, capabilities, ALL, &command, was_extended).unwrap();
+                session.response = response;
+            }
+            assert_eq!(card.commands.len(), 1 + 2 + usize::from(!extended_length), "a GET RESPONSE each");
+            assert_eq!(session.encoded.as_ptr(), first, "the encoding buffer never moves");
+            assert!(session.encoded.capacity() >= scard::MAX_APDU);
+            // SAFETY: the whole capacity was initialized above, in this same allocation.
+            unsafe { session.encoded.set_len(capacity) };
+            assert!(!session.encoded.windows(code.len()).any(|bytes| bytes == code), "the code is wiped");
+        }
     }
 
     #[test]
