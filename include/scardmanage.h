@@ -626,7 +626,8 @@ const char *scm_version(void);
 // GET RESPONSE were sent: that answer is lost (send the command again with a buffer of the size
 // returned, or of `SCM_MAX_APDU_SIZE` bytes, which always fits). `response` is written only on
 // success. `command` and `response` may be the same buffer. Reuses the manager's buffers: no
-// allocation per call after the first. The library's copy of the command (its encoding) is
+// allocation per call after the first, except that an answer longer than any before grows the
+// manager's answer buffer once. The library's copy of the command (its encoding) is
 // overwritten before the call returns, so a VERIFY sent this way leaves no code in the
 // manager.
 //
