@@ -10,6 +10,7 @@ use std::sync::Arc;
 use pcsc::ffi;
 
 use crate::hresult::*;
+use crate::iso::transport::IsoSession;
 use crate::scard::{self, CardHandle, Context, Result};
 use crate::spare_contexts;
 use crate::wait::{Observation, Seen, Waits};
@@ -128,6 +129,8 @@ pub struct Manager {
     attachment: Option<Attachment>,
     /// Waits in progress and what the manager last saw of its card (`wait.rs`).
     waits: Arc<Waits>,
+    /// What the ISO transport learnt of the connected card, and its reusable buffers.
+    pub(crate) iso: IsoSession,
 }
 
 /// Codes after which a card handle is worth nothing more and a new connection is needed:
@@ -323,6 +326,7 @@ impl Manager {
     }
 
     pub fn reconnect(&mut self) -> Result<()> {
+        self.iso.forget_card();
         let attachment = self.attachment()?;
         let result = match &mut attachment.link {
             Link::Reader(link) => link.reconnect(),
@@ -345,6 +349,7 @@ impl Manager {
     /// Ends the attachment whatever PC/SC answers; reports PC/SC's failure to release the card
     /// as asked, if any.
     pub fn detach(&mut self, disposition: Disposition) -> Result<()> {
+        self.iso.forget_card();
         let attachment = self.attachment()?;
         if matches!(attachment.link, Link::Borrowed(_)) && disposition != Disposition::Leave {
             return Err(SCM_E_INVALIDARG);
@@ -462,6 +467,13 @@ impl Manager {
 
     pub fn waits(&self) -> &Arc<Waits> {
         &self.waits
+    }
+
+    /// The connected card, its protocol and the ISO transport's state for it: the transport
+    /// (`iso::transport`) runs its exchanges through these, under this manager's lock.
+    pub fn iso_parts(&mut self) -> Result<(CardHandle, ffi::DWORD, &mut IsoSession)> {
+        let card = self.connection()?;
+        Ok((card.handle, card.protocol, &mut self.iso))
     }
 }
 

@@ -4,6 +4,9 @@
 
 use crate::handle_table::HandleTable;
 use crate::hresult::{SCM_E_HANDLE, SCM_E_OUTOFMEMORY};
+use crate::iso::auth::Auth;
+use crate::iso::chv::Chv;
+use crate::iso::file::FileAccess;
 use crate::manager::Manager;
 use crate::monitor::Monitor;
 use crate::scard::Result;
@@ -12,6 +15,9 @@ use crate::scard::Result;
 pub enum Object {
     Manager(Manager),
     Monitor(Monitor),
+    FileAccess(FileAccess),
+    Chv(Chv),
+    Auth(Auth),
 }
 
 /// The library's one table of live objects.
@@ -50,6 +56,32 @@ pub fn manager(object: &mut Object) -> Option<&mut Manager> {
 pub fn monitor(object: &mut Object) -> Option<&mut Monitor> {
     match object {
         Object::Monitor(monitor) => Some(monitor),
+        _ => None,
+    }
+}
+
+/// The file access object inside an object, when it is one.
+// Used by `scm_file_*` (the iso-file branch); until it is merged, nothing picks this kind.
+#[allow(dead_code)]
+pub fn file_access(object: &mut Object) -> Option<&mut FileAccess> {
+    match object {
+        Object::FileAccess(file_access) => Some(file_access),
+        _ => None,
+    }
+}
+
+/// The verification object inside an object, when it is one.
+pub fn chv(object: &mut Object) -> Option<&mut Chv> {
+    match object {
+        Object::Chv(chv) => Some(chv),
+        _ => None,
+    }
+}
+
+/// The authentication object inside an object, when it is one.
+pub fn auth(object: &mut Object) -> Option<&mut Auth> {
+    match object {
+        Object::Auth(auth) => Some(auth),
         _ => None,
     }
 }
