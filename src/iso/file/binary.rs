@@ -29,7 +29,7 @@ pub struct Step {
 }
 
 /// The tag and BER length of a data object holding `len` bytes.
-fn object_header(tag: u8, len: usize) -> Vec<u8> {
+pub fn object_header(tag: u8, len: usize) -> Vec<u8> {
     let mut header = vec![tag];
     match len {
         0..=0x7F => header.push(len as u8),

@@ -44,9 +44,14 @@ impl<T> Default for OpenFiles<T> {
 }
 
 impl<T> OpenFiles<T> {
+    /// Whether [`MAX_OPEN_FILES`] are open.
+    pub fn is_full(&self) -> bool {
+        self.files.len() >= MAX_OPEN_FILES
+    }
+
     /// Keeps a file open; `SCM_E_OUTOFMEMORY` when [`MAX_OPEN_FILES`] are.
     pub fn open(&mut self, file: T) -> Result<u32> {
-        if self.files.len() >= MAX_OPEN_FILES {
+        if self.is_full() {
             return Err(SCM_E_OUTOFMEMORY);
         }
         // The next number that is neither 0 nor in use: at most MAX_OPEN_FILES + 1 tries.
@@ -103,6 +108,7 @@ mod tests {
         let mut files = OpenFiles::default();
         let numbers: Vec<u32> = (0..MAX_OPEN_FILES).map(|i| files.open(i).unwrap()).collect();
         assert!(!numbers.contains(&0));
+        assert!(files.is_full());
         assert_eq!(files.open(99), Err(SCM_E_OUTOFMEMORY));
         assert_eq!(*files.get(numbers[3]).unwrap(), 3);
         assert_eq!(files.close(numbers[3]), Ok(()));
