@@ -10,6 +10,8 @@ pub mod apdu;
 pub mod auth;
 pub mod chv;
 pub mod file;
+#[cfg(test)]
+mod fuzz;
 pub mod sw;
 pub mod tlv;
 pub mod transport;
