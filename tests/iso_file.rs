@@ -666,6 +666,26 @@ fn calls_after_the_managers_release_are_refused() {
     assert_eq!(unsafe { scm_file_read(ptr::null_mut(), file, &mut byte, &mut len, 0) }, SCM_E_POINTER);
     let as_file_access = lab.manager.0.cast::<scm_file_access>();
     assert_eq!(unsafe { scm_file_read(as_file_access, file, &mut byte, &mut len, 0) }, SCM_E_HANDLE);
+    // What ISO 7816-4 has no command for, on a live object.
+    let live = Files::new(&lab.manager);
+    let mut names_len = 0;
+    assert_eq!(unsafe { scm_file_directory(live.0, 0, ptr::null_mut(), &mut names_len) }, SCM_E_NOTIMPL);
+    let mut capabilities = 0;
+    assert_eq!(unsafe { scm_file_get_file_capabilities(live.0, &mut capabilities) }, SCM_E_NOTIMPL);
+    let name = text("5001");
+    assert_eq!(
+        unsafe { scm_file_set_properties(live.0, SCM_REF_BY_ID, name.as_ptr(), 0, ptr::null(), 0) },
+        SCM_E_NOTIMPL
+    );
+    assert_eq!(
+        unsafe { scm_file_get_file_capabilities(files.0, &mut capabilities) },
+        SCM_E_HANDLE,
+        "manager released"
+    );
+    assert_eq!(
+        unsafe { scm_file_directory(ptr::null_mut(), 0, ptr::null_mut(), &mut names_len) },
+        SCM_E_POINTER
+    );
     let released = Files::new(&lab.manager);
     let token = released.0;
     drop(released);
