@@ -737,3 +737,33 @@ fn two_objects_on_one_manager_from_two_threads() {
         small.join().unwrap();
     });
 }
+
+#[test]
+fn the_header_declares_every_file_function() {
+    let header = include_str!("../include/scardmanage.h");
+    for function in [
+        "scm_file_change_dir",
+        "scm_file_get_current_dir",
+        "scm_file_open",
+        "scm_file_read",
+        "scm_file_write",
+        "scm_file_seek",
+        "scm_file_close",
+        "scm_file_get_properties",
+        "scm_file_create",
+        "scm_file_delete",
+        "scm_file_invalidate",
+        "scm_file_rehabilitate",
+        "scm_file_directory",
+        "scm_file_get_file_capabilities",
+        "scm_file_set_properties",
+    ] {
+        assert!(
+            header.contains(&format!("scm_hresult {function}(scm_file_access *f,")),
+            "{function} is declared"
+        );
+    }
+    for constant in ["#define SCM_FILE_APPEND 1", "#define SCM_FILE_MAX_OPEN 16"] {
+        assert!(header.contains(constant), "{constant}");
+    }
+}
