@@ -564,9 +564,7 @@ fn the_open_file_table_is_bounded() {
 }
 
 /// Hostile cards: each answer is a documented code, quickly, and the object works again once
-/// the card behaves. (The lab's `OneByteAnswer` and `EmptyAnswer` modes are left out: through
-/// pcscd and vpcd such an answer never comes back to the client at all, in SCardTransmit, below
-/// the library; the transport's own tests cover answers shorter than a status word.)
+/// the card behaves.
 #[test]
 fn hostile_cards_get_documented_codes() {
     let lab = IsoReader::new(SHORT_ONLY);
@@ -583,6 +581,7 @@ fn hostile_cards_get_documented_codes() {
         (Hostile::FcpLongLengthForm, Ok(()), Err(MALFORMED), Err(MALFORMED)),
         // No FCP at all: opened as a transparent file of unknown size; no template to give.
         (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
+        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST)),
         (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST)),
         (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST)),
     ];
