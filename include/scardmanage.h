@@ -867,10 +867,11 @@ scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *c
 // `SCM_SCARD_E_UNEXPECTED`. Nothing a card answers is trusted: such answers never crash, hang
 // or write past a buffer. Checks come in the order of the header's preamble.
 //
-// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF is
-// `SCM_SCARD_E_NO_DIR` (a card that sends no FCP is taken at its word that the file is a
-// DF); `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged
-// on failure.
+// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF (its file
+// descriptor, tag 82) is `SCM_SCARD_E_NO_DIR` (a card that sends no FCP, or an FCP or FCI
+// without a file descriptor, is taken at its word that the file is a DF);
+// `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged on
+// failure.
 scm_hresult scm_file_change_dir(scm_file_access *f, uint32_t reference, const char *name);
 
 // The object's current directory (COM GetCurrentDir), NUL-terminated, under the buffer rules:
