@@ -909,8 +909,9 @@ scm_hresult scm_file_open(scm_file_access *f, uint32_t reference, const char *na
 // short EF identifier names it in P1, up to offset 255), past that the odd instruction `00 B1`
 // with an offset data object (`54`) and the bytes in a `53` object. A card that refuses B1
 // (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are returned, and a
-// read starting past it is `SCM_E_NOTIMPL`. A read that starts at the end (the FCP's size, or
-// 6B00/6282 or an empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
+// read starting past it is `SCM_E_NOTIMPL`. A read that starts at the end (the FCP's size,
+// 4294967296 where reading the byte at the last position leaves it, or 6B00/6282 or an empty
+// answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
 // `*len` set to 0 (the one output written on failure). The file ends where the card says:
 // a short answer, 6282 or 6B00. When a command fails after some bytes were read, the call
 // succeeds with those bytes; the next call meets the failure.

@@ -400,17 +400,10 @@ impl Session<'_> {
         position: u64,
         buf: &mut [MaybeUninit<u8>],
     ) -> Result<usize> {
-        let mut want = (buf.len() as u64).min(positions::MAX_POSITION + 1 - position);
-        if let Some(size) = size {
-            if position >= size {
-                return Err(SCM_SCARD_W_EOF);
-            }
-            want = want.min(size - position);
-        }
+        let want = positions::readable(position, size, buf.len())?;
         if want == 0 {
             return Ok(0);
         }
-        let want = want as usize;
         let mut short_id = self.reach(place)?;
         let mut done = 0;
         while done < want {

@@ -29,6 +29,24 @@ pub fn seek(position: u64, origin: u32, offset: i64, end: Option<u64>) -> Result
     base.checked_add_signed(offset).filter(|&new| new <= MAX_POSITION).ok_or(SCM_SCARD_E_BAD_SEEK)
 }
 
+/// How many bytes a read of up to `room` bytes at `position` of a transparent file asks for:
+/// no more than the file's `size` (when known) leaves, nor past [`MAX_POSITION`].
+/// `SCM_SCARD_W_EOF` when the read starts at the end: the size, or one past [`MAX_POSITION`]
+/// (where reading or writing the last byte leaves the position).
+pub fn readable(position: u64, size: Option<u64>, room: usize) -> Result<usize> {
+    if position > MAX_POSITION {
+        return Err(SCM_SCARD_W_EOF);
+    }
+    let mut want = (room as u64).min(MAX_POSITION + 1 - position);
+    if let Some(size) = size {
+        if position >= size {
+            return Err(SCM_SCARD_W_EOF);
+        }
+        want = want.min(size - position);
+    }
+    Ok(want as usize)
+}
+
 /// A table of open files keyed by the numbers handed to the caller: never 0, not reused while
 /// the table could still hold the file that had it.
 #[derive(Debug)]
@@ -101,6 +119,20 @@ mod tests {
         assert_eq!(seek(5, FROM_END, i64::MIN, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
         assert_eq!(seek(5, FROM_END, i64::MAX, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
         assert_eq!(seek(5, 3, 0, Some(9)), Err(SCM_E_INVALIDARG));
+    }
+
+    #[test]
+    fn reads_stop_at_the_size_and_at_the_last_position() {
+        assert_eq!(readable(0, Some(40_000), 100), Ok(100));
+        assert_eq!(readable(39_990, Some(40_000), 100), Ok(10));
+        assert_eq!(readable(40_000, Some(40_000), 100), Err(SCM_SCARD_W_EOF));
+        assert_eq!(readable(7, None, 0), Ok(0), "nothing asked, nothing to send");
+        assert_eq!(readable(MAX_POSITION, None, 100), Ok(1));
+        // Reading the byte at MAX_POSITION moves the position one past it: the end of what
+        // the library can address, so a read there is EOF, never a success of 0 bytes that
+        // a read-until-EOF loop would repeat forever.
+        assert_eq!(readable(MAX_POSITION + 1, None, 100), Err(SCM_SCARD_W_EOF));
+        assert_eq!(readable(MAX_POSITION + 1, Some(u64::MAX), 100), Err(SCM_SCARD_W_EOF));
     }
 
     #[test]
