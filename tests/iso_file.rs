@@ -564,36 +564,42 @@ fn the_open_file_table_is_bounded() {
 }
 
 /// Hostile cards: each answer is a documented code, quickly, and the object works again once
-/// the card behaves.
-#[test]
-fn hostile_cards_get_documented_codes() {
-    let lab = IsoReader::new(SHORT_ONLY);
+/// the card behaves. Reads start at offset 0 (READ BINARY B0) and past 32767 (B1, the offset and
+/// the bytes in data objects), on each kind of card the lab has.
+fn hostile_cards_get_documented_codes(options: IsoOptions) {
+    let lab = IsoReader::new(options);
     let files = Files::new(&lab.manager);
     let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+    let content = iso::big_content();
     const LOST: scm_hresult = SCM_SCARD_E_COMM_DATA_LOST;
     const MALFORMED: scm_hresult = SCM_SCARD_E_UNEXPECTED;
-    // Mode, then what a read of the big file, an open and a properties call of the small one
-    // give.
+    const ODD: usize = 33_000;
+    // B1's answer, overlong: over T=1 more than its Le asked; over T=0, which sends no Le with
+    // a command that has data, bytes after the 53 object.
+    let overlong_odd = if options.t0 { Err(MALFORMED) } else { Err(LOST) };
+    // Mode, then what a read of the big file from 0 and from ODD, an open and a properties call
+    // of the small one give.
     let cases = [
-        (Hostile::OverlongRead, Err(LOST), Ok(()), Ok(())),
-        (Hostile::FcpLengthLies, Ok(()), Err(MALFORMED), Err(MALFORMED)),
-        (Hostile::FcpTruncated, Ok(()), Err(MALFORMED), Err(MALFORMED)),
-        (Hostile::FcpLongLengthForm, Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::OverlongRead, Err(LOST), overlong_odd, Ok(()), Ok(())),
+        (Hostile::FcpLengthLies, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::FcpTruncated, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::FcpLongLengthForm, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
         // No FCP at all: opened as a transparent file of unknown size; no template to give.
-        (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
-        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST)),
-        (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST)),
-        (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
+        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::LongChain, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
     ];
-    for (mode, read, open, properties) in cases {
+    for (mode, read, read_odd, open, properties) in cases {
         lab.card.set_hostile(mode);
         let start = Instant::now();
-        assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-        let got = files.read(big, iso::BIG_SIZE).map(|data| {
-            // Whatever a broken card made of it, never more than the file.
-            assert!(data.len() <= iso::BIG_SIZE);
-        });
-        assert_eq!(got.map_err(|(hr, _)| hr), read, "{mode:?}: read");
+        for (at, expected) in [(0, read), (ODD, read_odd)] {
+            assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, at as i64), Ok(at as u64));
+            // Where the card's FCPs lie, its READ BINARY does not: the file's bytes, exactly.
+            let got = files.read(big, iso::BIG_SIZE).map(|data| same(&data, &content[at..], "read"));
+            assert_eq!(got.map_err(|(hr, _)| hr), expected, "{mode:?}: read at {at}");
+        }
         let opened = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).map(|file| ok(files.close(file)));
         assert_eq!(opened, open, "{mode:?}: open");
         let got = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).map(|fcp| assert_eq!(fcp[0], 0x62));
@@ -601,8 +607,23 @@ fn hostile_cards_get_documented_codes() {
         assert!(start.elapsed() < Duration::from_secs(20), "{mode:?} took {:?}", start.elapsed());
         lab.card.set_hostile(Hostile::None);
         assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-        assert_eq!(files.read(big, 100).unwrap(), iso::big_content()[..100], "{mode:?}: works again");
+        assert_eq!(files.read(big, 100).unwrap(), content[..100], "{mode:?}: works again");
     }
+}
+
+#[test]
+fn hostile_short_apdu_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(SHORT_ONLY);
+}
+
+#[test]
+fn hostile_extended_length_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(IsoOptions::default());
+}
+
+#[test]
+fn hostile_t0_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(IsoOptions::T0);
 }
 
 #[test]
