@@ -714,6 +714,30 @@ fn read_argument_errors() {
     assert_eq!(len, 8, "unchanged on failure");
     ok(unsafe { scm_file_read(files.0, file, buf.as_mut_ptr(), &mut len, 0) });
     assert_eq!(&buf[..len], &iso::SMALL_CONTENT[..8]);
+    // A capacity no slice can have is refused before the buffer is touched.
+    let mut len = usize::MAX;
+    assert_eq!(unsafe { scm_file_read(files.0, file, buf.as_mut_ptr(), &mut len, 0) }, SCM_E_INVALIDARG);
+    assert_eq!(len, usize::MAX);
+    // More than one extended APDU carries, for a write and for CREATE FILE's template.
+    let long = vec![0u8; 65_536];
+    assert_eq!(unsafe { scm_file_write(files.0, file, long.as_ptr(), long.len(), 0) }, SCM_E_INVALIDARG);
+    let name = text("5010");
+    assert_eq!(
+        unsafe { scm_file_create(files.0, SCM_REF_BY_ID, name.as_ptr(), long.as_ptr(), long.len(), 0) },
+        SCM_E_INVALIDARG
+    );
+    // Names that are not UTF-8, or have no NUL within 1024 bytes, are refused.
+    let not_utf8 = b"3F00/50\xFF0\0";
+    assert_eq!(
+        unsafe { scm_file_change_dir(files.0, SCM_REF_BY_ID, not_utf8.as_ptr().cast()) },
+        SCM_E_INVALIDARG
+    );
+    let unterminated = [b'5'; 2048];
+    assert_eq!(
+        unsafe { scm_file_change_dir(files.0, SCM_REF_BY_ID, unterminated.as_ptr().cast()) },
+        SCM_E_INVALIDARG
+    );
+    assert_eq!(files.cwd().unwrap(), "3F00", "unchanged");
 }
 
 /// Two objects on one manager, each in its own thread, each selecting its own file before
