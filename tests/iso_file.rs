@@ -19,9 +19,6 @@ use pcsc::ffi;
 use scardmanage::*;
 use scardmanage_lab::iso::{self, Hostile, IsoOptions};
 
-/// A card without extended length: short APDUs only, over T=1.
-const SHORT_ONLY: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
-
 /// A file access object released on drop.
 struct Files(*mut scm_file_access);
 
@@ -198,7 +195,7 @@ fn big_file_round_trip(lab: &IsoReader, seed: u8) -> (u64, u64) {
 
 #[test]
 fn the_40000_byte_file_through_short_apdus() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let (writes, reads) = big_file_round_trip(&lab, 0x5A);
     // SELECT, then 128 READ BINARY B0 of 256 bytes up to offset 32767 and 29 B1 of 253 past it.
     assert_eq!(reads, 1 + 128 + 29);
@@ -236,7 +233,7 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
 
 #[test]
 fn reads_and_seeks_inside_the_file() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let content = iso::big_content();
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
@@ -277,7 +274,7 @@ fn reads_and_seeks_inside_the_file() {
 
 #[test]
 fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -3), Ok(iso::SMALL_CONTENT.len() as u64 - 3));
@@ -295,7 +292,7 @@ fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
 
 #[test]
 fn records_are_read_and_written_one_by_one() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
     for n in 1..=iso::RECORD_COUNT {
@@ -331,7 +328,7 @@ fn records_are_read_and_written_one_by_one() {
 
 #[test]
 fn files_by_short_identifier() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_SHORT_ID, &iso::SFI_BIG.to_string()).unwrap();
@@ -361,7 +358,7 @@ fn files_by_short_identifier() {
 
 #[test]
 fn paths_absolute_relative_and_by_df_name() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     assert_eq!(files.cwd().unwrap(), "3F00");
     let small = iso::SMALL_CONTENT;
@@ -440,7 +437,7 @@ fn paths_absolute_relative_and_by_df_name() {
 
 #[test]
 fn properties_are_the_fcp_as_the_card_sends_it() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -476,7 +473,7 @@ fn properties_are_the_fcp_as_the_card_sends_it() {
 
 #[test]
 fn access_conditions_become_their_codes() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let secret = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SECRET)).unwrap();
     assert_eq!(files.read(secret, 10), Err((SCM_SCARD_W_SECURITY_VIOLATION, 10)));
@@ -488,7 +485,7 @@ fn access_conditions_become_their_codes() {
 
 #[test]
 fn create_delete_deactivate_activate() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     // A transparent EF of 600 bytes; its identifier (83) is added from the reference.
@@ -549,7 +546,7 @@ fn create_delete_deactivate_activate() {
 
 #[test]
 fn the_open_file_table_is_bounded() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let open: Vec<u32> =
         (0..SCM_FILE_MAX_OPEN).map(|_| files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap()).collect();
@@ -613,7 +610,7 @@ fn hostile_cards_get_documented_codes(options: IsoOptions) {
 
 #[test]
 fn hostile_short_apdu_cards_get_documented_codes() {
-    hostile_cards_get_documented_codes(SHORT_ONLY);
+    hostile_cards_get_documented_codes(IsoOptions::SHORT);
 }
 
 #[test]
@@ -628,7 +625,7 @@ fn hostile_t0_cards_get_documented_codes() {
 
 #[test]
 fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_ID, "5002").unwrap();
@@ -660,7 +657,7 @@ fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
 
 #[test]
 fn calls_after_the_managers_release_are_refused() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let manager = Manager::attached(lab.lease.name());
     let files = Files::new(&manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
@@ -703,7 +700,7 @@ fn calls_after_the_managers_release_are_refused() {
 
 #[test]
 fn read_argument_errors() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     let mut buf = [0u8; 8];
