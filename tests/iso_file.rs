@@ -220,12 +220,20 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
     let (_, protocol) = lab.manager.status().unwrap();
     assert_eq!(protocol, SCM_PROTOCOL_T0);
     big_file_round_trip(&lab, 0x3C);
-    // Reads that end inside the file's last 256 bytes: the card corrects the Le with 6Cxx.
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -100), Ok(39_900));
+    let before = lab.card.commands_received();
     let tail = files.read(file, 1000).unwrap();
     same(&tail, &lab.card.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap()[39_900..], "the tail");
+    // The odd READ BINARY has data, so T=0 sends it without Le; its answer comes by 61xx.
+    assert_eq!(lab.card.commands_received() - before, 3, "SELECT, B1, GET RESPONSE");
+    // READ RECORD asks for 256 bytes (Le 00) of a 16-byte record: the card's 6C10 makes the
+    // library ask again with Le 10.
+    let records = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
+    let before = lab.card.commands_received();
+    assert_eq!(files.read(records, 64).unwrap(), iso::initial_record(1));
+    assert_eq!(lab.card.commands_received() - before, 3, "SELECT, READ RECORD, READ RECORD again");
     // The FCP comes through GET RESPONSE.
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(fcp[0], 0x62);
