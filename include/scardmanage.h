@@ -155,13 +155,6 @@
 // (four bytes). A record file's positions count records.
 #define MAX_POSITION (uint64_t)UINT32_MAX
 
-// Seek origins (`SCM_SEEK_*`).
-#define FROM_BEGINNING 0
-
-#define FROM_END 1
-
-#define RELATIVE 2
-
 // The MF's file identifier: a path that starts with it is absolute.
 #define MF 16128
 

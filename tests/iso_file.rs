@@ -655,10 +655,16 @@ fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
 
     // Detached: every call is NOT_ATTACHED, even those that send nothing; attached again, it
     // works on.
+    let records = files.open(SCM_REF_BY_ID, &format!("{:04X}", iso::EF_RECORDS)).unwrap();
     ok(lab.manager.detach());
     assert_eq!(files.read(big, 1), Err((SCM_E_NOT_ATTACHED, 1)));
     assert_eq!(files.cwd(), Err(SCM_E_NOT_ATTACHED));
     assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Err(SCM_E_NOT_ATTACHED));
+    // Arguments are checked before the manager's state, as the header's preamble orders.
+    assert_eq!(files.seek(big, 3, 0), Err(SCM_E_INVALIDARG), "origin out of range");
+    assert_eq!(files.write(records, &[]), SCM_E_INVALIDARG, "an empty record");
+    assert_eq!(files.append(records, &[]), SCM_E_INVALIDARG, "an empty record");
+    assert_eq!(files.append(big, b"x"), SCM_E_INVALIDARG, "append to a transparent file");
     ok(lab.manager.attach(lab.lease.name()));
     assert_eq!(files.read(big, 100).unwrap(), content[200..300]);
 }

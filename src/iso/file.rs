@@ -287,7 +287,11 @@ impl FileAccess {
 
     pub fn write(&mut self, manager: &mut Manager, number: u32, data: &[u8], append: bool) -> Result<()> {
         let file = self.files.get(number)?;
-        if append && matches!(file.structure, Structure::Transparent { .. }) {
+        let invalid = match file.structure {
+            Structure::Transparent { .. } => append,
+            Structure::Records { .. } => data.is_empty(),
+        };
+        if invalid {
             return Err(SCM_E_INVALIDARG);
         }
         let mut card = Session::new(manager)?;
@@ -311,6 +315,7 @@ impl FileAccess {
     }
 
     pub fn seek(&mut self, manager: &Manager, number: u32, origin: u32, offset: i64) -> Result<u64> {
+        let origin = positions::Origin::from_c(origin)?;
         let file = self.files.get(number)?;
         attached(manager)?;
         file.position = positions::seek(file.position, origin, offset, file.structure.end())?;
@@ -522,7 +527,7 @@ impl Session<'_> {
         by_number: bool,
         data: &[u8],
     ) -> Result<u16> {
-        if data.is_empty() || data.len() > self.limits.command {
+        if data.len() > self.limits.command {
             return Err(SCM_E_INVALIDARG);
         }
         let p2 = Self::record_p2(self.reach(place)?, by_number);

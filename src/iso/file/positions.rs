@@ -10,21 +10,34 @@ pub const MAX_OPEN_FILES: usize = 16;
 /// (four bytes). A record file's positions count records.
 pub const MAX_POSITION: u64 = u32::MAX as u64;
 
-/// Seek origins (`SCM_SEEK_*`).
-pub const FROM_BEGINNING: u32 = 0;
-pub const FROM_END: u32 = 1;
-pub const RELATIVE: u32 = 2;
+/// Where a seek counts from (`SCM_SEEK_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Beginning,
+    End,
+    Relative,
+}
+
+impl Origin {
+    /// The caller's `SCM_SEEK_*` value; anything else is `SCM_E_INVALIDARG`.
+    pub fn from_c(origin: u32) -> Result<Origin> {
+        match origin {
+            0 => Ok(Origin::Beginning),
+            1 => Ok(Origin::End),
+            2 => Ok(Origin::Relative),
+            _ => Err(SCM_E_INVALIDARG),
+        }
+    }
+}
 
 /// A new position, or `SCM_SCARD_E_BAD_SEEK` when it would fall before the start or past
 /// [`MAX_POSITION`], or when seeking from the end of a file whose end the card did not say
-/// (`end` is `None`). The arithmetic cannot overflow. An origin out of range is
-/// `SCM_E_INVALIDARG`.
-pub fn seek(position: u64, origin: u32, offset: i64, end: Option<u64>) -> Result<u64> {
+/// (`end` is `None`). The arithmetic cannot overflow.
+pub fn seek(position: u64, origin: Origin, offset: i64, end: Option<u64>) -> Result<u64> {
     let base = match origin {
-        FROM_BEGINNING => 0,
-        FROM_END => end.ok_or(SCM_SCARD_E_BAD_SEEK)?,
-        RELATIVE => position,
-        _ => return Err(SCM_E_INVALIDARG),
+        Origin::Beginning => 0,
+        Origin::End => end.ok_or(SCM_SCARD_E_BAD_SEEK)?,
+        Origin::Relative => position,
     };
     base.checked_add_signed(offset).filter(|&new| new <= MAX_POSITION).ok_or(SCM_SCARD_E_BAD_SEEK)
 }
@@ -104,21 +117,23 @@ mod tests {
 
     #[test]
     fn seeks_stay_within_the_positions() {
-        assert_eq!(seek(10, FROM_BEGINNING, 5, None), Ok(5));
-        assert_eq!(seek(10, RELATIVE, -4, None), Ok(6));
-        assert_eq!(seek(10, RELATIVE, -10, None), Ok(0));
-        assert_eq!(seek(10, RELATIVE, -11, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(10, FROM_END, -1, Some(40_000)), Ok(39_999));
-        assert_eq!(seek(10, FROM_END, 7, Some(40_000)), Ok(40_007));
-        assert_eq!(seek(10, FROM_END, 0, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, -1, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, i64::MAX, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, MAX_POSITION as i64, None), Ok(MAX_POSITION));
-        assert_eq!(seek(MAX_POSITION, RELATIVE, 1, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(MAX_POSITION, RELATIVE, i64::MIN, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, FROM_END, i64::MIN, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, FROM_END, i64::MAX, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, 3, 0, Some(9)), Err(SCM_E_INVALIDARG));
+        assert_eq!(seek(10, Origin::Beginning, 5, None), Ok(5));
+        assert_eq!(seek(10, Origin::Relative, -4, None), Ok(6));
+        assert_eq!(seek(10, Origin::Relative, -10, None), Ok(0));
+        assert_eq!(seek(10, Origin::Relative, -11, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(10, Origin::End, -1, Some(40_000)), Ok(39_999));
+        assert_eq!(seek(10, Origin::End, 7, Some(40_000)), Ok(40_007));
+        assert_eq!(seek(10, Origin::End, 0, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, -1, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, i64::MAX, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, MAX_POSITION as i64, None), Ok(MAX_POSITION));
+        assert_eq!(seek(MAX_POSITION, Origin::Relative, 1, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(MAX_POSITION, Origin::Relative, i64::MIN, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(5, Origin::End, i64::MIN, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(5, Origin::End, i64::MAX, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(Origin::from_c(3), Err(SCM_E_INVALIDARG));
+        assert_eq!(Origin::from_c(u32::MAX), Err(SCM_E_INVALIDARG));
+        assert_eq!(Origin::from_c(1), Ok(Origin::End));
     }
 
     #[test]
