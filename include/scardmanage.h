@@ -148,20 +148,6 @@
 // How many files one `scm_file_access` object keeps open at once (`scm_file_open`).
 #define SCM_FILE_MAX_OPEN 16
 
-// How many files one object keeps open at once; one more is `SCM_E_OUTOFMEMORY`.
-#define MAX_OPEN_FILES 16
-
-// The largest position: the largest offset the library writes into an offset data object
-// (four bytes). A record file's positions count records.
-#define MAX_POSITION (uint64_t)UINT32_MAX
-
-// The MF's file identifier: a path that starts with it is absolute.
-#define MF 16128
-
-// The identifiers below the MF or a DF name that one SELECT by path can carry in a short
-// APDU's 255 data bytes.
-#define MAX_DEPTH 127
-
 
 
 // A card authentication object (COM ISCardAuth), made by `scm_create_card_auth`: a token,

@@ -810,4 +810,12 @@ fn the_header_declares_every_file_function() {
     for constant in ["#define SCM_FILE_APPEND 1", "#define SCM_FILE_MAX_OPEN 16"] {
         assert!(header.contains(constant), "{constant}");
     }
+    // The library's internal constants stay out of the C namespace (a `MF` or `MAX_DEPTH`
+    // macro would break any program that uses the name): every macro is SCM_'s.
+    let foreign: Vec<&str> = header
+        .lines()
+        .filter_map(|line| line.strip_prefix("#define "))
+        .filter(|macro_| !macro_.starts_with("SCM_") && !macro_.starts_with("SCARDMANAGE_H"))
+        .collect();
+    assert!(foreign.is_empty(), "macros outside SCM_: {foreign:?}");
 }

@@ -12,7 +12,7 @@ mod binary;
 mod positions;
 mod reference;
 
-pub use positions::MAX_OPEN_FILES;
+pub(crate) use positions::MAX_OPEN_FILES;
 pub use reference::Reference;
 
 use super::apdu::{Command, MAX_SHORT_DATA, MAX_SHORT_NE};

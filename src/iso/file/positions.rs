@@ -5,10 +5,10 @@ use crate::hresult::*;
 use crate::scard::Result;
 
 /// How many files one object keeps open at once; one more is `SCM_E_OUTOFMEMORY`.
-pub const MAX_OPEN_FILES: usize = 16;
+pub(crate) const MAX_OPEN_FILES: usize = 16;
 /// The largest position: the largest offset the library writes into an offset data object
 /// (four bytes). A record file's positions count records.
-pub const MAX_POSITION: u64 = u32::MAX as u64;
+pub(crate) const MAX_POSITION: u64 = u32::MAX as u64;
 
 /// Where a seek counts from (`SCM_SEEK_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
