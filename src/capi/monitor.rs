@@ -109,7 +109,8 @@ pub unsafe extern "C" fn scm_monitor_create(out: *mut *mut scm_monitor) -> scm_h
 /// it with `SCM_E_HANDLE`, before the release returns.
 ///
 /// PC/SC calls: `SCardEstablishContext` (once, and again after a service loss),
-/// `SCardListReaders` (when the reader list changes, or at the interval when listing) and
+/// `SCardListReaders` (before each wait for the notification reader, which on pcsc-lite 1.9
+/// reports only changes made during a wait, or at the interval when listing) and
 /// `SCardGetStatusChange` on every reader and the notification reader (the blocking wait).
 ///
 /// Errors: `SCM_E_POINTER` (`mon` or `event` NULL, or `reader` given without `reader_len`),

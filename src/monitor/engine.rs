@@ -120,17 +120,27 @@ impl Engine {
 
     /// One look at PC/SC, blocking at most until `deadline`; queues what it finds.
     fn look(&mut self, deadline: Option<Instant>, interrupt: &Interrupt<'_>) -> Result<()> {
-        let Some(context) = &self.context else {
+        if self.context.is_none() {
             return self.establish(deadline, interrupt);
-        };
+        }
         let now = Instant::now();
-        if self.listing_due.is_some_and(|due| due <= now) {
+        let due = self.listing_due.is_some_and(|due| due <= now);
+        if due {
             self.listing_due = match self.mode {
                 Mode::Poll(interval) => Some(now + interval),
                 Mode::Notify => None,
             };
-            return self.list();
         }
+        // pcsc-lite 1.9.9 counts the readers when a wait starts and flags the notification
+        // reader only for a change after that: a reader that came since the last listing (while
+        // the caller took its time over that listing's events, say) would never be reported.
+        // So the list is read again right before each wait.
+        if due || self.mode == Mode::Notify {
+            self.list()?;
+        }
+        let Some(context) = self.context.as_ref().filter(|_| self.queue.is_empty()) else {
+            return Ok(());
+        };
         let until = match self.listing_due {
             Some(due) => Some(deadline.map_or(due, |deadline| deadline.min(due))),
             None => deadline,
@@ -187,13 +197,7 @@ impl Engine {
             }
             // A reader left between the listing and this look (WinSCard says so this way).
             Err(SCM_SCARD_E_UNKNOWN_READER) => self.list(),
-            // pcsc-lite 1.9.9 ends a wait whose daemon died with SCARD_W_SECURITY_VIOLATION
-            // (measured), not a service code: any other failure is checked with a call that
-            // says whether the service is still there.
-            Err(code)
-                if scard::is_service_lost(code)
-                    || context.list_readers().is_err_and(scard::is_service_lost) =>
-            {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 Ok(())
             }
@@ -238,7 +242,7 @@ impl Engine {
         let listed = match context.list_readers() {
             Ok(names) => names,
             Err(SCM_SCARD_E_NO_READERS_AVAILABLE) => Vec::new(),
-            Err(code) if scard::is_service_lost(code) => {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 return Ok(());
             }
@@ -262,7 +266,7 @@ impl Engine {
                 arrived.clear();
                 self.listing_due = Some(Instant::now());
             }
-            Err(code) if scard::is_service_lost(code) => {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 return Ok(());
             }
@@ -338,6 +342,14 @@ impl Engine {
     fn push(&mut self, event: Event, reader: &Arc<CStr>, repeat: u32) {
         self.queue.push_back(Pending { event, reader: Arc::clone(reader), repeat });
     }
+}
+
+/// Whether `code`, from a call on `context`, says the service is gone. pcsc-lite 1.9.9 ends a
+/// call whose daemon died with SCARD_W_SECURITY_VIOLATION (measured: it reads the closed
+/// connection as a refusal), not a service code, whichever call it is: any other failure is
+/// checked with a call that says whether the service is still there.
+fn service_lost(context: &Context, code: scm_hresult) -> bool {
+    scard::is_service_lost(code) || context.list_readers().is_err_and(scard::is_service_lost)
 }
 
 /// How far a reader's event counter (the upper 16 bits of its event state) moved from `old`
