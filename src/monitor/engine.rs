@@ -187,10 +187,12 @@ impl Engine {
                 }
                 self.list()?;
                 // A reader PC/SC does not know but still lists (on its way out) is watched as
-                // unknown from now on, so that the next look waits instead of returning at once.
+                // unknown from now on, so that the next look waits instead of returning at once
+                // (pcsc-lite looks at nothing else for an unknown reader). Whether it held a card
+                // is kept, for when it is reported removed.
                 for seen in gone {
                     if let Some(reader) = self.readers.iter_mut().find(|reader| *reader.name == *seen.name) {
-                        reader.state = seen.state;
+                        reader.state = seen.state | (reader.state & ffi::SCARD_STATE_PRESENT);
                     }
                 }
                 Ok(())
@@ -299,6 +301,21 @@ impl Engine {
     /// from the presence alone.
     fn card_events(&mut self, index: usize, state: ffi::DWORD) {
         let reader = &self.readers[index];
+        // A counter that went back (a step of 2^15 or more: that many events between two looks
+        // do not happen), or a reader PC/SC did not know at the last look, is another reader
+        // under the same name: one unplugged and plugged in again between two looks, whose
+        // counter started again from 0. Counted as it is, the step would be some 65530 events.
+        let unknown = reader.state & ffi::SCARD_STATE_UNKNOWN != 0;
+        if unknown || (!cfg!(target_os = "macos") && counter_step(reader.state, state) >= 0x8000) {
+            let name = Arc::clone(&reader.name);
+            let gone = std::mem::replace(&mut self.readers[index], Reader { name, state });
+            self.removed(&gone);
+            self.push(Event::ReaderAdded, &gone.name, 1);
+            if self.readers[index].present() {
+                self.push(Event::CardInserted, &gone.name, 1);
+            }
+            return;
+        }
         let was_present = reader.present();
         let is_present = state & ffi::SCARD_STATE_PRESENT != 0;
         // PCSC.framework keeps no counter: the upper bits are not relied on there.
@@ -423,6 +440,33 @@ mod tests {
         assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardInserted)));
         assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardRemoved)));
         assert!(engine.queue.is_empty());
+    }
+
+    /// Unplugged and plugged in again between two looks, a reader comes back under the same
+    /// name with its event counter started again from 0.
+    #[test]
+    fn a_reader_back_under_the_same_name_is_removed_and_added() {
+        let name: Arc<CStr> = Arc::from(c"Lab A 00 00");
+        let was = ffi::SCARD_STATE_PRESENT | 0x0005_0000;
+        let events = |now: ffi::DWORD| {
+            let mut engine = Engine::new(Mode::Notify);
+            engine.readers.push(Reader { name: Arc::clone(&name), state: was });
+            engine.card_events(0, now);
+            assert_eq!(engine.readers[0].state, now);
+            engine.queue.iter().map(|pending| (pending.event, pending.repeat)).collect::<Vec<_>>()
+        };
+        let back = [(Event::CardRemoved, 1), (Event::ReaderRemoved, 1), (Event::ReaderAdded, 1)];
+        assert_eq!(events(ffi::SCARD_STATE_EMPTY), back, "counter 5 to 0");
+        let with_card = ffi::SCARD_STATE_PRESENT | 0x0001_0000;
+        assert_eq!(events(with_card), [&back[..], &[(Event::CardInserted, 1)]].concat(), "5 to 1");
+        assert_eq!(events(ffi::SCARD_STATE_PRESENT | 0x0007_0000), [(Event::CardRemoved, 2)], "5 to 7");
+        // Unknown at the last look (its card kept), known again now.
+        let mut engine = Engine::new(Mode::Notify);
+        let unknown = ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_UNAVAILABLE | ffi::SCARD_STATE_PRESENT;
+        engine.readers.push(Reader { name: Arc::clone(&name), state: unknown });
+        engine.card_events(0, ffi::SCARD_STATE_EMPTY | 0x0002_0000);
+        let events: Vec<_> = engine.queue.iter().map(|pending| (pending.event, pending.repeat)).collect();
+        assert_eq!(events, back, "unknown, then known");
     }
 
     #[test]
