@@ -295,9 +295,6 @@
 // How many files one `scm_file_access` object keeps open at once (`scm_file_open`).
 #define SCM_FILE_MAX_OPEN 16
 
-// pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
-#define GET_FEATURE_REQUEST 3400
-
 
 
 // A card authentication object (COM ISCardAuth), made by `scm_create_card_auth`: a token,
@@ -864,14 +861,16 @@ scm_hresult scm_set_attrib(scm_manage *m, uint32_t attribute, const uint8_t *val
 // `SCardControl`: sends a control command to the reader and returns its answer, under the
 // buffer rules. A `code` up to 0xFFFF is the portable function number `n` of
 // `SCARD_CTL_CODE(n)`, turned into the platform's code (pcsc-lite and macOS `0x42000000 + n`,
-// Windows `0x00310000 | n << 2`); a larger one is a native control code, passed as it is (so
-// the codes `scm_get_feature` gives). `in` may be NULL when `in_len` is 0. As with
+// Windows `0x00310000 | n << 2`, whose `SCARD_CTL_CODE` has room for `n` up to 0xFFF only: a
+// larger `n` is `SCM_E_INVALIDARG` there); a larger code is a native control code, passed as
+// it is (so the codes `scm_get_feature` gives). `in` may be NULL when `in_len` is 0. As with
 // `scm_transmit`, a size query or a too small buffer comes after the command was sent. Runs
 // on the same connection as `scm_get_attrib` (a direct connection when no card is connected,
 // so a reader can be controlled before any card is in).
 //
 // Errors: `SCM_E_POINTER` (`m` or `out_len` NULL, `in` NULL with `in_len` > 0),
-// `SCM_E_INVALIDARG` (`in_len` over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`,
+// `SCM_E_INVALIDARG` (`in_len` over `SCM_MAX_APDU_SIZE`; on Windows, a portable `code` over
+// 0xFFF), `SCM_E_HANDLE`,
 // `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver knows no such code),
 // `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NOT_TRANSACTED` (pcsc-lite: the driver
 // failed), the other codes of `scm_get_attrib`.
@@ -895,8 +894,8 @@ scm_hresult scm_get_feature(scm_manage *m, uint32_t tag, uint32_t *control_code)
 //
 // The monitor learns of readers coming and going through PC/SC's notification reader
 // (`\\?PnP?\Notification`) on Linux and Windows. On macOS, which has none, and on any OS when the
-// environment variable `SCM_READER_POLL_MS` holds a number of milliseconds (1 or more) when the
-// monitor is created, it lists the readers at that interval instead (every 1000 ms on macOS by
+// environment variable `SCM_READER_POLL_MS` holds a number of milliseconds (1 to 3600000; read
+// once per process, at the first monitor or wait that needs it, as `scm_wait_for_change` does), it lists the readers at that interval instead (every 1000 ms on macOS by
 // default), and a reader that comes or goes is reported within one interval. What listing
 // cannot see: a reader unplugged and plugged in again within one interval. On macOS,
 // PCSC.framework also keeps no per-reader event counter, so a card put in and taken out again

@@ -31,13 +31,6 @@ use crate::scard::{Canceller, Result};
 pub use self::engine::Event;
 use self::engine::{Engine, Mode};
 
-/// The environment variable that makes the monitor list the readers every that many
-/// milliseconds instead of relying on the notification reader.
-const POLL_ENV: &str = "SCM_READER_POLL_MS";
-/// The listing interval where PC/SC has no notification reader.
-#[cfg(target_os = "macos")]
-const DEFAULT_POLL: Duration = Duration::from_secs(1);
-
 /// The object behind a `scm_monitor *`. Dropping it ends every `next` in progress first.
 pub struct Monitor {
     shared: Arc<Shared>,
@@ -72,13 +65,12 @@ pub struct Interrupt<'a> {
 
 impl Monitor {
     /// A monitor that has seen nothing yet: its first events are the readers and cards already
-    /// there. The mode is chosen here, from `SCM_READER_POLL_MS`.
+    /// there. The mode is chosen here, from `SCM_READER_POLL_MS` as the waits read it.
     pub fn new() -> Monitor {
-        let mode = match poll_interval_from_env() {
+        // The waits' interval (`SCM_READER_POLL_MS`, else one second on macOS): one reading of
+        // the variable for the whole library.
+        let mode = match crate::wait::poll_interval() {
             Some(interval) => Mode::Poll(interval),
-            #[cfg(target_os = "macos")]
-            None => Mode::Poll(DEFAULT_POLL),
-            #[cfg(not(target_os = "macos"))]
             None => Mode::Notify,
         };
         Monitor {
@@ -99,13 +91,6 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         self.shared.close();
     }
-}
-
-/// The interval `SCM_READER_POLL_MS` asks for: a whole number of milliseconds from 1 up; any
-/// other value is ignored.
-fn poll_interval_from_env() -> Option<Duration> {
-    let value = std::env::var(POLL_ENV).ok()?;
-    value.trim().parse::<u32>().ok().filter(|&ms| ms > 0).map(|ms| Duration::from_millis(ms.into()))
 }
 
 impl Shared {

@@ -40,7 +40,7 @@ impl Os {
 }
 
 /// pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
-pub const GET_FEATURE_REQUEST: u32 = 3400;
+pub(crate) const GET_FEATURE_REQUEST: u32 = 3400;
 
 /// pcsc-lite's (and PCSC.framework's) value for both `SCARD_E_UNEXPECTED` and
 /// `SCARD_E_UNSUPPORTED_FEATURE`.
@@ -54,13 +54,18 @@ const WINDOWS_SYSTEM_NAME_W: u32 = 0x7FFF_0006;
 /// `SCARD_CTL_CODE(n)`.
 const PORTABLE_CONTROL_MAX: u32 = 0xFFFF;
 
+/// The largest function number Windows' `SCARD_CTL_CODE` can carry: `CTL_CODE`'s function
+/// field has 12 bits, and a larger number would spill into its access and device-type bits.
+const WINDOWS_FUNCTION_MAX: u32 = 0xFFF;
+
 /// The native control code of a portable one: a code up to 0xFFFF is the function number `n`
-/// of `SCARD_CTL_CODE(n)`; a larger one is native already.
-pub fn control_code(os: Os, code: u32) -> u32 {
+/// of `SCARD_CTL_CODE(n)`; a larger one is native already. `None` for a function number the
+/// OS's `SCARD_CTL_CODE` cannot express (over 0xFFF on Windows).
+pub fn control_code(os: Os, code: u32) -> Option<u32> {
     match os {
-        _ if code > PORTABLE_CONTROL_MAX => code,
-        Os::PcscLite | Os::Mac => 0x4200_0000 + code,
-        Os::Windows => 0x0031_0000 | (code << 2),
+        _ if code > PORTABLE_CONTROL_MAX => Some(code),
+        Os::PcscLite | Os::Mac => Some(0x4200_0000 + code),
+        Os::Windows => (code <= WINDOWS_FUNCTION_MAX).then_some(0x0031_0000 | (code << 2)),
     }
 }
 
@@ -226,7 +231,7 @@ impl Manager {
     /// `scm_control`'s answer.
     pub fn control(&mut self, code: u32, input: &[u8]) -> Result<Vec<u8>> {
         let os = Os::HERE;
-        let native = control_code(os, code);
+        let native = control_code(os, code).ok_or(SCM_E_INVALIDARG)?;
         on_reader(self, |handle| {
             let mut output = vec![0; scard::MAX_APDU];
             let len = handle.control(native, input, &mut output)?;
@@ -252,17 +257,19 @@ mod tests {
 
     #[test]
     fn portable_control_codes_become_each_platforms() {
-        assert_eq!(control_code(Os::PcscLite, 3400), 0x4200_0D48);
-        assert_eq!(control_code(Os::Mac, 3400), 0x4200_0D48);
-        assert_eq!(control_code(Os::Windows, 3400), 0x0031_3520);
-        assert_eq!(control_code(Os::PcscLite, 0), 0x4200_0000);
-        assert_eq!(control_code(Os::Windows, 1), 0x0031_0004);
-        assert_eq!(control_code(Os::PcscLite, 0xFFFF), 0x4200_FFFF);
-        assert_eq!(control_code(Os::Windows, 0xFFFF), 0x0033_FFFC);
+        assert_eq!(control_code(Os::PcscLite, 3400), Some(0x4200_0D48));
+        assert_eq!(control_code(Os::Mac, 3400), Some(0x4200_0D48));
+        assert_eq!(control_code(Os::Windows, 3400), Some(0x0031_3520));
+        assert_eq!(control_code(Os::PcscLite, 0), Some(0x4200_0000));
+        assert_eq!(control_code(Os::Windows, 1), Some(0x0031_0004));
+        assert_eq!(control_code(Os::Windows, 0xFFF), Some(0x0031_3FFC));
+        assert_eq!(control_code(Os::Windows, 0x1000), None);
+        assert_eq!(control_code(Os::PcscLite, 0xFFFF), Some(0x4200_FFFF));
+        assert_eq!(control_code(Os::Windows, 0xFFFF), None);
         for os in ALL {
             // Native codes pass as they are, on every platform.
             for native in [0x1_0000, 0x4200_0D48, 0x0031_3520, 0x4233_0000, u32::MAX] {
-                assert_eq!(control_code(os, native), native, "{os:?} {native:#x}");
+                assert_eq!(control_code(os, native), Some(native), "{os:?} {native:#x}");
             }
         }
     }

@@ -44,8 +44,8 @@ fn with_monitor<R>(mon: *mut scm_monitor, f: impl FnOnce(&crate::monitor::Shared
 ///
 /// The monitor learns of readers coming and going through PC/SC's notification reader
 /// (`\\?PnP?\Notification`) on Linux and Windows. On macOS, which has none, and on any OS when the
-/// environment variable `SCM_READER_POLL_MS` holds a number of milliseconds (1 or more) when the
-/// monitor is created, it lists the readers at that interval instead (every 1000 ms on macOS by
+/// environment variable `SCM_READER_POLL_MS` holds a number of milliseconds (1 to 3600000; read
+/// once per process, at the first monitor or wait that needs it, as `scm_wait_for_change` does), it lists the readers at that interval instead (every 1000 ms on macOS by
 /// default), and a reader that comes or goes is reported within one interval. What listing
 /// cannot see: a reader unplugged and plugged in again within one interval. On macOS,
 /// PCSC.framework also keeps no per-reader event counter, so a card put in and taken out again

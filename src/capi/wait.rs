@@ -227,14 +227,16 @@ pub unsafe extern "C" fn scm_set_attrib(
 /// `SCardControl`: sends a control command to the reader and returns its answer, under the
 /// buffer rules. A `code` up to 0xFFFF is the portable function number `n` of
 /// `SCARD_CTL_CODE(n)`, turned into the platform's code (pcsc-lite and macOS `0x42000000 + n`,
-/// Windows `0x00310000 | n << 2`); a larger one is a native control code, passed as it is (so
-/// the codes `scm_get_feature` gives). `in` may be NULL when `in_len` is 0. As with
+/// Windows `0x00310000 | n << 2`, whose `SCARD_CTL_CODE` has room for `n` up to 0xFFF only: a
+/// larger `n` is `SCM_E_INVALIDARG` there); a larger code is a native control code, passed as
+/// it is (so the codes `scm_get_feature` gives). `in` may be NULL when `in_len` is 0. As with
 /// `scm_transmit`, a size query or a too small buffer comes after the command was sent. Runs
 /// on the same connection as `scm_get_attrib` (a direct connection when no card is connected,
 /// so a reader can be controlled before any card is in).
 ///
 /// Errors: `SCM_E_POINTER` (`m` or `out_len` NULL, `in` NULL with `in_len` > 0),
-/// `SCM_E_INVALIDARG` (`in_len` over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`,
+/// `SCM_E_INVALIDARG` (`in_len` over `SCM_MAX_APDU_SIZE`; on Windows, a portable `code` over
+/// 0xFFF), `SCM_E_HANDLE`,
 /// `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver knows no such code),
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NOT_TRANSACTED` (pcsc-lite: the driver
 /// failed), the other codes of `scm_get_attrib`.
