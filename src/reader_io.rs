@@ -362,18 +362,6 @@ mod tests {
         }
     }
 
-    /// A seeded generator (xorshift64*), so that a failure is replayed from the seed printed.
-    struct Xorshift(u64);
-
-    impl Xorshift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
-
     /// What a correct parser says of a list, written as differently as possible from
     /// `find_feature`: entry boundaries first, then the search.
     fn reference(list: &[u8], tag: u8) -> Result<Option<u32>> {
@@ -391,7 +379,7 @@ mod tests {
         const CASES: usize = 20_000;
         let seed = std::env::var("SCM_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_F00D_u64);
         eprintln!("feature list fuzz: {CASES} cases, seed {seed} (replay with SCM_SEED={seed})");
-        let mut random = Xorshift(seed | 1);
+        let mut random = crate::iso::fuzz::Rng(seed | 1);
         let mut valid = 0;
         for _ in 0..CASES {
             // Mostly well-formed lists with a few bytes disturbed, some pure noise.

@@ -11,11 +11,12 @@ use super::tlv::{self, Fcp, Reader};
 use super::transport::{self, Exchange, Plan};
 use crate::scard::{self, Result};
 
-/// xorshift64*: small, seedable, good enough to spread inputs.
-struct Rng(u64);
+/// xorshift64*: small, seedable, good enough to spread inputs; the library's one generator for
+/// its seeded property tests.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -11,7 +11,7 @@ pub mod auth;
 pub mod chv;
 pub mod file;
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 pub mod sw;
 pub mod tlv;
 pub mod transport;
