@@ -15,6 +15,9 @@ use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
 
 mod names;
+mod watch;
+
+pub use self::watch::{Canceller, Watched, PNP_NOTIFICATION};
 
 pub type Result<T> = std::result::Result<T, scm_hresult>;
 
