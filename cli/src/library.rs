@@ -6,9 +6,12 @@ use std::fmt;
 use std::ptr;
 
 use scardmanage::{
-    scm_attach_by_ifd, scm_create, scm_error_message, scm_get_atr, scm_hresult, scm_list_readers, scm_manage,
-    scm_release, scm_status, scm_transmit, SCM_E_INVALIDARG, SCM_MAX_APDU_SIZE,
-    SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE,
+    scm_attach_by_ifd, scm_chv, scm_chv_release, scm_chv_verify, scm_create, scm_create_chv_verification,
+    scm_error_message, scm_get_atr, scm_hresult, scm_list_readers, scm_manage, scm_monitor,
+    scm_monitor_cancel, scm_monitor_create, scm_monitor_next, scm_monitor_release, scm_release, scm_status,
+    scm_transmit, scm_transmit_ex, SCM_E_INVALIDARG, SCM_ISO_ALL, SCM_MAX_APDU_SIZE, SCM_SCARD_E_CANCELLED,
+    SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE, SCM_SCARD_E_TIMEOUT,
+    SCM_SCARD_W_CHV_BLOCKED, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN,
 };
 
 /// A failed call: which one, and the HRESULT it returned.
@@ -101,16 +104,41 @@ impl Manager {
         Ok(atr[..len].to_vec())
     }
 
-    /// The card's whole answer, status word included.
-    pub fn transmit(&self, command: &[u8]) -> Result<Vec<u8>, Error> {
+    /// The card's whole answer, status word included: with `iso`, through `scm_transmit_ex`
+    /// with every ISO help (GET RESPONSE, Le correction, chaining), else exactly as given.
+    pub fn transmit(&self, command: &[u8], iso: bool) -> Result<Vec<u8>, Error> {
+        // SCM_MAX_APDU_SIZE fits every answer of both calls.
         let mut response = vec![0u8; SCM_MAX_APDU_SIZE];
         let mut len = response.len();
-        // SAFETY: a live manager, `command.len()` readable and `len` writable bytes.
-        check("scm_transmit", unsafe {
-            scm_transmit(self.0, command.as_ptr(), command.len(), response.as_mut_ptr(), &mut len)
-        })?;
+        let (call, hr) = if iso {
+            // SAFETY: a live manager, `command.len()` readable and `len` writable bytes.
+            ("scm_transmit_ex", unsafe {
+                scm_transmit_ex(
+                    self.0,
+                    SCM_ISO_ALL,
+                    command.as_ptr(),
+                    command.len(),
+                    response.as_mut_ptr(),
+                    &mut len,
+                )
+            })
+        } else {
+            // SAFETY: as above.
+            ("scm_transmit", unsafe {
+                scm_transmit(self.0, command.as_ptr(), command.len(), response.as_mut_ptr(), &mut len)
+            })
+        };
+        check(call, hr)?;
         response.truncate(len);
         Ok(response)
+    }
+
+    /// A verification object on this manager's card.
+    pub fn chv(&self) -> Result<Chv, Error> {
+        let mut v = ptr::null_mut();
+        // SAFETY: a live manager and a valid out-pointer.
+        check("scm_create_chv_verification", unsafe { scm_create_chv_verification(self.0, &mut v) })?;
+        Ok(Chv(v))
     }
 }
 
@@ -118,5 +146,106 @@ impl Drop for Manager {
     fn drop(&mut self) {
         // SAFETY: the manager is ours and released once. Releasing leaves the card as it is.
         unsafe { scm_release(self.0) };
+    }
+}
+
+/// What the card said to a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Verified,
+    /// Wrong code; the tries left, `None` when the card does not say.
+    Wrong(Option<u32>),
+    Blocked,
+}
+
+/// A verification object, released on drop.
+pub struct Chv(*mut scm_chv);
+
+impl Chv {
+    pub fn verify(&self, reference: u8, code: &[u8]) -> Result<Verdict, Error> {
+        let mut tries = 0;
+        // SAFETY: a live object, `code.len()` readable bytes and a valid out-pointer.
+        let hr =
+            unsafe { scm_chv_verify(self.0, reference.into(), code.as_ptr(), code.len(), 0, &mut tries) };
+        match hr {
+            SCM_SCARD_W_WRONG_CHV => Ok(Verdict::Wrong((tries != SCM_TRIES_UNKNOWN).then_some(tries))),
+            SCM_SCARD_W_CHV_BLOCKED => Ok(Verdict::Blocked),
+            _ => check("scm_chv_verify", hr).map(|()| Verdict::Verified),
+        }
+    }
+}
+
+impl Drop for Chv {
+    fn drop(&mut self) {
+        // SAFETY: the object is ours and released once; the card's security state is left.
+        unsafe { scm_chv_release(self.0) };
+    }
+}
+
+/// What [`Monitor::next`] saw.
+pub enum Event {
+    /// An `SCM_EVENT_*` and the reader's name.
+    Change(u32, String),
+    TimedOut,
+    Cancelled,
+}
+
+/// A monitor of every reader, released on drop.
+pub struct Monitor(*mut scm_monitor);
+
+impl Monitor {
+    pub fn create() -> Result<Monitor, Error> {
+        let mut mon = ptr::null_mut();
+        // SAFETY: a valid out-pointer.
+        check("scm_monitor_create", unsafe { scm_monitor_create(&mut mon) })?;
+        Ok(Monitor(mon))
+    }
+
+    /// The next event within `timeout_ms` (`SCM_WAIT_INFINITE`: no limit).
+    pub fn next(&self, timeout_ms: u32) -> Result<Event, Error> {
+        let mut name = vec![0u8; 256];
+        loop {
+            let (mut event, mut len) = (0, name.len());
+            // SAFETY: a live monitor, valid out-pointers and `len` writable bytes.
+            let hr = unsafe {
+                scm_monitor_next(self.0, timeout_ms, &mut event, name.as_mut_ptr().cast(), &mut len)
+            };
+            match hr {
+                // The event is kept for the next call: ask again with room for its name.
+                SCM_SCARD_E_INSUFFICIENT_BUFFER => name.resize(len, 0),
+                SCM_SCARD_E_TIMEOUT => return Ok(Event::TimedOut),
+                SCM_SCARD_E_CANCELLED => return Ok(Event::Cancelled),
+                _ => {
+                    check("scm_monitor_next", hr)?;
+                    // The length counts the NUL.
+                    let reader = String::from_utf8_lossy(&name[..len.saturating_sub(1)]).into_owned();
+                    return Ok(Event::Change(event, reader));
+                }
+            }
+        }
+    }
+
+    /// Something another thread can end a [`next`](Self::next) in progress with.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.0 as usize)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // SAFETY: the monitor is ours and released once.
+        unsafe { scm_monitor_release(self.0) };
+    }
+}
+
+/// A monitor's token, to cancel its wait from another thread. The token is checked by the
+/// library: once the monitor is released, cancelling is a refused call, never a use after free.
+#[derive(Clone, Copy)]
+pub struct Canceller(usize);
+
+impl Canceller {
+    pub fn cancel(self) {
+        // SAFETY: any token value is safe to pass; a dead one is refused with SCM_E_HANDLE.
+        unsafe { scm_monitor_cancel(self.0 as *mut scm_monitor) };
     }
 }
