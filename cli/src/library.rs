@@ -7,11 +7,12 @@ use std::ptr;
 
 use scardmanage::{
     scm_attach_by_ifd, scm_chv, scm_chv_release, scm_chv_verify, scm_create, scm_create_chv_verification,
-    scm_error_message, scm_get_atr, scm_hresult, scm_list_readers, scm_manage, scm_monitor,
-    scm_monitor_cancel, scm_monitor_create, scm_monitor_next, scm_monitor_release, scm_release, scm_status,
-    scm_transmit, scm_transmit_ex, SCM_E_INVALIDARG, SCM_ISO_ALL, SCM_MAX_APDU_SIZE, SCM_SCARD_E_CANCELLED,
-    SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE, SCM_SCARD_E_TIMEOUT,
-    SCM_SCARD_W_CHV_BLOCKED, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN,
+    scm_create_file_access, scm_error_message, scm_file_access, scm_file_access_release, scm_file_change_dir,
+    scm_file_close, scm_file_open, scm_file_read, scm_get_atr, scm_hresult, scm_list_readers, scm_manage,
+    scm_monitor, scm_monitor_cancel, scm_monitor_create, scm_monitor_next, scm_monitor_release, scm_release,
+    scm_status, scm_transmit, scm_transmit_ex, SCM_E_INVALIDARG, SCM_ISO_ALL, SCM_MAX_APDU_SIZE,
+    SCM_SCARD_E_CANCELLED, SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE,
+    SCM_SCARD_E_TIMEOUT, SCM_SCARD_W_CHV_BLOCKED, SCM_SCARD_W_EOF, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN,
 };
 
 /// A failed call: which one, and the HRESULT it returned.
@@ -133,6 +134,14 @@ impl Manager {
         Ok(response)
     }
 
+    /// A file access object on this manager's card.
+    pub fn file_access(&self) -> Result<FileAccess, Error> {
+        let mut f = ptr::null_mut();
+        // SAFETY: a live manager and a valid out-pointer.
+        check("scm_create_file_access", unsafe { scm_create_file_access(self.0, &mut f) })?;
+        Ok(FileAccess(f))
+    }
+
     /// A verification object on this manager's card.
     pub fn chv(&self) -> Result<Chv, Error> {
         let mut v = ptr::null_mut();
@@ -146,6 +155,58 @@ impl Drop for Manager {
     fn drop(&mut self) {
         // SAFETY: the manager is ours and released once. Releasing leaves the card as it is.
         unsafe { scm_release(self.0) };
+    }
+}
+
+/// A file access object, released on drop.
+pub struct FileAccess(*mut scm_file_access);
+
+/// A reference's text for the library: no NUL inside.
+fn reference_text(call: &'static str, text: &str) -> Result<CString, Error> {
+    CString::new(text).map_err(|_| Error { call, hr: SCM_E_INVALIDARG })
+}
+
+impl FileAccess {
+    /// Makes the DF `name` (`SCM_REF_*` `kind`) the current directory.
+    pub fn change_dir(&self, kind: u32, name: &str) -> Result<(), Error> {
+        let name = reference_text("scm_file_change_dir", name)?;
+        // SAFETY: a live object and a NUL-terminated text.
+        check("scm_file_change_dir", unsafe { scm_file_change_dir(self.0, kind, name.as_ptr()) })
+    }
+
+    /// Every byte of the EF `name` (`SCM_REF_*` `kind`): a transparent file whole, a record
+    /// file's records one after the other.
+    pub fn read_all(&self, kind: u32, name: &str) -> Result<Vec<u8>, Error> {
+        let name = reference_text("scm_file_open", name)?;
+        let mut file = 0;
+        // SAFETY: a live object, a NUL-terminated text and a valid out-pointer.
+        check("scm_file_open", unsafe { scm_file_open(self.0, kind, name.as_ptr(), &mut file) })?;
+        let mut content = Vec::new();
+        // Room for a record of any length (at most 65535 bytes), and for a transparent file
+        // more than one call reads at once.
+        let mut chunk = vec![0u8; 65536];
+        let read = loop {
+            let mut len = chunk.len();
+            // SAFETY: a live object, an open file and `len` writable bytes.
+            match unsafe { scm_file_read(self.0, file, chunk.as_mut_ptr(), &mut len, 0) } {
+                SCM_SCARD_W_EOF => break Ok(()),
+                hr if hr < 0 => break Err(Error { call: "scm_file_read", hr }),
+                // Never seen (the end is SCM_SCARD_W_EOF), but it must not loop forever.
+                _ if len == 0 => break Ok(()),
+                _ => content.extend_from_slice(&chunk[..len]),
+            }
+        };
+        // SAFETY: a live object and the file it opened. Closing sends nothing and cannot fail
+        // for an open file.
+        unsafe { scm_file_close(self.0, file) };
+        read.map(|()| content)
+    }
+}
+
+impl Drop for FileAccess {
+    fn drop(&mut self) {
+        // SAFETY: the object is ours and released once.
+        unsafe { scm_file_access_release(self.0) };
     }
 }
 

@@ -8,13 +8,14 @@ mod pin;
 mod signals;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use scardmanage::{
-    SCM_E_INVALIDARG, SCM_MAX_APDU_SIZE, SCM_SCARD_E_NO_SMARTCARD, SCM_SCARD_E_UNKNOWN_READER,
-    SCM_SCARD_W_REMOVED_CARD, SCM_WAIT_INFINITE,
+    SCM_E_INVALIDARG, SCM_MAX_APDU_SIZE, SCM_REF_BY_ID, SCM_REF_BY_NAME, SCM_REF_BY_SHORT_ID,
+    SCM_SCARD_E_NO_SMARTCARD, SCM_SCARD_E_UNKNOWN_READER, SCM_SCARD_W_REMOVED_CARD, SCM_WAIT_INFINITE,
 };
 
 use library::{Event, Manager, Monitor, Verdict};
@@ -102,6 +103,22 @@ enum Command {
     ///   event: reader_added, reader_removed, card_inserted or card_removed
     #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
     Watch(WatchArgs),
+    /// Read a file of the card and print it in hex
+    ///
+    /// PATH is the file's identifiers in hex, four digits each, / between them allowed:
+    /// 3F00/5000/5001, or 5000/5001, which is the same (the tool starts at the MF, 3F00).
+    /// --sfi N names it by its short EF identifier (1 to 30) instead. --name HEX first goes
+    /// to the DF with that name (SELECT by DF name); PATH or --sfi is then taken from there.
+    /// A record file is read record after record, the records joined.
+    ///
+    /// Text: 16 bytes a line, after their offset in hex and followed by them as ASCII ('.'
+    /// for the rest), then the size. With --out FILE, the bytes go to FILE (created or
+    /// replaced) and the size is printed.
+    ///
+    /// JSON: {"reader": "...", "size": 33, "data": "7363..."}
+    ///   with --out: {"reader": "...", "size": 33, "out": "FILE"}
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    Read(ReadArgs),
     /// Verify a PIN: VERIFY with the code typed at the terminal
     ///
     /// REF is the PIN's reference in hex, as VERIFY's P2 carries it: 81 or 0x81.
@@ -142,6 +159,24 @@ struct ApduArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("file").required(true).args(["path", "sfi"])))]
+struct ReadArgs {
+    /// The reader: exact name, unique prefix, or #N
+    reader: String,
+    /// The file: identifiers in hex (3F00/5000/5001)
+    path: Option<String>,
+    /// The file's short EF identifier, 1 to 30
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=30))]
+    sfi: Option<u8>,
+    /// Go to the DF with this name first (hex, 1 to 16 bytes)
+    #[arg(long, value_name = "HEX", value_parser = parse_df_name)]
+    name: Option<String>,
+    /// Write the bytes to FILE instead of printing them
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct WatchArgs {
     /// Stop after N events
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -154,7 +189,8 @@ struct WatchArgs {
 #[derive(Clone)]
 struct Apdu(Vec<u8>);
 
-fn parse_apdu(text: &str) -> Result<Apdu, String> {
+/// Bytes in hex; spaces and colons between the digits are ignored.
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b':' | b'\t')).collect();
     // Checked here, not left to from_str_radix, which takes a leading '+'.
     if let Some(&bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
@@ -163,16 +199,28 @@ fn parse_apdu(text: &str) -> Result<Apdu, String> {
     if digits.len() % 2 != 0 {
         return Err("an odd number of hex digits".into());
     }
-    if digits.len() < 8 {
+    Ok(digits.chunks(2).map(|pair| (hex_digit(pair[0]) << 4) | hex_digit(pair[1])).collect())
+}
+
+fn parse_apdu(text: &str) -> Result<Apdu, String> {
+    let bytes = parse_hex(text)?;
+    if bytes.len() < 4 {
         // ISO 7816-4: every command has CLA INS P1 P2.
         return Err("a command APDU has at least 4 bytes (CLA INS P1 P2)".into());
     }
-    let bytes =
-        digits.chunks(2).map(|pair| (hex_digit(pair[0]) << 4) | hex_digit(pair[1])).collect::<Vec<u8>>();
     if bytes.len() > SCM_MAX_APDU_SIZE {
         return Err(format!("{} bytes, more than the {SCM_MAX_APDU_SIZE} an APDU may have", bytes.len()));
     }
     Ok(Apdu(bytes))
+}
+
+/// A DF name, as the library takes it: hex digits only.
+fn parse_df_name(text: &str) -> Result<String, String> {
+    match parse_hex(text)? {
+        // ISO 7816-4 5.3.1.3: 1 to 16 bytes.
+        name if (1..=16).contains(&name.len()) => Ok(output::hex(&name, "")),
+        _ => Err("a DF name has 1 to 16 bytes".into()),
+    }
 }
 
 /// A checked ASCII hex digit's value.
@@ -289,9 +337,30 @@ fn run(cli: &Cli) -> Result<String, Failure> {
             }
             Ok(if cli.json { output::exchanges_json(&reader, &exchanges) } else { String::new() })
         }
+        Command::Read(args) => read(args, cli.json),
         Command::Watch(args) => watch(args, cli.json).map(|()| String::new()),
         Command::Verify { reader, reference } => verify(reader, *reference, cli.json),
     }
+}
+
+fn read(args: &ReadArgs, json: bool) -> Result<String, Failure> {
+    let (reader, manager) = attach(&args.reader)?;
+    let files = manager.file_access()?;
+    if let Some(name) = &args.name {
+        files.change_dir(SCM_REF_BY_NAME, name)?;
+    }
+    let content = match (&args.path, args.sfi) {
+        (Some(path), _) => files.read_all(SCM_REF_BY_ID, path)?,
+        // Decimal, as the library takes short EF identifiers.
+        (None, Some(sfi)) => files.read_all(SCM_REF_BY_SHORT_ID, &sfi.to_string())?,
+        (None, None) => unreachable!("clap requires PATH or --sfi"),
+    };
+    let Some(out) = &args.out else {
+        return Ok(output::file(&reader, &content, json));
+    };
+    std::fs::write(out, &content)
+        .map_err(|e| Failure::Output(io::Error::new(e.kind(), format!("{}: {e}", out.display()))))?;
+    Ok(output::file_written(&reader, content.len(), &out.to_string_lossy(), json))
 }
 
 fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
@@ -387,6 +456,15 @@ mod tests {
         }
         assert!(parse_apdu(&"00".repeat(SCM_MAX_APDU_SIZE)).is_ok());
         assert!(parse_apdu(&"00".repeat(SCM_MAX_APDU_SIZE + 1)).is_err());
+    }
+
+    #[test]
+    fn a_df_name_is_1_to_16_bytes_given_to_the_library_as_plain_hex() {
+        assert_eq!(parse_df_name("f0 53:43").ok().as_deref(), Some("F05343"));
+        assert_eq!(parse_df_name(&"A0".repeat(16)).ok(), Some("A0".repeat(16)));
+        for bad in ["", " ", "F", "F0G0", &"A0".repeat(17)] {
+            assert!(parse_df_name(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -88,6 +88,43 @@ pub fn exchanges_json(reader: &str, exchanges: &[Exchange]) -> String {
     format!("{{\"reader\":{},\"exchanges\":[{}]}}\n", string(reader), items.join(","))
 }
 
+/// A file's bytes: a hex dump for people (offset, 16 bytes, ASCII), or JSON.
+pub fn file(reader: &str, content: &[u8], json: bool) -> String {
+    if json {
+        return format!(
+            "{{\"reader\":{},\"size\":{},\"data\":\"{}\"}}\n",
+            string(reader),
+            content.len(),
+            hex(content, "")
+        );
+    }
+    let mut out = String::new();
+    for (line, bytes) in content.chunks(16).enumerate() {
+        let ascii: String = bytes
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' })
+            .collect();
+        let _ = writeln!(out, "{:04X}  {:<47}  {ascii}", line * 16, hex(bytes, " "));
+    }
+    let _ = writeln!(out, "{}", size(content.len()));
+    out
+}
+
+/// What `scm read --out` wrote.
+pub fn file_written(reader: &str, len: usize, path: &str, json: bool) -> String {
+    if json {
+        return format!("{{\"reader\":{},\"size\":{len},\"out\":{}}}\n", string(reader), string(path));
+    }
+    format!("{} written to {path}\n", size(len))
+}
+
+fn size(len: usize) -> String {
+    match len {
+        1 => "1 byte".into(),
+        n => format!("{n} bytes"),
+    }
+}
+
 /// One monitor event as one line.
 pub fn event(event: u32, reader: &str, json: bool) -> String {
     let (text, name) = match event {
@@ -152,7 +189,7 @@ fn protocol_name(protocol: u32) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8], separator: &str) -> String {
+pub fn hex(bytes: &[u8], separator: &str) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(separator)
 }
 
@@ -184,6 +221,19 @@ mod tests {
     #[test]
     fn json_strings_escape_what_json_requires() {
         assert_eq!(string("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn a_dump_has_offsets_hex_and_ascii() {
+        let content: Vec<u8> = (0x1E..0x31).collect();
+        assert_eq!(
+            file("R", &content, false),
+            "0000  1E 1F 20 21 22 23 24 25 26 27 28 29 2A 2B 2C 2D  .. !\"#$%&'()*+,-\n\
+             0010  2E 2F 30                                         ./0\n\
+             19 bytes\n"
+        );
+        assert_eq!(file("R", &[], false), "0 bytes\n");
+        assert_eq!(file("R", &[0x7F], true), "{\"reader\":\"R\",\"size\":1,\"data\":\"7F\"}\n");
     }
 
     #[test]

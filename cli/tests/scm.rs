@@ -416,6 +416,108 @@ fn verify_without_a_pin_sends_nothing_and_never_takes_one_as_an_argument() {
     assert_eq!(iso.commands_received(), before);
 }
 
+/// `scm read`'s dump of `content`, as the text output promises: offset, hex, ASCII, size.
+fn dump(content: &[u8]) -> String {
+    let mut out = String::new();
+    for (line, bytes) in content.chunks(16).enumerate() {
+        let hex = bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ");
+        let ascii: String =
+            bytes.iter().map(|&b| if (0x20..0x7F).contains(&b) { b as char } else { '.' }).collect();
+        out += &format!("{:04X}  {hex:<47}  {ascii}\n", line * 16);
+    }
+    out + &format!("{} bytes\n", content.len())
+}
+
+#[test]
+fn read_prints_a_file_by_path_by_df_name_and_short_id() {
+    let (lease, _iso) = lease_with_iso_card(IsoOptions::default());
+    let name = lease.name();
+    let df_name: String = iso::DF_NAME.iter().map(|b| format!("{b:02X}")).collect();
+    let small = dump(iso::SMALL_CONTENT);
+    assert!(
+        small.starts_with("0000  73 63 61 72 64 6D 61 6E 61 67 65 20 49 53 4F 20  scardmanage ISO \n"),
+        "{small}"
+    );
+    for args in [
+        &["read", name, "5000/5001"][..],
+        &["read", name, "3F0050005001"],
+        &["read", name, "--name", &df_name, "5001"],
+        &["read", name, "--name", &df_name, "--sfi", "1"],
+    ] {
+        let output = scm(args);
+        assert_exit(&output, 0);
+        assert_eq!(stdout(&output), small, "{args:?}");
+    }
+    // A record file: its records one after the other.
+    let output = scm(&["--json", "read", name, "3F00/5000/5003"]);
+    assert_exit(&output, 0);
+    let records: String =
+        (1..=iso::RECORD_COUNT as u8).map(|n| format!("{n:02X}").repeat(iso::RECORD_LEN)).collect();
+    assert_eq!(stdout(&output), format!("{{\"reader\":\"{name}\",\"size\":48,\"data\":\"{records}\"}}\n"));
+}
+
+#[test]
+fn read_writes_a_big_file_to_out_as_raw_bytes() {
+    let (lease, _iso) = lease_with_iso_card(IsoOptions::T0);
+    let out = std::env::temp_dir().join(format!("scm-read-{}.bin", std::process::id()));
+    let path = out.to_str().unwrap();
+    let output = scm(&["read", lease.name(), "5000/5002", "--out", path]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), format!("40000 bytes written to {path}\n"));
+    let written = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert!(written == iso::big_content(), "{} bytes, not the EF's content", written.len());
+
+    let output = scm(&["--json", "read", lease.name(), "5000/5005", "--out", path]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        format!("{{\"reader\":\"{}\",\"size\":9,\"out\":\"{path}\"}}\n", lease.name())
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), iso::READ_ONLY_CONTENT);
+    std::fs::remove_file(&out).unwrap();
+}
+
+#[test]
+fn read_says_what_the_card_refused_and_refuses_bad_paths_before_sending() {
+    let (lease, iso) = lease_with_iso_card(IsoOptions::default());
+    let name = lease.name();
+    let output = scm(&["read", name, "5000/5999"]);
+    assert_exit(&output, 1);
+    assert_eq!(stdout(&output), "");
+    assert!(stderr(&output).starts_with("scm: scm_file_open: 0x80100024 "), "{}", stderr(&output));
+    // EF 5004 needs PIN 81.
+    let output = scm(&["read", name, "5000/5004"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).starts_with("scm: scm_file_read: 0x8010006a "), "{}", stderr(&output));
+
+    let before = iso.commands_received();
+    for (args, why) in [
+        (&["read", name, "50"][..], "scm: scm_file_open: 0x80070057 "),
+        (&["read", name, "5000//5001"], "scm: scm_file_open: 0x80070057 "),
+        (&["read", name], "required arguments were not provided"),
+        (&["read", name, "5001", "--sfi", "1"], "cannot be used with"),
+        (&["read", name, "--sfi", "31"], "invalid value '31'"),
+        (&["read", name, "--name", "F0G0", "5001"], "invalid value 'F0G0'"),
+    ] {
+        let output = scm(args);
+        assert_exit(&output, 2);
+        assert!(stderr(&output).contains(why), "{args:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "");
+    }
+    assert_eq!(iso.commands_received(), before, "nothing sent for a bad path");
+}
+
+#[test]
+fn a_pin_verified_by_one_scm_opens_the_file_for_the_next() {
+    let (lease, _iso) = lease_with_iso_card(IsoOptions::default());
+    let output = scm_with_input(&["verify", lease.name(), "81"], b"1234\n");
+    assert_exit(&output, 0);
+    let output = scm(&["read", lease.name(), "5000/5004"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), dump(iso::SECRET_CONTENT));
+}
+
 /// `scm` (with `args`) on a terminal of its own: a pseudo-terminal whose other side the test
 /// holds, made the controlling terminal of a new session, so that `/dev/tty` is it.
 struct Terminal {
@@ -439,6 +541,7 @@ impl Terminal {
         assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: openpty returned two open descriptors that nothing else owns.
         let (master, slave) = unsafe { (std::fs::File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        assert!(echo(&slave), "a new terminal echoes");
         let mut command = Command::new(env!("CARGO_BIN_EXE_scm"));
         command
             .args(args)
@@ -485,20 +588,24 @@ impl Terminal {
     }
 
     fn echo(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        // SAFETY: termios is plain data, filled in by tcgetattr on an open terminal.
-        let mut settings = unsafe { std::mem::zeroed::<libc::termios>() };
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::tcgetattr(self.slave.as_raw_fd(), &mut settings) }, 0);
-        settings.c_lflag & libc::ECHO != 0
+        echo(&self.slave)
     }
+}
+
+/// Whether the terminal shows what is typed.
+fn echo(terminal: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data, filled in by tcgetattr on an open terminal.
+    let mut settings = unsafe { std::mem::zeroed::<libc::termios>() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(terminal.as_raw_fd(), &mut settings) }, 0);
+    settings.c_lflag & libc::ECHO != 0
 }
 
 #[test]
 fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     let (lease, iso) = lease_with_iso_card(IsoOptions::default());
     let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
-    assert!(terminal.echo());
     assert_eq!(terminal.read_until(": "), "PIN (81): ");
     assert!(!terminal.echo(), "echo is off at the prompt");
     terminal.master.write_all(b"1234\n").unwrap();
@@ -611,7 +718,7 @@ fn help_covers_every_subcommand_and_only_the_ones_that_exist() {
     assert_exit(&main, 0);
     let text = stdout(&main);
     assert_eq!(stdout(&scm(&["--help"])), text);
-    let subcommands = ["readers", "status", "apdu", "watch", "verify"];
+    let subcommands = ["readers", "status", "apdu", "read", "watch", "verify"];
     for line in subcommands.map(|sub| format!("  {sub} ")).iter().chain(&[
         "  3  reader not found".to_string(),
         "  5  the card refused the PIN".to_string(),
