@@ -334,60 +334,44 @@ fn watch_stops_after_count_events_or_at_the_timeout() {
 fn verify_reads_the_pin_from_stdin_and_says_what_the_card_said() {
     let (lease, iso) = lease_with_iso_card(IsoOptions::default());
     let name = lease.name();
-    let verify = |json: bool, reference: &str, pin: &str| {
-        let mut args = vec!["verify", name, reference];
-        if json {
-            args.push("--json");
-        }
-        scm_with_input(&args, pin.as_bytes())
-    };
-    let json = |result: &str, tries: &str| {
+    let json = |reference: &str, result: &str, tries: &str| {
         format!(
-            "{{\"reader\":\"{name}\",\"reference\":\"81\",\"result\":\"{result}\",\"tries_left\":{tries}}}\n"
+            "{{\"reader\":\"{name}\",\"reference\":\"{reference}\",\"result\":\"{result}\",\"tries_left\":{tries}}}\n"
         )
     };
-
-    let output = verify(false, "81", "9999\n");
-    assert_exit(&output, 5);
-    assert_eq!((stdout(&output).as_str(), stderr(&output).as_str()), ("wrong PIN: 2 tries left\n", ""));
-    let output = verify(true, "0x81", "9999\r\n");
-    assert_exit(&output, 5);
-    assert_eq!(stdout(&output), json("wrong", "1"));
-    // The right PIN, without a line end, resets the counter.
-    let output = verify(false, "81", "1234");
-    assert_exit(&output, 0);
-    assert_eq!((stdout(&output).as_str(), stderr(&output).as_str()), ("ok\n", ""));
-    let output = verify(true, "81", "1234\n");
-    assert_exit(&output, 0);
-    assert_eq!(stdout(&output), json("ok", "null"));
-
-    for tries in ["2 tries", "1 try", "0 tries"] {
-        let output = verify(false, "81", "0000\n");
-        assert_exit(&output, 5);
-        assert_eq!(stdout(&output), format!("wrong PIN: {tries} left\n"));
+    // In order, on one card: (--json, REF, stdin, exit code, stdout).
+    let runs = [
+        (false, "81", "9999\n", 5, "wrong PIN: 2 tries left\n".to_string()),
+        (true, "0x81", "9999\r\n", 5, json("81", "wrong", "1")),
+        // The right PIN, here without a line end, resets the counter.
+        (false, "81", "1234", 0, "ok\n".into()),
+        (true, "81", "1234\n", 0, json("81", "ok", "null")),
+        (false, "81", "0000\n", 5, "wrong PIN: 2 tries left\n".into()),
+        (false, "81", "0000\n", 5, "wrong PIN: 1 try left\n".into()),
+        (false, "81", "0000\n", 5, "wrong PIN: 0 tries left\n".into()),
+        (false, "81", "1234\n", 5, "PIN blocked\n".into()),
+        (true, "81", "1234\n", 5, json("81", "blocked", "0")),
+        // PIN 82 has no retry counter: the card answers 63 00.
+        (false, "82", "1111\n", 5, "wrong PIN: the card does not say how many tries are left\n".into()),
+        (true, "82", "1111\n", 5, json("82", "wrong", "null")),
+    ];
+    for (json, reference, pin, code, expected) in &runs {
+        let mut args = vec!["verify", name, reference];
+        if *json {
+            args.push("--json");
+        }
+        let output = scm_with_input(&args, pin.as_bytes());
+        assert_exit(&output, *code);
+        assert_eq!((stdout(&output), stderr(&output)), (expected.clone(), String::new()), "{args:?} {pin:?}");
     }
-    let output = verify(false, "81", "1234\n");
-    assert_exit(&output, 5);
-    assert_eq!(stdout(&output), "PIN blocked\n");
-    let output = verify(true, "81", "1234\n");
-    assert_exit(&output, 5);
-    assert_eq!(stdout(&output), json("blocked", "0"));
-
-    // PIN 82 has no retry counter: the card answers 63 00.
-    let output = verify(false, "82", "1111\n");
-    assert_exit(&output, 5);
-    assert_eq!(stdout(&output), "wrong PIN: the card does not say how many tries are left\n");
-    let output = verify(true, "82", "1111\n");
-    assert_exit(&output, 5);
-    assert_eq!(stdout(&output), json("wrong", "null").replace("\"81\"", "\"82\""));
 
     // An unknown reference is the card's status word, as the library reports it.
-    let output = verify(false, "85", "1234\n");
+    let output = scm_with_input(&["verify", name, "85"], b"1234\n");
     assert_exit(&output, 1);
     assert_eq!(stdout(&output), "");
     assert!(stderr(&output).starts_with("scm: scm_chv_verify: 0xa0ff6a88 "), "{}", stderr(&output));
     // One VERIFY per run: the tool adds no command of its own.
-    assert_eq!(iso.commands_received(), 12);
+    assert_eq!(iso.commands_received(), runs.len() as u64 + 1);
 }
 
 #[test]
