@@ -117,7 +117,8 @@ enum Command {
     ///
     /// JSON: {"reader": "...", "size": 33, "data": "7363..."}
     ///   with --out: {"reader": "...", "size": 33, "out": "FILE"}
-    #[command(after_help = AFTER_HELP, verbatim_doc_comment)]
+    // clap would put the PATH|--sfi group before READER in the usage line.
+    #[command(after_help = AFTER_HELP, verbatim_doc_comment, override_usage = "scm read [OPTIONS] <READER> <PATH|--sfi <N>>")]
     Read(ReadArgs),
     /// Verify a PIN: VERIFY with the code typed at the terminal
     ///
