@@ -9,10 +9,10 @@ use scardmanage::{
     scm_attach_by_ifd, scm_chv, scm_chv_release, scm_chv_verify, scm_create, scm_create_chv_verification,
     scm_create_file_access, scm_error_message, scm_file_access, scm_file_access_release, scm_file_change_dir,
     scm_file_close, scm_file_open, scm_file_read, scm_get_atr, scm_hresult, scm_list_readers, scm_manage,
-    scm_monitor, scm_monitor_cancel, scm_monitor_create, scm_monitor_next, scm_monitor_release, scm_release,
-    scm_status, scm_transmit, scm_transmit_ex, SCM_E_INVALIDARG, SCM_ISO_ALL, SCM_MAX_APDU_SIZE,
-    SCM_SCARD_E_CANCELLED, SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE,
-    SCM_SCARD_E_TIMEOUT, SCM_SCARD_W_CHV_BLOCKED, SCM_SCARD_W_EOF, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN,
+    scm_monitor, scm_monitor_create, scm_monitor_next, scm_monitor_release, scm_release, scm_status,
+    scm_transmit, scm_transmit_ex, SCM_E_INVALIDARG, SCM_ISO_ALL, SCM_MAX_APDU_SIZE, SCM_SCARD_E_CANCELLED,
+    SCM_SCARD_E_INSUFFICIENT_BUFFER, SCM_SCARD_E_NO_READERS_AVAILABLE, SCM_SCARD_E_TIMEOUT,
+    SCM_SCARD_W_CHV_BLOCKED, SCM_SCARD_W_EOF, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN,
 };
 
 /// A failed call: which one, and the HRESULT it returned.
@@ -287,6 +287,7 @@ impl Monitor {
     }
 
     /// Something another thread can end a [`next`](Self::next) in progress with.
+    #[cfg(unix)] // Used by the signal thread, which is Unix only.
     pub fn canceller(&self) -> Canceller {
         Canceller(self.0 as usize)
     }
@@ -301,12 +302,14 @@ impl Drop for Monitor {
 
 /// A monitor's token, to cancel its wait from another thread. The token is checked by the
 /// library: once the monitor is released, cancelling is a refused call, never a use after free.
+#[cfg(unix)]
 #[derive(Clone, Copy)]
 pub struct Canceller(usize);
 
+#[cfg(unix)]
 impl Canceller {
     pub fn cancel(self) {
         // SAFETY: any token value is safe to pass; a dead one is refused with SCM_E_HANDLE.
-        unsafe { scm_monitor_cancel(self.0 as *mut scm_monitor) };
+        unsafe { scardmanage::scm_monitor_cancel(self.0 as *mut scm_monitor) };
     }
 }
