@@ -1,5 +1,5 @@
-//! `scm`: list the readers, show a card's status, send APDUs, watch readers and cards, verify
-//! a PIN, through scardmanage.
+//! `scm`: list the readers, show a card's status, send APDUs, watch readers and cards, read a
+//! file, verify a PIN, through scardmanage.
 
 mod library;
 mod output;
@@ -74,7 +74,7 @@ enum Command {
     ///
     /// Each HEX argument is one command APDU of at least 4 bytes: 00A40400023F00, or
     /// "00 A4 04 00 02 3F 00" (quoted: one argument), or 00:A4:04:00:02:3F:00; spaces and
-    /// colons between the digits are ignored. All are checked before the first is sent.
+    /// colons between the digits are ignored. All are checked as hex before the first is sent.
     ///
     /// ISO 7816 help is on (scm_transmit_ex with SCM_ISO_ALL): an answer announced by 61xx is
     /// collected with GET RESPONSE and printed whole, 6Cxx gets the command sent again with
