@@ -33,7 +33,7 @@ use self::engine::{Engine, Mode};
 
 /// The environment variable that makes the monitor list the readers every that many
 /// milliseconds instead of relying on the notification reader.
-pub const POLL_ENV: &str = "SCM_READER_POLL_MS";
+const POLL_ENV: &str = "SCM_READER_POLL_MS";
 /// The listing interval where PC/SC has no notification reader.
 #[cfg(target_os = "macos")]
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -65,7 +65,7 @@ struct Control {
 }
 
 /// Why a `next` stops before it has an event, checked between its blocking steps.
-pub(crate) struct Interrupt<'a> {
+pub struct Interrupt<'a> {
     shared: &'a Shared,
     entered: u64,
 }
@@ -126,8 +126,13 @@ impl Shared {
             control.entered.push(entered);
             entered
         };
+        // Declared before the interrupt, so dropped after it (also by a panic): this call's
+        // bookkeeping, the blocking context included, is undone before the next call's turn
+        // begins; undone after, it would unset the context that call is blocked on, out of a
+        // cancel's reach.
+        let mut engine;
         let interrupt = Interrupt { shared: self, entered };
-        let mut engine = lock_ignoring_poison(&self.engine);
+        engine = lock_ignoring_poison(&self.engine);
         // Checked once it is this call's turn: a cancel may have come while another ran.
         interrupt.check()?;
         engine.next(deadline, &interrupt, deliver)
