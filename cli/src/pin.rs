@@ -93,21 +93,22 @@ fn stdin() -> impl Read {
 fn read_line(input: &mut impl Read) -> Result<Pin, Error> {
     let mut pin = Pin { bytes: Box::new([0; MAX_LEN]), len: 0 };
     let mut byte = 0u8;
-    loop {
+    let ended = loop {
         match input.read(std::slice::from_mut(&mut byte)) {
-            Ok(0) => break,
-            Ok(_) if byte == b'\n' => break,
-            Ok(_) if pin.len == MAX_LEN => return Err(Error::TooLong),
+            Ok(0) => break Ok(()),
+            Ok(_) if byte == b'\n' => break Ok(()),
+            Ok(_) if pin.len == MAX_LEN => break Err(Error::TooLong),
             Ok(_) => {
                 pin.bytes[pin.len] = byte;
                 pin.len += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
+            Err(e) => break Err(Error::Io(e)),
         }
-    }
-    // SAFETY: a valid, exclusive reference; it may hold the code's last byte.
+    };
+    // SAFETY: a valid, exclusive reference; it may hold one of the code's bytes.
     unsafe { ptr::write_volatile(&mut byte, 0) };
+    ended?;
     if pin.as_bytes().last() == Some(&b'\r') {
         pin.len -= 1;
         pin.bytes[pin.len] = 0;
