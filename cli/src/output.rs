@@ -1,11 +1,14 @@
 //! What the subcommands print, as text for people and as JSON for scripts.
 //!
-//! The JSON is written by hand: four flat shapes of strings, numbers and null do not need
+//! The JSON is written by hand: a few flat shapes of strings, numbers and null do not need
 //! serde's compile time. Field names are part of the interface (documented in `scm help`).
 
 use std::fmt::Write;
 
+use crate::library::Verdict;
+
 use scardmanage::{
+    SCM_EVENT_CARD_INSERTED, SCM_EVENT_CARD_REMOVED, SCM_EVENT_READER_ADDED, SCM_EVENT_READER_REMOVED,
     SCM_PROTOCOL_RAW, SCM_PROTOCOL_T0, SCM_PROTOCOL_T1, SCM_PROTOCOL_UNDEFINED, SCM_STATE_ABSENT,
     SCM_STATE_NEGOTIABLE, SCM_STATE_POWERED, SCM_STATE_PRESENT, SCM_STATE_SPECIFIC, SCM_STATE_SWALLOWED,
     SCM_STATE_UNKNOWN,
@@ -17,6 +20,12 @@ pub struct Status<'a> {
     pub protocol: u32,
     /// None when no card is connected.
     pub atr: Option<&'a [u8]>,
+}
+
+pub struct Verification<'a> {
+    pub reader: &'a str,
+    pub reference: u8,
+    pub verdict: Verdict,
 }
 
 pub struct Exchange {
@@ -79,6 +88,83 @@ pub fn exchanges_json(reader: &str, exchanges: &[Exchange]) -> String {
     format!("{{\"reader\":{},\"exchanges\":[{}]}}\n", string(reader), items.join(","))
 }
 
+/// A file's bytes: a hex dump for people (offset, 16 bytes, ASCII), or JSON.
+pub fn file(reader: &str, content: &[u8], json: bool) -> String {
+    if json {
+        return format!(
+            "{{\"reader\":{},\"size\":{},\"data\":\"{}\"}}\n",
+            string(reader),
+            content.len(),
+            hex(content, "")
+        );
+    }
+    let mut out = String::new();
+    for (line, bytes) in content.chunks(16).enumerate() {
+        let ascii: String = bytes
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' })
+            .collect();
+        let _ = writeln!(out, "{:04X}  {:<47}  {ascii}", line * 16, hex(bytes, " "));
+    }
+    let _ = writeln!(out, "{}", size(content.len()));
+    out
+}
+
+/// What `scm read --out` wrote.
+pub fn file_written(reader: &str, len: usize, path: &str, json: bool) -> String {
+    if json {
+        return format!("{{\"reader\":{},\"size\":{len},\"out\":{}}}\n", string(reader), string(path));
+    }
+    format!("{} written to {path}\n", size(len))
+}
+
+fn size(len: usize) -> String {
+    match len {
+        1 => "1 byte".into(),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// One monitor event as one line.
+pub fn event(event: u32, reader: &str, json: bool) -> String {
+    let (text, name) = match event {
+        SCM_EVENT_READER_ADDED => ("reader added", "reader_added"),
+        SCM_EVENT_READER_REMOVED => ("reader removed", "reader_removed"),
+        SCM_EVENT_CARD_INSERTED => ("card inserted", "card_inserted"),
+        SCM_EVENT_CARD_REMOVED => ("card removed", "card_removed"),
+        // The library documents these four; anything else would be a new kind, shown as such.
+        _ => ("event", "unknown"),
+    };
+    if json {
+        format!("{{\"event\":\"{name}\",\"reader\":{}}}\n", string(reader))
+    } else {
+        format!("{text}: {reader}\n")
+    }
+}
+
+pub fn verification(verification: &Verification, json: bool) -> String {
+    let (result, tries) = match verification.verdict {
+        Verdict::Verified => ("ok", None),
+        Verdict::Wrong(tries) => ("wrong", tries),
+        Verdict::Blocked => ("blocked", Some(0)),
+    };
+    if json {
+        let tries = tries.map_or("null".to_string(), |tries| tries.to_string());
+        return format!(
+            "{{\"reader\":{},\"reference\":\"{:02X}\",\"result\":\"{result}\",\"tries_left\":{tries}}}\n",
+            string(verification.reader),
+            verification.reference
+        );
+    }
+    match verification.verdict {
+        Verdict::Verified => "ok\n".into(),
+        Verdict::Wrong(None) => "wrong PIN: the card does not say how many tries are left\n".into(),
+        Verdict::Wrong(Some(1)) => "wrong PIN: 1 try left\n".into(),
+        Verdict::Wrong(Some(tries)) => format!("wrong PIN: {tries} tries left\n"),
+        Verdict::Blocked => "PIN blocked\n".into(),
+    }
+}
+
 fn state_name(state: u32) -> &'static str {
     match state {
         SCM_STATE_UNKNOWN => "unknown",
@@ -103,7 +189,7 @@ fn protocol_name(protocol: u32) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8], separator: &str) -> String {
+pub fn hex(bytes: &[u8], separator: &str) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(separator)
 }
 
@@ -135,6 +221,19 @@ mod tests {
     #[test]
     fn json_strings_escape_what_json_requires() {
         assert_eq!(string("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn a_dump_has_offsets_hex_and_ascii() {
+        let content: Vec<u8> = (0x1E..0x31).collect();
+        assert_eq!(
+            file("R", &content, false),
+            "0000  1E 1F 20 21 22 23 24 25 26 27 28 29 2A 2B 2C 2D  .. !\"#$%&'()*+,-\n\
+             0010  2E 2F 30                                         ./0\n\
+             19 bytes\n"
+        );
+        assert_eq!(file("R", &[], false), "0 bytes\n");
+        assert_eq!(file("R", &[0x7F], true), "{\"reader\":\"R\",\"size\":1,\"data\":\"7F\"}\n");
     }
 
     #[test]
