@@ -36,6 +36,26 @@
 
 #include <stddef.h>
 #include <stdint.h>
+/*
+ * Status words. The ISO objects (scm_file_*, scm_chv_*, scm_auth_*) turn the card's status word
+ * into these codes: 9000, 61xx, and 62xx warnings that carry data -> SCM_S_OK;
+ * 6A82 -> SCM_SCARD_E_FILE_NOT_FOUND; 6A81, 6D00, 6E00 -> SCM_E_NOTIMPL;
+ * 6982 -> SCM_SCARD_W_SECURITY_VIOLATION; 6985, 6986 -> SCM_SCARD_E_NO_ACCESS;
+ * 63Cx and 6300 after VERIFY, CHANGE REFERENCE DATA or RESET RETRY COUNTER ->
+ * SCM_SCARD_W_WRONG_CHV with x tries left (SCM_TRIES_UNKNOWN for 6300); 6983 (and 6984 after
+ * those three) -> SCM_SCARD_W_CHV_BLOCKED; 6B00 or 6282 with no data -> SCM_SCARD_W_EOF;
+ * 6A84 -> SCM_SCARD_E_WRITE_TOO_MANY; any other status word sw -> SCM_E_CARD_STATUS(sw).
+ *
+ * A card whose answers break the exchange (shorter than a status word, more data than the Le
+ * asked, a GET RESPONSE chain past 65536 bytes or 1024 rounds, 6Cxx three times for one
+ * command) gets SCM_SCARD_E_COMM_DATA_LOST. Card data that should be BER-TLV and is not (a
+ * length running past the data, an indefinite or over-long length, a tag over four bytes,
+ * nesting over eight levels, a field of the wrong size) gets SCM_SCARD_E_UNEXPECTED.
+ */
+/* The code for a status word the table above does not name: 0xA0FF0000 | sw (a customer
+   HRESULT), so that no answer is lost. */
+#define SCM_E_CARD_STATUS(sw) ((int32_t)(0xA0FF0000u | (uint16_t)(sw)))
+
 
 // Share modes (`scm_attach_by_ifd_ex`).
 #define SCM_SHARE_EXCLUSIVE 1
@@ -84,7 +104,56 @@
 // gets `SCARD_E_INSUFFICIENT_BUFFER`.
 #define SCM_MAX_APDU_SIZE 65548
 
+// `scm_transmit_ex` flags: collect an answer announced by `61xx` with GET RESPONSE.
+#define SCM_ISO_GET_RESPONSE 1
 
+// `scm_transmit_ex` flags: resend with the Le that `6Cxx` names.
+#define SCM_ISO_FIX_LE 2
+
+// `scm_transmit_ex` flags: send a command whose data does not fit a short APDU as chained short
+// commands when the card does not take extended length.
+#define SCM_ISO_CHAIN 4
+
+// `scm_transmit_ex` flags: all of the above.
+#define SCM_ISO_ALL 7
+
+// Tries left when the card does not say (`scm_chv_*`).
+#define SCM_TRIES_UNKNOWN 4294967295
+
+// `scm_chv_*` flags: pad each code with `FF` bytes to 8 bytes; a longer code is
+// `SCM_E_INVALIDARG`.
+#define SCM_CHV_PAD_FF 1
+
+// File references (`scm_file_*`): a DF name, in hex digits (SELECT by name).
+#define SCM_REF_BY_NAME 0
+
+// File references: a file identifier or a path of them, in hex digits, `/` allowed between
+// identifiers; a path starting with `3F00` is absolute, any other relative to the current DF.
+#define SCM_REF_BY_ID 1
+
+// File references: a short EF identifier, 1 to 30.
+#define SCM_REF_BY_SHORT_ID 2
+
+// `scm_file_seek` origins.
+#define SCM_SEEK_FROM_BEGINNING 0
+
+#define SCM_SEEK_FROM_END 1
+
+#define SCM_SEEK_RELATIVE 2
+
+
+
+// A card authentication object (COM ISCardAuth), made by `scm_create_card_auth`: a token,
+// ended by `scm_auth_release`.
+typedef struct scm_auth scm_auth;
+
+// A card holder verification object (COM ISCardVerify), made by
+// `scm_create_chv_verification`: a token, ended by `scm_chv_release`.
+typedef struct scm_chv scm_chv;
+
+// A file access object (COM ISCardFileAccess), made by `scm_create_file_access`: a token, never
+// an address, ended by `scm_file_access_release`.
+typedef struct scm_file_access scm_file_access;
 
 // An opaque manager: the C side only ever holds a `scm_manage *`, which is a token (an index and
 // a generation), never an address. Stale, released and forged tokens are refused with
@@ -533,6 +602,196 @@ const char *scm_error_message(scm_hresult hr);
 
 // The library's version ("major.minor.patch"), static.
 const char *scm_version(void);
+
+// `scm_transmit` with ISO/IEC 7816 help (ISO/IEC 7816-3 12.2, 7816-4 5.1 and 5.3): `flags` is
+// `SCM_ISO_GET_RESPONSE` (an answer announced by `61xx` is collected with GET RESPONSE, `00 C0
+// 00 00 xx` in the command's logical channel, and the pieces joined), `SCM_ISO_FIX_LE` (after
+// `6Cxx` the command is sent again with Le = xx), `SCM_ISO_CHAIN` (a command whose data does
+// not fit a short APDU is sent as extended APDU when the card's ATR announces extended length,
+// as short commands chained with CLA bit `10` otherwise; a command that needs no extended form
+// is sent short; without this flag the command keeps the form it came in), any of them or
+// `SCM_ISO_ALL`. With flags 0 this is `scm_transmit` exactly.
+//
+// The command is decoded (cases 1 to 4, short or extended): lengths that do not match its size
+// are `SCM_E_INVALIDARG`. On a T=0 connection with `SCM_ISO_GET_RESPONSE`, a case 4 command is
+// sent without its Le (ISO/IEC 7816-3 12.2.4: the card answers `61xx`), and extended length is
+// never used. A short command asks for at most 256 bytes; the rest comes through GET RESPONSE.
+// The card's capabilities are read from its ATR at the first call after each attach or
+// `scm_reconnect`. The response is the answer's data, every piece, then the final status word.
+//
+// The buffer rules are `scm_transmit`'s: `*response_len` is the capacity in, the bytes written
+// out; a NULL `response` asks for the size and a too small one gets
+// `SCM_SCARD_E_INSUFFICIENT_BUFFER` with the size needed, both **after** the command and its
+// GET RESPONSE were sent: that answer is lost (send the command again with a buffer of the size
+// returned, or of `SCM_MAX_APDU_SIZE` bytes, which always fits). `response` is written only on
+// success. `command` and `response` may be the same buffer. Reuses the manager's buffers: no
+// allocation per call after the first.
+//
+// A card that breaks the exchange gets `SCM_SCARD_E_COMM_DATA_LOST` and its answer is dropped:
+// an answer shorter than a status word, more data than the Le of the command that got it, a
+// GET RESPONSE chain past 65536 bytes or past 1024 rounds, or a third `6Cxx` for one command.
+// A chained piece answered with anything but `90 00` ends the command with that answer.
+//
+// Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_HANDLE`,
+// `SCM_E_INVALIDARG` (unknown flag bits, `command_len` 0 or over `SCM_MAX_APDU_SIZE`, a command
+// that does not decode, data over 255 bytes in short form without `SCM_ISO_CHAIN`),
+// `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`, `SCM_SCARD_E_INSUFFICIENT_BUFFER`,
+// `SCM_SCARD_E_COMM_DATA_LOST`, `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`, other
+// PC/SC codes. Status words are returned in the response, not as codes.
+scm_hresult scm_transmit_ex(scm_manage *m, uint32_t flags, const uint8_t *command, size_t command_len, uint8_t *response, size_t *response_len);
+
+// Creates a file access object on the manager (COM CreateFileAccess): `scm_file_*` work on the
+// card the manager is attached to, whatever card that is at the time of each call. The object
+// follows the manager through `scm_reconnect`, detach and re-attach; its calls return
+// `SCM_E_NOT_ATTACHED` while the manager is unattached and `SCM_E_HANDLE` once the manager is
+// released. A manager that is not attached may create objects. No APDU is sent. End the
+// object with `scm_file_access_release` (releasing the manager does not end it).
+//
+// Errors: `SCM_E_POINTER` (`m` or `out` NULL), `SCM_E_HANDLE` (`m` not live),
+// `SCM_E_OUTOFMEMORY` (no token left). `*out` is written only on success.
+scm_hresult scm_create_file_access(scm_manage *m, scm_file_access **out);
+
+// Creates a card holder verification object on the manager (COM CreateCHVerification), with
+// the lifetime rules of `scm_create_file_access`. No APDU is sent. End it with
+// `scm_chv_release`.
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_OUTOFMEMORY`.
+scm_hresult scm_create_chv_verification(scm_manage *m, scm_chv **out);
+
+// Creates a card authentication object on the manager (COM CreateCardAuth), with the lifetime
+// rules of `scm_create_file_access`. No APDU is sent. End it with `scm_auth_release`.
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_OUTOFMEMORY`.
+scm_hresult scm_create_card_auth(scm_manage *m, scm_auth **out);
+
+// Creates one of the objects above by interface (COM CreateInterface). `iid`: 16 bytes, the
+// IID in GUID memory order (Data1, Data2, Data3 little endian, then Data4):
+// ISCardFileAccess {4029DD8A-5902-11D0-B84C-00C04FD424B9} = `8A DD 29 40 02 59 D0 11 B8 4C 00
+// C0 4F D4 24 B9` gives an `scm_file_access *`, ISCardVerify {4029DD85-5902-11D0-B84C-
+// 00C04FD424B9} = `85 DD 29 40 ...` (the same from the fifth byte) an `scm_chv *`, ISCardAuth
+// {7B063D61-6E40-11D0-B858-00C04FD424B9} = `61 3D 06 7B 40 6E D0 11 B8 58 00 C0 4F D4 24 B9`
+// an `scm_auth *`. With `iid` NULL, `name` (UTF-8, NUL-terminated) chooses: "FileAccess",
+// "CHVerification", "CardAuth" (exact case). When both are given `iid` decides and `name` is not
+// read. Any other IID or name, such as "CryptoProvider", is `SCM_E_NOTIMPL`. The object is
+// ended by the release function of its type.
+//
+// Errors: `SCM_E_POINTER` (`m` or `out` NULL, or `iid` and `name` both NULL), `SCM_E_HANDLE`,
+// `SCM_E_INVALIDARG` (`name` empty, over 1023 bytes or not UTF-8), `SCM_E_NOTIMPL`,
+// `SCM_E_OUTOFMEMORY`. `*out` is written only on success.
+scm_hresult scm_create_interface(scm_manage *m, const uint8_t *iid, const char *name, void **out);
+
+// Ends a file access object (COM Release); its open files are closed (nothing is sent to the
+// card). Calls in progress on it finish first; the token is dead afterwards.
+//
+// Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not live, or not a file access object).
+scm_hresult scm_file_access_release(scm_file_access *f);
+
+// Ends a verification object (COM Release). The card's security state is left as it is (see
+// `scm_chv_reset_security_state`).
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE` (not live, or not a verification object).
+scm_hresult scm_chv_release(scm_chv *v);
+
+// Ends an authentication object (COM Release).
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE` (not live, or not an authentication object).
+scm_hresult scm_auth_release(scm_auth *a);
+
+// Verifies a code (COM ISCardVerify::Verify): VERIFY `00 20 00 P2` with the code as data, P2 =
+// `reference` (0 to 255: ISO/IEC 7816-4 puts the reference number in b5-b1 and "specific to the
+// DF" in b8). `flags`: 0 (the code is sent as given) or `SCM_CHV_PAD_FF` (padded with `FF` to 8
+// bytes). The library's copies of the code (the padded data, the encoded command) are
+// overwritten before the call returns; the code never appears in any message.
+//
+// `tries_left` may be NULL; it is written only with `SCM_SCARD_W_WRONG_CHV` (x of the card's
+// `63Cx`, or `SCM_TRIES_UNKNOWN` after `63 00`) and with `SCM_SCARD_W_CHV_BLOCKED` (0).
+//
+// Errors: `SCM_E_POINTER` (`v` NULL, `code` NULL with `len` > 0), `SCM_E_HANDLE` (`v` or its
+// manager not live), `SCM_E_INVALIDARG` (`len` 0 or over 65535, `reference` over 255, unknown
+// flag bits, a code over 8 bytes with `SCM_CHV_PAD_FF`), `SCM_E_NOT_ATTACHED`,
+// `SCM_SCARD_W_WRONG_CHV`, `SCM_SCARD_W_CHV_BLOCKED` (`69 83` or `69 84`), the other codes of
+// the status-word table at the top of this header (e.g. `SCM_E_CARD_STATUS(0x6A88)`: reference
+// not found), `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+scm_hresult scm_chv_verify(scm_chv *v, uint32_t reference, const uint8_t *code, size_t len, uint32_t flags, uint32_t *tries_left);
+
+// Changes a code (COM ISCardVerify::ChangeCode): CHANGE REFERENCE DATA `00 24 P1 P2`, P2 =
+// `reference`; P1 `00` with the old code then the new one as data, or P1 `01` with the new code
+// only when `old_len` is 0 (the card then wants the reference verified first). `flags` and the
+// wiping of the codes as `scm_chv_verify` (the padding applies to each code).
+//
+// Errors: those of `scm_chv_verify` (`tries_left` is the old code's); `new_len` 0 is
+// `SCM_E_INVALIDARG`.
+scm_hresult scm_chv_change_code(scm_chv *v, uint32_t reference, const uint8_t *old, size_t old_len, const uint8_t *new_, size_t new_len, uint32_t flags, uint32_t *tries_left);
+
+// Unblocks a code (COM ISCardVerify::Unblock): RESET RETRY COUNTER `00 2C P1 P2`, P2 =
+// `reference`; P1 `00` with the unblocking code (PUK) then the new code as data, `01` with the
+// unblocking code only (the counter is reset, the code kept), `02` with the new code only, `03`
+// with neither (a length of 0 leaves a part out). `flags` and the wiping of the codes as
+// `scm_chv_verify`.
+//
+// Errors: those of `scm_chv_verify`, where `SCM_SCARD_W_WRONG_CHV` and
+// `SCM_SCARD_W_CHV_BLOCKED` (with `tries_left`) are about the unblocking code.
+scm_hresult scm_chv_unblock(scm_chv *v, uint32_t reference, const uint8_t *unblock_code, size_t unblock_len, const uint8_t *new_, size_t new_len, uint32_t flags, uint32_t *tries_left);
+
+// Resets the card's verification status of every reference this object verified (COM
+// ISCardVerify::ResetSecurityState): VERIFY `00 20 FF P2` without data for each (ISO/IEC
+// 7816-4 11.5.6), most recent first; none verified, nothing sent. Other objects' and programs'
+// verifications are not touched (a card reset clears them all: `scm_detach_ex` with
+// `SCM_RESET_CARD`).
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, the status-word table's codes
+// (a card that does not know P1 `FF` answers e.g. `6A 86`: `SCM_E_CARD_STATUS(0x6A86)`; the
+// references not reset yet stay listed), `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+scm_hresult scm_chv_reset_security_state(scm_chv *v);
+
+// The tries left for a reference: VERIFY `00 20 00 P2` without data (ISO/IEC 7816-4 11.5.6),
+// which counts no try. `63Cx` gives x; `90 00` (already verified) and `63 00` give
+// `SCM_TRIES_UNKNOWN`.
+//
+// Errors: `SCM_E_POINTER` (`v` or `tries_left` NULL), `SCM_E_HANDLE`, `SCM_E_INVALIDARG`
+// (`reference` over 255), `SCM_E_NOT_ATTACHED`, `SCM_SCARD_W_CHV_BLOCKED` (`*tries_left` set to
+// 0), the status-word table's codes, `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+scm_hresult scm_chv_get_tries_left(scm_chv *v, uint32_t reference, uint32_t *tries_left);
+
+// Asks the card for a challenge (COM ISCardAuth::GetChallenge): GET CHALLENGE `00 84 00 00` with
+// Le = `*len`, 1 to 256, or to 65536 when the card takes extended length. On success `*len` is
+// the number of bytes the card gave (it may give fewer than asked) and `out` holds them.
+//
+// Errors: `SCM_E_POINTER` (`a`, `out` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_INVALIDARG` (`*len`
+// 0 or over what the card can send), `SCM_E_NOT_ATTACHED`, the status-word table's codes,
+// `SCM_SCARD_E_COMM_DATA_LOST` (the card sent more than asked), PC/SC codes.
+scm_hresult scm_auth_get_challenge(scm_auth *a, uint8_t *out, size_t *len);
+
+// Has the card authenticate itself (COM ISCardAuth::ICCAuth): INTERNAL AUTHENTICATE `00 88 P1
+// P2` with P1 = `algorithm` (the algorithm reference, 0 for "known before"), P2 = `key` (the
+// secret's reference), `data` (the challenge, up to 65535 bytes, chained or extended as the
+// card takes it) and Le asking for all the card has (256, or 65536 with extended length). The
+// answer (the authentication data) goes to `out` under the buffer rules; a NULL `out` or a too
+// small one comes **after** the command was sent (the answer is lost; a card's challenge
+// counter may have moved).
+//
+// Errors: `SCM_E_POINTER` (`a` or `out_len` NULL, `data` NULL with `len` > 0), `SCM_E_HANDLE`,
+// `SCM_E_INVALIDARG` (`algorithm` or `key` over 255, `len` over 65535), `SCM_E_NOT_ATTACHED`,
+// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, the status-word table's codes,
+// `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+scm_hresult scm_auth_icc_auth(scm_auth *a, uint32_t algorithm, uint32_t key, const uint8_t *data, size_t len, uint8_t *out, size_t *out_len);
+
+// Authenticates the application to the card (COM ISCardAuth::AppAuth): EXTERNAL AUTHENTICATE
+// `00 82 P1 P2` with P1 = `algorithm`, P2 = `key` and `data` (the authentication data computed
+// over the card's last challenge). A refusal (`63xx`) is `SCM_SCARD_W_SECURITY_VIOLATION`.
+//
+// Errors: `SCM_E_POINTER` (`a` NULL, `data` NULL with `len` > 0), `SCM_E_HANDLE`,
+// `SCM_E_INVALIDARG` (`algorithm` or `key` over 255, `len` over 65535), `SCM_E_NOT_ATTACHED`,
+// `SCM_SCARD_W_SECURITY_VIOLATION`, the status-word table's codes (`69 85`, no challenge asked
+// first: `SCM_SCARD_E_NO_ACCESS`), `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+scm_hresult scm_auth_app_auth(scm_auth *a, uint32_t algorithm, uint32_t key, const uint8_t *data, size_t len);
+
+// Authenticates the user to the card (COM ISCardAuth::UserAuth). ISO/IEC 7816-4 authenticates
+// a user by VERIFY with the user's reference data, so this is `scm_chv_verify` with flags 0:
+// VERIFY `00 20 00 P2`, P2 = `reference`, the code as data, wiped after use.
+//
+// Errors: those of `scm_chv_verify`; `tries_left` (may be NULL) likewise.
+scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *code, size_t len, uint32_t *tries_left);
 
 #ifdef __cplusplus
 }  // extern "C"

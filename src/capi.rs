@@ -541,6 +541,9 @@ pub extern "C" fn scm_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
+mod iso;
+pub use iso::*;
+
 /// The panic boundary, run wherever the unit tests run (under Wine for Windows too): the
 /// integration tests that force a panic need the lab, which runs on Linux only.
 #[cfg(all(test, feature = "test-hooks"))]

@@ -230,6 +230,9 @@ pub fn message(hr: scm_hresult) -> &'static CStr {
         SCM_SCARD_W_EOF => c"PC/SC: the end of the card file has been reached",
         SCM_SCARD_W_CANCELLED_BY_USER => c"PC/SC: the user cancelled",
         SCM_SCARD_W_CARD_NOT_AUTHENTICATED => c"PC/SC: no PIN was presented to the card",
+        hr if hr as u32 & 0xFFFF_0000 == 0xA0FF_0000 => {
+            c"the card answered with a status word the library does not map (SCM_E_CARD_STATUS: the low 16 bits)"
+        }
         hr if hr >= 0 => c"success (unknown success code)",
         _ => c"unknown error code",
     }
@@ -260,6 +263,7 @@ mod tests {
         assert_eq!(message(-1).to_str().unwrap(), "unknown error code");
         assert_eq!(message(i32::MIN).to_str().unwrap(), "unknown error code");
         assert!(message(7).to_str().unwrap().starts_with("success"));
+        assert!(message(0xA0FF_6A88_u32 as i32).to_str().unwrap().contains("status word"));
         // Every PC/SC code in the range pcsc-lite and Windows define has its own text.
         for code in (0x8010_0001_u32..=0x8010_0031).chain(0x8010_0065..=0x8010_006F) {
             assert_ne!(message(code as i32).to_str().unwrap(), "unknown error code", "{code:#x}");

@@ -7,6 +7,7 @@ mod buffers;
 mod capi;
 mod handle_table;
 mod hresult;
+mod iso;
 mod manager;
 mod objects;
 mod scard;

@@ -9,6 +9,7 @@ use std::ffi::CString;
 use pcsc::ffi;
 
 use crate::hresult::*;
+use crate::iso::transport::IsoSession;
 use crate::scard::{self, CardHandle, Context, Result};
 use crate::spare_contexts;
 
@@ -124,6 +125,8 @@ struct Attachment {
 #[derive(Debug, Default)]
 pub struct Manager {
     attachment: Option<Attachment>,
+    /// What the ISO transport learnt of the connected card, and its reusable buffers.
+    pub(crate) iso: IsoSession,
 }
 
 /// Codes after which a card handle is worth nothing more and a new connection is needed:
@@ -314,6 +317,7 @@ impl Manager {
     }
 
     pub fn reconnect(&mut self) -> Result<()> {
+        self.iso.forget_card();
         let attachment = self.attachment()?;
         let result = match &mut attachment.link {
             Link::Reader(link) => link.reconnect(),
@@ -332,6 +336,7 @@ impl Manager {
     /// Ends the attachment whatever PC/SC answers; reports PC/SC's failure to release the card
     /// as asked, if any.
     pub fn detach(&mut self, disposition: Disposition) -> Result<()> {
+        self.iso.forget_card();
         let attachment = self.attachment()?;
         if matches!(attachment.link, Link::Borrowed(_)) && disposition != Disposition::Leave {
             return Err(SCM_E_INVALIDARG);
@@ -442,6 +447,13 @@ impl Manager {
 
     pub fn card_handle(&mut self) -> Result<CardHandle> {
         Ok(self.connection()?.handle)
+    }
+
+    /// The connected card, its protocol and the ISO transport's state for it: the transport
+    /// (`iso::transport`) runs its exchanges through these, under this manager's lock.
+    pub fn iso_parts(&mut self) -> Result<(CardHandle, ffi::DWORD, &mut IsoSession)> {
+        let card = self.connection()?;
+        Ok((card.handle, card.protocol, &mut self.iso))
     }
 }
 

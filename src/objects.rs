@@ -4,12 +4,18 @@
 
 use crate::handle_table::HandleTable;
 use crate::hresult::{SCM_E_HANDLE, SCM_E_OUTOFMEMORY};
+use crate::iso::auth::Auth;
+use crate::iso::chv::Chv;
+use crate::iso::file::FileAccess;
 use crate::manager::Manager;
 use crate::scard::Result;
 
 /// What a token can stand for. Each kind of object the C side sees is one variant.
 pub enum Object {
     Manager(Manager),
+    FileAccess(FileAccess),
+    Chv(Chv),
+    Auth(Auth),
 }
 
 /// The library's one table of live objects.
@@ -40,5 +46,32 @@ pub fn remove(token: usize, is_kind: impl FnOnce(&Object) -> bool) -> Result<Obj
 pub fn manager(object: &mut Object) -> Option<&mut Manager> {
     match object {
         Object::Manager(manager) => Some(manager),
+        _ => None,
+    }
+}
+
+/// The file access object inside an object, when it is one.
+// Used by `scm_file_*` (the iso-file branch); until it is merged, nothing picks this kind.
+#[allow(dead_code)]
+pub fn file_access(object: &mut Object) -> Option<&mut FileAccess> {
+    match object {
+        Object::FileAccess(file_access) => Some(file_access),
+        _ => None,
+    }
+}
+
+/// The verification object inside an object, when it is one.
+pub fn chv(object: &mut Object) -> Option<&mut Chv> {
+    match object {
+        Object::Chv(chv) => Some(chv),
+        _ => None,
+    }
+}
+
+/// The authentication object inside an object, when it is one.
+pub fn auth(object: &mut Object) -> Option<&mut Auth> {
+    match object {
+        Object::Auth(auth) => Some(auth),
+        _ => None,
     }
 }

@@ -87,7 +87,7 @@ fn command_data(apdu: &[u8]) -> Option<&[u8]> {
 
 /// Eight bytes that differ on every call in this process and between runs (a counter mixed
 /// with the clock through splitmix64), which is all a test of GET CHALLENGE needs.
-fn challenge() -> u64 {
+pub(crate) fn challenge() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let mut z = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);

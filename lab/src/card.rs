@@ -47,11 +47,14 @@ pub struct Counters {
 }
 
 type Handler = dyn Fn(&[u8]) -> Reply + Send + Sync;
+type PowerHook = dyn Fn() + Send + Sync;
 
 /// What the serving thread needs: immutable behaviour plus counters.
 struct Core {
     atr: Vec<u8>,
     handler: Box<Handler>,
+    /// Called on every power-off, power-on and reset message.
+    on_power: Box<PowerHook>,
     power_on: AtomicU64,
     power_off: AtomicU64,
     resets: AtomicU64,
@@ -112,9 +115,21 @@ impl VirtualCard {
     ///
     /// The handler runs on the card's own thread, one APDU at a time.
     pub fn new(atr: Vec<u8>, handler: impl Fn(&[u8]) -> Reply + Send + Sync + 'static) -> VirtualCard {
+        VirtualCard::with_power_hook(atr, handler, || {})
+    }
+
+    /// Like [`new`](Self::new), and `on_power()` runs (on the card's thread) at every power-off,
+    /// power-on and reset the reader sends: where a card clears what it keeps only while
+    /// powered (verified PINs, the current file).
+    pub fn with_power_hook(
+        atr: Vec<u8>,
+        handler: impl Fn(&[u8]) -> Reply + Send + Sync + 'static,
+        on_power: impl Fn() + Send + Sync + 'static,
+    ) -> VirtualCard {
         let core = Core {
             atr,
             handler: Box::new(handler),
+            on_power: Box::new(on_power),
             power_on: AtomicU64::new(0),
             power_off: AtomicU64::new(0),
             resets: AtomicU64::new(0),
@@ -243,16 +258,10 @@ fn serve(core: &Core, mut stream: &TcpStream) -> End {
             return End::Disconnected;
         }
         let answer = match message.as_slice() {
-            [0x00] => {
-                core.power_off.fetch_add(1, Ordering::SeqCst);
-                None
-            }
-            [0x01] => {
-                core.power_on.fetch_add(1, Ordering::SeqCst);
-                None
-            }
-            [0x02] => {
-                core.resets.fetch_add(1, Ordering::SeqCst);
+            [power @ 0x00..=0x02] => {
+                let counter = [&core.power_off, &core.power_on, &core.resets][usize::from(*power)];
+                counter.fetch_add(1, Ordering::SeqCst);
+                (core.on_power)();
                 None
             }
             [0x04] => {

@@ -21,6 +21,7 @@ pub mod bridge;
 mod card;
 pub mod control;
 mod daemon;
+pub mod iso;
 mod shared;
 pub mod wine;
 

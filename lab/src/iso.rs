@@ -1,0 +1,328 @@
+//! An ISO/IEC 7816-4 card for the lab: an MF with DFs and EFs (transparent ones, one past
+//! 32 KiB, and a record one), a PIN with a retry counter and a PUK, GET CHALLENGE and INTERNAL
+//! / EXTERNAL AUTHENTICATE, with T=0 behaviour, command chaining and extended length
+//! selectable, and hostile modes for robustness tests.
+//!
+//! The contents and the behaviour of every command are listed in
+//! `notes/iso-lab-api.md`; the constants here name them so tests never repeat magic values.
+//!
+//! ```ignore
+//! let (card, iso) = scardmanage_lab::iso::card(IsoOptions::default());
+//! let lease = scardmanage_lab::lease_with(card);
+//! lease.insert();
+//! iso.set_hostile(Hostile::EndlessGetResponse);
+//! ```
+
+mod apdu;
+mod commands;
+mod engine;
+mod files;
+
+use crate::card::{Reply, VirtualCard};
+use engine::Card;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The MF's file identifier.
+pub const MF: u16 = 0x3F00;
+/// EF.ATR/INFO under the MF: card capabilities (`47`) and, when extended length is on, the
+/// extended length information (`7F66`).
+pub const EF_ATR: u16 = 0x2F01;
+/// The application DF under the MF.
+pub const DF_ID: u16 = 0x5000;
+/// Its DF name (AID): `F0` (proprietary) and "SCMISO".
+pub const DF_NAME: &[u8] = &[0xF0, 0x53, 0x43, 0x4D, 0x49, 0x53, 0x4F];
+/// A small transparent EF in the DF.
+pub const EF_SMALL: u16 = 0x5001;
+pub const SFI_SMALL: u8 = 1;
+pub const SMALL_CONTENT: &[u8] = b"scardmanage ISO lab card: EF 5001";
+/// A transparent EF of [`BIG_SIZE`] bytes in the DF, initially [`big_content`].
+pub const EF_BIG: u16 = 0x5002;
+pub const SFI_BIG: u8 = 2;
+pub const BIG_SIZE: usize = 40_000;
+/// A linear-fixed record EF in the DF: [`RECORD_COUNT`] records of [`RECORD_LEN`] bytes
+/// ([`initial_record`]), room for [`RECORD_CAPACITY`].
+pub const EF_RECORDS: u16 = 0x5003;
+pub const SFI_RECORDS: u8 = 3;
+pub const RECORD_LEN: usize = 16;
+pub const RECORD_COUNT: usize = 3;
+pub const RECORD_CAPACITY: usize = 8;
+/// A transparent EF in the DF that reads and updates only after [`PIN`] was verified (69 82
+/// before).
+pub const EF_SECRET: u16 = 0x5004;
+pub const SFI_SECRET: u8 = 4;
+pub const SECRET_CONTENT: &[u8] = b"PIN-protected";
+/// A transparent EF in the DF that refuses UPDATE BINARY (69 85).
+pub const EF_READ_ONLY: u16 = 0x5005;
+pub const SFI_READ_ONLY: u8 = 5;
+pub const READ_ONLY_CONTENT: &[u8] = b"read-only";
+/// A DF without a name inside [`DF_ID`], holding [`EF_SUB`].
+pub const DF_SUB: u16 = 0x5100;
+pub const EF_SUB: u16 = 0x5101;
+pub const SUB_CONTENT: &[u8] = b"nested";
+/// The PIN's reference (VERIFY P2), its factory value and retry counter.
+pub const PIN_REF: u8 = 0x81;
+pub const PIN: &[u8] = b"1234";
+pub const PIN_TRIES: u8 = 3;
+/// The PUK that RESET RETRY COUNTER of [`PIN_REF`] takes, and its own retry counter.
+pub const PUK: &[u8] = b"12345678";
+pub const PUK_TRIES: u8 = 5;
+/// A second reference without retry counter: a wrong code answers 63 00 and never blocks.
+pub const PIN2_REF: u8 = 0x82;
+pub const PIN2: &[u8] = b"0000";
+/// The key of INTERNAL and EXTERNAL AUTHENTICATE (P2; 00 is accepted too).
+pub const AUTH_KEY_REF: u8 = 0x01;
+pub const AUTH_KEY: [u8; 8] = *b"SCM-KEY!";
+/// Bytes of EF data the card holds in total; CREATE FILE beyond answers 6A 84.
+pub const CARD_MEMORY: usize = 131_072;
+/// The most response data one APDU carries: vpcd frames a response (status word included)
+/// with a 16-bit length.
+pub const MAX_RESPONSE_DATA: usize = 65_533;
+/// What [`Hostile::LongChain`] hands out through GET RESPONSE before its final 90 00.
+pub const LONG_CHAIN_BYTES: usize = 1 << 24;
+
+/// The factory content of [`EF_BIG`]: byte `i` is `i % 251` (a period that is not a power of
+/// two, so a misplaced block shows).
+pub fn big_content() -> Vec<u8> {
+    (0..BIG_SIZE).map(|i| (i % 251) as u8).collect()
+}
+
+/// The factory content of record `n` (1-based) of [`EF_RECORDS`]: [`RECORD_LEN`] bytes `n`.
+pub fn initial_record(n: u8) -> [u8; RECORD_LEN] {
+    [n; RECORD_LEN]
+}
+
+/// What INTERNAL AUTHENTICATE answers to `data`, and what EXTERNAL AUTHENTICATE expects for
+/// the last challenge: `data[i] ^ AUTH_KEY[i % 8]`.
+pub fn auth_response(data: &[u8]) -> Vec<u8> {
+    data.iter().zip(AUTH_KEY.iter().cycle()).map(|(d, k)| d ^ k).collect()
+}
+
+/// How the card talks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsoOptions {
+    /// The ATR offers T=0 only. Answers with data to case-4 commands (or to commands without
+    /// Le) are `61 xx` and come through GET RESPONSE (at most 256 bytes each); a case-2
+    /// command whose Le is not the exact number of bytes available answers `6C xx`. Implies
+    /// short APDUs only: extended ones answer 67 00 and the ATR does not announce them.
+    pub t0: bool,
+    /// Extended-length APDUs are accepted (else 67 00) and announced: the ATR's card
+    /// capabilities (compact-TLV `73`, third byte bits 0x40 and 0x20) and EF.ATR's `7F66`.
+    pub extended: bool,
+    /// Command chaining (CLA bit 0x10) is accepted (else 68 84) and announced (card
+    /// capabilities third byte bit 0x80).
+    pub chaining: bool,
+}
+
+impl IsoOptions {
+    /// A T=0 card: short APDUs, 61xx and 6Cxx, chaining.
+    pub const T0: IsoOptions = IsoOptions { t0: true, extended: false, chaining: true };
+
+    fn extended_length(self) -> bool {
+        self.extended && !self.t0
+    }
+
+    /// The third byte of the card capabilities.
+    fn capabilities(self) -> u8 {
+        (if self.chaining { 0x80 } else { 0 }) | (if self.extended_length() { 0x60 } else { 0 })
+    }
+}
+
+impl Default for IsoOptions {
+    /// T=1, extended length, chaining.
+    fn default() -> IsoOptions {
+        IsoOptions { t0: false, extended: true, chaining: true }
+    }
+}
+
+/// The ATR of a card with `options`: `3B 87 01 <historical> TCK` (T=1) or `3B 07
+/// <historical>` (T=0). Historical bytes: category `80`, card service data `31 98` (selection
+/// by full DF name, EF.ATR holds BER-TLV objects read by READ BINARY, card with MF), card
+/// capabilities `73 B6 01 xx` (selection by full DF name, path, file id; short EF ids; record
+/// numbers; 1-byte data units; xx: 0x80 chaining, 0x40 extended Lc/Le, 0x20 extended length
+/// information in EF.ATR).
+pub fn atr(options: IsoOptions) -> Vec<u8> {
+    let historical = [0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, options.capabilities()];
+    let k = historical.len() as u8;
+    if options.t0 {
+        // No TD1: T=0 only, and no TCK with T=0 alone.
+        [&[0x3B, k][..], &historical].concat()
+    } else {
+        let mut atr = [&[0x3B, 0x80 | k, 0x01][..], &historical].concat();
+        atr.push(atr[1..].iter().fold(0, |a, b| a ^ b));
+        atr
+    }
+}
+
+/// The content of EF.ATR/INFO for `options`.
+fn ef_atr(options: IsoOptions) -> Vec<u8> {
+    let mut out = apdu::tlv(0x47, &[0xB6, 0x01, options.capabilities()]);
+    if options.extended_length() {
+        // The largest command and response APDUs, header and status word included: vpcd
+        // frames each with a 16-bit length.
+        out.extend(apdu::tlv(0x7F66, &[0x02, 0x02, 0xFF, 0xFF, 0x02, 0x02, 0xFF, 0xFF]));
+    }
+    out
+}
+
+/// Ways the card misbehaves on purpose, for the library's robustness tests; see each variant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hostile {
+    /// Behaves.
+    #[default]
+    None,
+    /// Every command but GET RESPONSE answers `61 00`; every GET RESPONSE answers Ne (at most
+    /// 256) bytes `EE` and `61 00` again, forever.
+    EndlessGetResponse,
+    /// Like `EndlessGetResponse` until [`LONG_CHAIN_BYTES`] were handed out; then `90 00`.
+    LongChain,
+    /// Every command answers `6C xx` with xx its short Le + 1 (mod 256; no Le counts as 00):
+    /// never the Le just sent.
+    EndlessWrongLe,
+    /// SELECT returning an FCP or FCI: the true template, but its length byte says 16 more
+    /// bytes than follow.
+    FcpLengthLies,
+    /// SELECT returning an FCP or FCI: `62 08 82 01 01 83 02 50 01 9F` (ends inside a
+    /// two-byte tag).
+    FcpTruncated,
+    /// SELECT returning an FCP or FCI: `62 84 00 00 00 09 82 01 01 80 84 FF FF FF FF` (4-byte
+    /// length forms, an inner length of 4 GiB).
+    FcpLongLengthForm,
+    /// Every command answers the single byte `90`.
+    OneByteAnswer,
+    /// Every command answers 0 bytes.
+    EmptyAnswer,
+    /// READ BINARY (B0, B1) answers its data, then `EE` bytes, 16 more than Ne in all (at most
+    /// [`MAX_RESPONSE_DATA`]), with `90 00`.
+    OverlongRead,
+    /// A wrong VERIFY answers `63 Cx` with x = 4, 5, 6, ... (capped at 15) while the real
+    /// counter stays untouched.
+    LyingTriesLeft,
+    /// Every command with an Le answers `90 00` without data.
+    EmptySuccess,
+}
+
+impl Hostile {
+    /// Every mode, [`Hostile::None`] first.
+    pub const ALL: [Hostile; 12] = [
+        Hostile::None,
+        Hostile::EndlessGetResponse,
+        Hostile::LongChain,
+        Hostile::EndlessWrongLe,
+        Hostile::FcpLengthLies,
+        Hostile::FcpTruncated,
+        Hostile::FcpLongLengthForm,
+        Hostile::OneByteAnswer,
+        Hostile::EmptyAnswer,
+        Hostile::OverlongRead,
+        Hostile::LyingTriesLeft,
+        Hostile::EmptySuccess,
+    ];
+
+    /// The mode's name on the control channel: `none`, `endless-get-response`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Hostile::None => "none",
+            Hostile::EndlessGetResponse => "endless-get-response",
+            Hostile::LongChain => "long-chain",
+            Hostile::EndlessWrongLe => "endless-wrong-le",
+            Hostile::FcpLengthLies => "fcp-length-lies",
+            Hostile::FcpTruncated => "fcp-truncated",
+            Hostile::FcpLongLengthForm => "fcp-long-length-form",
+            Hostile::OneByteAnswer => "one-byte-answer",
+            Hostile::EmptyAnswer => "empty-answer",
+            Hostile::OverlongRead => "overlong-read",
+            Hostile::LyingTriesLeft => "lying-tries-left",
+            Hostile::EmptySuccess => "empty-success",
+        }
+    }
+
+    /// The mode [`name`](Self::name) gives `name`.
+    pub fn from_name(name: &str) -> Option<Hostile> {
+        Hostile::ALL.into_iter().find(|h| h.name() == name)
+    }
+}
+
+/// The control of one ISO card. Clones control the same card.
+#[derive(Clone)]
+pub struct IsoControl {
+    card: Arc<Mutex<Card>>,
+}
+
+impl std::fmt::Debug for IsoControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsoControl")
+            .field("hostile", &self.hostile())
+            .field("commands_received", &self.commands_received())
+            .finish()
+    }
+}
+
+impl IsoControl {
+    fn new(options: IsoOptions) -> IsoControl {
+        IsoControl { card: Arc::new(Mutex::new(Card::new(options))) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Card> {
+        // A failed assertion in a test holding the lock must not break the card for others.
+        self.card.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Switches the card's misbehaviour from the next APDU on (the mode's own counters start
+    /// again).
+    pub fn set_hostile(&self, mode: Hostile) {
+        self.lock().set_hostile(mode);
+    }
+
+    pub fn hostile(&self) -> Hostile {
+        self.lock().hostile()
+    }
+
+    /// Command APDUs the card has answered since it was made ([`reset`](Self::reset) does not
+    /// clear this), through the reader or [`transmit`](Self::transmit).
+    pub fn commands_received(&self) -> u64 {
+        self.lock().commands_received()
+    }
+
+    /// Factory state: files and their contents, codes and counters, no hostile mode, and the
+    /// volatile state a power-on clears.
+    pub fn reset(&self) {
+        self.lock().reset();
+    }
+
+    /// The card's answer to `apdu`, in this process (no reader, no pcscd): for unit tests of
+    /// the card and of APDU logic.
+    pub fn transmit(&self, apdu: &[u8]) -> Vec<u8> {
+        self.lock().process(apdu)
+    }
+
+    /// The bytes of the transparent EF at `path` from the MF (e.g. `&[DF_ID, EF_BIG]`), as the
+    /// card holds them now; `None` when there is no such transparent EF.
+    pub fn transparent(&self, path: &[u16]) -> Option<Vec<u8>> {
+        self.lock().transparent(path)
+    }
+
+    /// What a power-on or reset clears: verified codes, the current file (back to the MF),
+    /// pending GET RESPONSE data, an open chain, the last challenge.
+    fn power(&self) {
+        self.lock().power();
+    }
+}
+
+/// A virtual card running this applet with [`atr`]`(options)`, and its control.
+///
+/// The files and counters live as long as the card and its controls: they persist across
+/// removal and insertion of the same `VirtualCard`. A power-on or reset from the reader
+/// clears the volatile state only (verified codes, current file, pending data).
+pub fn card(options: IsoOptions) -> (VirtualCard, IsoControl) {
+    let control = IsoControl::new(options);
+    let (commands, power) = (control.clone(), control.clone());
+    let card = VirtualCard::with_power_hook(
+        atr(options),
+        move |apdu| Reply::Respond(commands.transmit(apdu)),
+        move || power.power(),
+    );
+    (card, control)
+}
+
+#[cfg(test)]
+mod tests;

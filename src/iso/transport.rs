@@ -1,0 +1,537 @@
+//! The ISO/IEC 7816 transport: one command in, the whole answer out. It collects an answer
+//! announced by `61xx` with GET RESPONSE (T=0 cards, and T=1 cards that do the same), resends
+//! with the Le that `6Cxx` names, splits a long command into chained short ones when the card does
+//! not take extended length, and uses extended length where the ATR says the card takes it.
+//!
+//! The loop is pure logic over [`Exchange`], so the unit tests and the fuzzer drive it with a
+//! scripted card; the manager runs it over its PC/SC connection.
+
+use std::fmt;
+
+use pcsc::ffi;
+
+use super::apdu::{Command, MAX_NE, MAX_SHORT_DATA, MAX_SHORT_NE};
+use super::BROKEN_EXCHANGE;
+use crate::hresult::*;
+use crate::manager::Manager;
+use crate::scard::{self, CardHandle, Result};
+
+/// `scm_transmit_ex` flags.
+pub(crate) const GET_RESPONSE: u32 = 1;
+pub(crate) const FIX_LE: u32 = 2;
+pub(crate) const CHAIN: u32 = 4;
+pub(crate) const ALL: u32 = GET_RESPONSE | FIX_LE | CHAIN;
+
+/// The most GET RESPONSE commands one command's answer may take: 64 KiB in pieces of 64 bytes.
+/// A card announcing more (`61xx` forever, or pieces of a few bytes) gets [`BROKEN_EXCHANGE`].
+pub(crate) const MAX_ROUNDS: usize = 1024;
+/// The most resends after `6Cxx` for one command: one is what ISO/IEC 7816-3 needs, the second
+/// tolerates a card that names a new Le for its GET RESPONSE too.
+pub(crate) const MAX_LE_FIXES: usize = 2;
+/// The most answer data one command collects, over all its GET RESPONSE rounds: what an extended
+/// Le (`00 00`) can ask for.
+pub(crate) const MAX_RESPONSE: usize = MAX_NE;
+
+/// What the library knows of how a card takes commands, learnt once per connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Extended Lc and Le fields (card capabilities, third software function table byte, b7).
+    pub extended_length: bool,
+    /// The connection runs T=0, which carries no extended APDU (ISO/IEC 7816-3 12.2.5 needs
+    /// ENVELOPE) and maps a case 4 command to a case 3 one answered with `61xx`.
+    pub t0: bool,
+}
+
+impl Capabilities {
+    /// Reads the card capabilities from the ATR's historical bytes: compact-TLV tag 7 (`7x`),
+    /// third byte, bit 7 (0x40) "extended Lc and Le fields" (ISO/IEC 7816-4 8.1.1.2.7), when the
+    /// category indicator is `00` or `80`. A malformed ATR says nothing: short APDUs only.
+    pub fn from_atr(atr: &[u8], t0: bool) -> Capabilities {
+        let extended_length =
+            card_capabilities(atr).is_some_and(|bytes| bytes.get(2).is_some_and(|b| b & 0x40 != 0));
+        Capabilities { extended_length: extended_length && !t0, t0 }
+    }
+
+    /// The most data one command can ask for (its Ne).
+    pub fn max_response_data(&self) -> usize {
+        match self.extended_length {
+            true => MAX_NE,
+            false => MAX_SHORT_NE,
+        }
+    }
+}
+
+/// The historical bytes of an ATR (ISO/IEC 7816-3 8.2), or `None` when the ATR is too short for
+/// what its format bytes announce.
+fn historical_bytes(atr: &[u8]) -> Option<&[u8]> {
+    let t0 = *atr.get(1)?;
+    let count = usize::from(t0 & 0x0F);
+    let mut position = 2;
+    let mut indicator = t0;
+    loop {
+        let present = (indicator >> 4).count_ones() as usize;
+        // TDi is the last interface byte of its group, when bit 8 of the indicator says so.
+        let next = (indicator & 0x80 != 0).then(|| position + present - 1);
+        position += present;
+        match next {
+            Some(td) => indicator = *atr.get(td)?,
+            None => break,
+        }
+    }
+    atr.get(position..position.checked_add(count)?)
+}
+
+/// The card capabilities data object (compact-TLV tag 7) of the historical bytes.
+fn card_capabilities(atr: &[u8]) -> Option<&[u8]> {
+    let (&category, mut objects) = historical_bytes(atr)?.split_first()?;
+    match category {
+        // `00`: the last three bytes are a status indicator, not compact-TLV.
+        0x00 => objects = &objects[..objects.len().checked_sub(3)?],
+        0x80 => {}
+        _ => return None,
+    }
+    while let Some((&header, rest)) = objects.split_first() {
+        let length = usize::from(header & 0x0F);
+        let value = rest.get(..length)?;
+        if header >> 4 == 7 {
+            return Some(value);
+        }
+        objects = &rest[length..];
+    }
+    None
+}
+
+/// One exchange with a card: send `command`, write the answer into `answer`, return its length.
+pub trait Exchange {
+    fn exchange(&mut self, command: &[u8], answer: &mut [u8]) -> Result<usize>;
+}
+
+/// A PC/SC connection.
+struct Connection {
+    handle: CardHandle,
+    protocol: ffi::DWORD,
+}
+
+impl Exchange for Connection {
+    fn exchange(&mut self, command: &[u8], answer: &mut [u8]) -> Result<usize> {
+        // SAFETY: both slices are valid for their lengths and do not overlap.
+        unsafe {
+            self.handle.transmit(
+                self.protocol,
+                command.as_ptr(),
+                command.len(),
+                answer.as_mut_ptr(),
+                answer.len(),
+            )
+        }
+    }
+}
+
+/// The class byte of a GET RESPONSE following a command of class `cla`: the same logical
+/// channel, no chaining, no secure messaging (ISO/IEC 7816-4 5.4.1); `00` after a proprietary
+/// class, as cards with proprietary commands expect.
+fn get_response_class(cla: u8) -> u8 {
+    match cla {
+        0x00..=0x3F => cla & 0x03,
+        0x40..=0x7F => 0x40 | (cla & 0x0F),
+        _ => 0x00,
+    }
+}
+
+/// How a command is sent: in extended form or short (chained when its data is long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub extended: bool,
+    /// T=0: a case 4 command goes without its Le (ISO/IEC 7816-3 12.2.4), when GET RESPONSE
+    /// is to collect the answer.
+    pub t0: bool,
+}
+
+impl Plan {
+    /// The form the library picks: extended only when the command needs it and the card takes it.
+    pub fn automatic(command: &Command, capabilities: Capabilities) -> Plan {
+        Plan { extended: capabilities.extended_length && !command.fits_short(), t0: capabilities.t0 }
+    }
+}
+
+/// Sends `command` as `plan` says and collects the answer: its data is appended to `response`,
+/// the final status word returned. `flags` are the `scm_transmit_ex` ones; `encoded` and
+/// `answer` are scratch space (`answer` at least `scard::MAX_APDU` bytes for any answer).
+pub fn run(
+    card: &mut impl Exchange,
+    command: &Command,
+    plan: Plan,
+    flags: u32,
+    encoded: &mut Vec<u8>,
+    answer: &mut [u8],
+    response: &mut Vec<u8>,
+) -> Result<u16> {
+    let mut last = *command;
+    if !plan.extended {
+        if command.data.len() > MAX_SHORT_DATA {
+            if flags & CHAIN == 0 {
+                return Err(SCM_E_INVALIDARG);
+            }
+            let mut pieces = command.chained().peekable();
+            while let Some(piece) = pieces.next() {
+                if pieces.peek().is_none() {
+                    last = piece;
+                    break;
+                }
+                let (data, sw) = exchange(card, &piece, false, encoded, answer)?;
+                if sw != super::sw::SW_OK || !data.is_empty() {
+                    append(response, data)?;
+                    return Ok(sw);
+                }
+            }
+        }
+        // A short command asks for at most 256 bytes; GET RESPONSE collects the rest.
+        last.ne = last.ne.min(MAX_SHORT_NE);
+        if plan.t0 && flags & GET_RESPONSE != 0 && !last.data.is_empty() {
+            last.ne = 0;
+        }
+    }
+    let (mut rounds, mut fixes) = (0, 0);
+    let mut extended = plan.extended;
+    loop {
+        let (data, sw) = exchange(card, &last, extended, encoded, answer)?;
+        let [sw1, sw2] = sw.to_be_bytes();
+        let announced = match sw2 {
+            0 => MAX_SHORT_NE,
+            n => usize::from(n),
+        };
+        match sw1 {
+            0x6C if flags & FIX_LE != 0 && data.is_empty() => {
+                fixes += 1;
+                if fixes > MAX_LE_FIXES {
+                    return Err(BROKEN_EXCHANGE);
+                }
+                last.ne = announced;
+            }
+            0x61 if flags & GET_RESPONSE != 0 => {
+                append(response, data)?;
+                rounds += 1;
+                if rounds > MAX_ROUNDS {
+                    return Err(BROKEN_EXCHANGE);
+                }
+                last = Command { ne: announced, ..Command::new(get_response_class(last.cla), 0xC0, 0, 0) };
+                extended = false;
+            }
+            _ => {
+                append(response, data)?;
+                return Ok(sw);
+            }
+        }
+    }
+}
+
+/// Adds answer data to the response, within [`MAX_RESPONSE`].
+fn append(response: &mut Vec<u8>, data: &[u8]) -> Result<()> {
+    if response.len() + data.len() > MAX_RESPONSE {
+        return Err(BROKEN_EXCHANGE);
+    }
+    response.extend_from_slice(data);
+    Ok(())
+}
+
+/// One command and its answer: the data (never more than the command's Ne, when it had one)
+/// and the status word.
+fn exchange<'a>(
+    card: &mut impl Exchange,
+    command: &Command,
+    extended: bool,
+    encoded: &mut Vec<u8>,
+    answer: &'a mut [u8],
+) -> Result<(&'a [u8], u16)> {
+    encoded.clear();
+    command.encode(extended, encoded)?;
+    let len = card.exchange(encoded, answer)?.min(answer.len());
+    let (data, sw) = answer[..len].split_last_chunk::<2>().ok_or(BROKEN_EXCHANGE)?;
+    if command.ne > 0 && data.len() > command.ne {
+        return Err(BROKEN_EXCHANGE);
+    }
+    Ok((data, u16::from_be_bytes(*sw)))
+}
+
+/// The manager's ISO state: the card's capabilities, learnt at the first ISO command after each
+/// attachment or reconnection, and buffers kept from one command to the next so that the common
+/// path allocates nothing.
+#[derive(Default)]
+pub struct IsoSession {
+    capabilities: Option<Capabilities>,
+    encoded: Vec<u8>,
+    answer: Vec<u8>,
+    response: Vec<u8>,
+}
+
+impl fmt::Debug for IsoSession {
+    // The buffers may hold what a card or a caller sent: never shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IsoSession").field("capabilities", &self.capabilities).finish_non_exhaustive()
+    }
+}
+
+impl IsoSession {
+    /// The connection changed (reconnected, detached): its card may be another.
+    pub fn forget_card(&mut self) {
+        self.capabilities = None;
+    }
+}
+
+/// The manager's connection with its session, ready for a command.
+struct Link<'a> {
+    card: Connection,
+    session: &'a mut IsoSession,
+}
+
+impl Manager {
+    fn iso_link(&mut self) -> Result<(Link<'_>, Capabilities)> {
+        let (handle, protocol, session) = self.iso_parts()?;
+        let capabilities = match session.capabilities {
+            Some(capabilities) => capabilities,
+            None => {
+                let (atr, len) = handle.atr()?;
+                let capabilities = Capabilities::from_atr(&atr[..len], protocol == ffi::SCARD_PROTOCOL_T0);
+                *session.capabilities.insert(capabilities)
+            }
+        };
+        if session.answer.len() < scard::MAX_APDU {
+            session.answer.resize(scard::MAX_APDU, 0);
+        }
+        Ok((Link { card: Connection { handle, protocol }, session }, capabilities))
+    }
+
+    /// What the connected card takes (learnt from its ATR once per connection).
+    pub fn iso_capabilities(&mut self) -> Result<Capabilities> {
+        Ok(self.iso_link()?.1)
+    }
+
+    /// Sends `command` with every ISO help (GET RESPONSE, Le correction, chaining, extended
+    /// length where the card takes it), appends the answer's data to `response` and returns the
+    /// final status word. A command asking for more than the card can send in one answer (Ne
+    /// over 256 without extended length) asks for 256.
+    pub fn iso_command(&mut self, command: &Command, response: &mut Vec<u8>) -> Result<u16> {
+        let (link, capabilities) = self.iso_link()?;
+        let Link { mut card, session } = link;
+        let plan = Plan::automatic(command, capabilities);
+        run(&mut card, command, plan, ALL, &mut session.encoded, &mut session.answer, response)
+    }
+
+    /// [`Manager::iso_command`] encoding the command in `encoded`, a buffer of the caller's,
+    /// so that a command carrying a secret leaves no copy in the session's buffers.
+    pub fn iso_command_in(
+        &mut self,
+        command: &Command,
+        encoded: &mut Vec<u8>,
+        response: &mut Vec<u8>,
+    ) -> Result<u16> {
+        let (link, capabilities) = self.iso_link()?;
+        let Link { mut card, session } = link;
+        let plan = Plan::automatic(command, capabilities);
+        run(&mut card, command, plan, ALL, encoded, &mut session.answer, response)
+    }
+
+    /// `scm_transmit_ex` with flags: the caller's raw command with the ISO help the flags ask
+    /// for; returns the whole answer, data and status word, in the session's buffer (give it
+    /// back with [`Manager::iso_reuse`]). With `CHAIN` the library picks the form (as
+    /// [`Manager::iso_command`]); without it the command keeps the form it came in.
+    pub fn iso_transmit(&mut self, flags: u32, raw: &[u8]) -> Result<Vec<u8>> {
+        let (command, was_extended) = Command::parse(raw)?;
+        let (link, capabilities) = self.iso_link()?;
+        let Link { mut card, session } = link;
+        let plan = match flags & CHAIN {
+            0 => Plan { extended: was_extended, t0: capabilities.t0 },
+            _ => Plan::automatic(&command, capabilities),
+        };
+        let mut response = std::mem::take(&mut session.response);
+        response.clear();
+        match run(&mut card, &command, plan, flags, &mut session.encoded, &mut session.answer, &mut response)
+        {
+            Ok(sw) => {
+                response.extend_from_slice(&sw.to_be_bytes());
+                Ok(response)
+            }
+            Err(code) => {
+                session.response = response;
+                Err(code)
+            }
+        }
+    }
+
+    /// Gives the buffer [`Manager::iso_transmit`] returned back, for the next call.
+    pub fn iso_reuse(&mut self, response: Vec<u8>) {
+        self.iso.response = response;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::iso::apdu::MAX_SHORT_DATA;
+
+    /// A card played by a closure over each command, counting them.
+    pub(crate) struct Scripted<F: FnMut(&[u8]) -> Vec<u8>> {
+        pub answer: F,
+        pub commands: Vec<Vec<u8>>,
+    }
+
+    impl<F: FnMut(&[u8]) -> Vec<u8>> Exchange for Scripted<F> {
+        fn exchange(&mut self, command: &[u8], answer: &mut [u8]) -> Result<usize> {
+            self.commands.push(command.to_vec());
+            let reply = (self.answer)(command);
+            let len = reply.len().min(answer.len());
+            answer[..len].copy_from_slice(&reply[..len]);
+            Ok(len)
+        }
+    }
+
+    pub(crate) fn scripted<F: FnMut(&[u8]) -> Vec<u8>>(answer: F) -> Scripted<F> {
+        Scripted { answer, commands: Vec::new() }
+    }
+
+    pub(crate) fn send(
+        card: &mut impl Exchange,
+        command: &Command,
+        plan: Plan,
+        flags: u32,
+    ) -> Result<(Vec<u8>, u16)> {
+        let mut answer = vec![0; scard::MAX_APDU];
+        let mut response = Vec::new();
+        let sw = run(card, command, plan, flags, &mut Vec::new(), &mut answer, &mut response)?;
+        Ok((response, sw))
+    }
+
+    const SHORT: Plan = Plan { extended: false, t0: false };
+    const T0: Plan = Plan { extended: false, t0: true };
+
+    #[test]
+    fn get_response_collects_every_piece() {
+        let left = std::cell::Cell::new(600usize);
+        let mut card = scripted(|command| {
+            let piece = left.get().min(256);
+            left.set(left.get() - piece);
+            let mut reply = vec![0xAB; piece];
+            match left.get() {
+                0 => reply.extend_from_slice(&[0x90, 0x00]),
+                more => reply.extend_from_slice(&[0x61, more.min(256) as u8]),
+            }
+            assert!(command.len() == 5, "{command:02X?}");
+            reply
+        });
+        let read = Command { ne: 256, ..Command::new(0x00, 0xB0, 0, 0) };
+        let (data, sw) = send(&mut card, &read, SHORT, ALL).unwrap();
+        assert_eq!((data.len(), sw), (600, 0x9000));
+        assert_eq!(card.commands.len(), 3);
+        assert_eq!(card.commands[1], [0x00, 0xC0, 0x00, 0x00, 0x00]);
+        assert_eq!(card.commands[2], [0x00, 0xC0, 0x00, 0x00, 88]);
+        // Without the flag, the 61xx comes back as it is.
+        left.set(600);
+        let (data, sw) = send(&mut card, &read, SHORT, FIX_LE).unwrap();
+        assert_eq!((data.len(), sw), (256, 0x6100));
+    }
+
+    #[test]
+    fn wrong_length_is_resent_with_the_named_le() {
+        let mut card = scripted(|command| match command[4] {
+            0x10 => [vec![7; 16], vec![0x90, 0x00]].concat(),
+            _ => vec![0x6C, 0x10],
+        });
+        let read = Command { ne: 256, ..Command::new(0x00, 0xB0, 0, 0) };
+        let (data, sw) = send(&mut card, &read, SHORT, ALL).unwrap();
+        assert_eq!((data, sw), (vec![7; 16], 0x9000));
+        assert_eq!(card.commands, [vec![0x00, 0xB0, 0, 0, 0], vec![0x00, 0xB0, 0, 0, 0x10]]);
+    }
+
+    #[test]
+    fn t0_sends_case_4_without_le_and_collects_with_get_response() {
+        let mut card = scripted(|command| match command[1] {
+            0x88 => vec![0x61, 0x08],
+            _ => [vec![1; 8], vec![0x90, 0x00]].concat(),
+        });
+        let auth = Command { data: &[1, 2, 3], ne: 256, ..Command::new(0x00, 0x88, 0, 0) };
+        let (data, sw) = send(&mut card, &auth, T0, ALL).unwrap();
+        assert_eq!((data, sw), (vec![1; 8], 0x9000));
+        assert_eq!(card.commands[0], [0x00, 0x88, 0, 0, 3, 1, 2, 3]);
+        assert_eq!(card.commands[1], [0x00, 0xC0, 0, 0, 8]);
+    }
+
+    #[test]
+    fn long_commands_are_chained_or_extended() {
+        let data = vec![0x42; 600];
+        let update = Command { data: &data, ..Command::new(0x00, 0xD6, 0, 0) };
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        let (_, sw) = send(&mut card, &update, SHORT, ALL).unwrap();
+        assert_eq!(sw, 0x9000);
+        let sizes: Vec<_> = card.commands.iter().map(|c| (c[0], c.len())).collect();
+        assert_eq!(sizes, [(0x10, 5 + 255), (0x10, 5 + 255), (0x00, 5 + 90)]);
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        send(&mut card, &update, Plan { extended: true, t0: false }, ALL).unwrap();
+        assert_eq!(card.commands.len(), 1);
+        assert_eq!(card.commands[0].len(), 7 + 600);
+        // Without CHAIN a long short-form command cannot be sent.
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        assert_eq!(send(&mut card, &update, SHORT, GET_RESPONSE).unwrap_err(), SCM_E_INVALIDARG);
+        assert!(card.commands.is_empty());
+        // A refused piece ends the command with its answer.
+        let mut card = scripted(|_| vec![0x68, 0x84]);
+        assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap().1, 0x6884);
+        assert_eq!(card.commands.len(), 1);
+        assert!(data.len() > 2 * MAX_SHORT_DATA);
+    }
+
+    #[test]
+    fn hostile_answers_get_their_codes() {
+        let read = Command { ne: 256, ..Command::new(0x00, 0xB0, 0, 0) };
+        // Endless 61xx with full pieces: stopped at 64 KiB.
+        let mut card = scripted(|_| [vec![0; 256], vec![0x61, 0x00]].concat());
+        assert_eq!(send(&mut card, &read, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE);
+        assert!(card.commands.len() <= MAX_RESPONSE / 256 + 1);
+        // Endless 61xx with no data: stopped after MAX_ROUNDS.
+        let mut card = scripted(|_| vec![0x61, 0x01]);
+        assert_eq!(send(&mut card, &read, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE);
+        assert_eq!(card.commands.len(), MAX_ROUNDS + 1);
+        // Endless 6Cxx.
+        let mut card = scripted(|command| vec![0x6C, command[4].wrapping_add(1)]);
+        assert_eq!(send(&mut card, &read, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE);
+        assert_eq!(card.commands.len(), MAX_LE_FIXES + 1);
+        // Shorter than a status word.
+        for short in [vec![], vec![0x90]] {
+            let mut card = scripted(|_| short.clone());
+            assert_eq!(send(&mut card, &read, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE);
+        }
+        // More than asked.
+        let small = Command { ne: 4, ..read };
+        let mut card = scripted(|_| vec![0; 7]);
+        assert_eq!(send(&mut card, &small, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE);
+        let mut card = scripted(|_| vec![0; 6]);
+        assert_eq!(send(&mut card, &small, SHORT, ALL).unwrap(), (vec![0; 4], 0));
+    }
+
+    #[test]
+    fn capabilities_come_from_the_historical_bytes() {
+        // TS T0(K=5, TD1) TD1(T=1) | 80 73 00 00 C0 | no TCK check here.
+        let atr = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0xC0, 0x00];
+        assert_eq!(Capabilities::from_atr(&atr, false), Capabilities { extended_length: true, t0: false });
+        assert_eq!(Capabilities::from_atr(&atr, true), Capabilities { extended_length: false, t0: true });
+        let no_extended = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0x80, 0x00];
+        assert!(!Capabilities::from_atr(&no_extended, false).extended_length);
+        // Category 00: the last three historical bytes are a status indicator.
+        let status = [0x3B, 0x88, 0x01, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x90, 0x00, 0x00];
+        assert!(Capabilities::from_atr(&status, false).extended_length);
+        for malformed in [&[][..], &[0x3B], &[0x3B, 0x8F, 0x01, 0x80], &[0x3B, 0x85, 0x01, 0x80, 0x7F, 0x00]]
+        {
+            assert!(!Capabilities::from_atr(malformed, false).extended_length);
+        }
+        // The lab's default card: T=1, no historical bytes.
+        assert!(!Capabilities::from_atr(&[0x3B, 0x80, 0x01, 0x81], false).extended_length);
+    }
+
+    #[test]
+    fn get_response_keeps_the_logical_channel() {
+        assert_eq!(get_response_class(0x00), 0x00);
+        assert_eq!(get_response_class(0x1F), 0x03);
+        assert_eq!(get_response_class(0x0C), 0x00);
+        assert_eq!(get_response_class(0x53), 0x43);
+        assert_eq!(get_response_class(0x80), 0x00);
+    }
+}

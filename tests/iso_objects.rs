@@ -1,0 +1,209 @@
+//! The four factories of `ISCardManage` and their objects' tokens: each kind is its own type, a
+//! token of one kind passed as another is `SCM_E_HANDLE`, an object refuses calls while its
+//! manager is unattached (`SCM_E_NOT_ATTACHED`) and once it is released (`SCM_E_HANDLE`).
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
+
+mod common;
+
+use std::ffi::c_void;
+use std::ptr;
+
+use common::*;
+use scardmanage::*;
+
+const IID_FILE_ACCESS: [u8; 16] =
+    [0x8A, 0xDD, 0x29, 0x40, 0x02, 0x59, 0xD0, 0x11, 0xB8, 0x4C, 0x00, 0xC0, 0x4F, 0xD4, 0x24, 0xB9];
+const IID_VERIFY: [u8; 16] =
+    [0x85, 0xDD, 0x29, 0x40, 0x02, 0x59, 0xD0, 0x11, 0xB8, 0x4C, 0x00, 0xC0, 0x4F, 0xD4, 0x24, 0xB9];
+const IID_AUTH: [u8; 16] =
+    [0x61, 0x3D, 0x06, 0x7B, 0x40, 0x6E, 0xD0, 0x11, 0xB8, 0x58, 0x00, 0xC0, 0x4F, 0xD4, 0x24, 0xB9];
+
+/// The three objects of one manager, as raw tokens.
+struct Objects {
+    file: *mut scm_file_access,
+    chv: *mut scm_chv,
+    auth: *mut scm_auth,
+}
+
+fn create_all(m: *mut scm_manage) -> Objects {
+    let mut objects = Objects { file: ptr::null_mut(), chv: ptr::null_mut(), auth: ptr::null_mut() };
+    unsafe {
+        ok(scm_create_file_access(m, &mut objects.file));
+        ok(scm_create_chv_verification(m, &mut objects.chv));
+        ok(scm_create_card_auth(m, &mut objects.auth));
+    }
+    objects
+}
+
+/// One call of each CHV and auth function with valid arguments, every result.
+fn chv_and_auth_calls(chv: *mut scm_chv, auth: *mut scm_auth) -> Vec<(&'static str, scm_hresult)> {
+    let (mut tries, mut buf, mut len) = (0u32, [0u8; 16], 8usize);
+    unsafe {
+        vec![
+            ("verify", scm_chv_verify(chv, 0x81, b"1234".as_ptr(), 4, 0, &mut tries)),
+            (
+                "change_code",
+                scm_chv_change_code(chv, 0x81, b"1234".as_ptr(), 4, b"4321".as_ptr(), 4, 0, &mut tries),
+            ),
+            (
+                "unblock",
+                scm_chv_unblock(chv, 0x81, b"12345678".as_ptr(), 8, b"1234".as_ptr(), 4, 0, &mut tries),
+            ),
+            ("reset_security_state", scm_chv_reset_security_state(chv)),
+            ("get_tries_left", scm_chv_get_tries_left(chv, 0x81, &mut tries)),
+            ("get_challenge", scm_auth_get_challenge(auth, buf.as_mut_ptr(), &mut len)),
+            ("icc_auth", {
+                len = buf.len();
+                scm_auth_icc_auth(auth, 0, 0, b"abcd".as_ptr(), 4, buf.as_mut_ptr(), &mut len)
+            }),
+            ("app_auth", scm_auth_app_auth(auth, 0, 0, b"abcd".as_ptr(), 4)),
+            ("user_auth", scm_auth_user_auth(auth, 0x81, b"1234".as_ptr(), 4, &mut tries)),
+        ]
+    }
+}
+
+#[test]
+fn factories_check_their_arguments() {
+    let manager = Manager::new();
+    let mut file: *mut scm_file_access = ptr::null_mut();
+    unsafe {
+        assert_eq!(scm_create_file_access(ptr::null_mut(), &mut file), SCM_E_POINTER);
+        assert_eq!(scm_create_file_access(manager.0, ptr::null_mut()), SCM_E_POINTER);
+        assert_eq!(scm_create_chv_verification(manager.0, ptr::null_mut()), SCM_E_POINTER);
+        assert_eq!(scm_create_card_auth(manager.0, ptr::null_mut()), SCM_E_POINTER);
+        let mut any: *mut c_void = ptr::null_mut();
+        assert_eq!(scm_create_interface(manager.0, ptr::null(), ptr::null(), &mut any), SCM_E_POINTER);
+        assert_eq!(
+            scm_create_interface(manager.0, IID_AUTH.as_ptr(), ptr::null(), ptr::null_mut()),
+            SCM_E_POINTER
+        );
+        assert_eq!(
+            scm_create_interface(ptr::null_mut(), IID_AUTH.as_ptr(), ptr::null(), &mut any),
+            SCM_E_POINTER
+        );
+        assert_eq!(
+            scm_create_interface(manager.0, ptr::null(), c"CryptoProvider".as_ptr(), &mut any),
+            SCM_E_NOTIMPL
+        );
+        assert_eq!(
+            scm_create_interface(manager.0, ptr::null(), c"fileaccess".as_ptr(), &mut any),
+            SCM_E_NOTIMPL
+        );
+        assert_eq!(scm_create_interface(manager.0, ptr::null(), c"".as_ptr(), &mut any), SCM_E_INVALIDARG);
+        let mut other = IID_AUTH;
+        other[15] ^= 1;
+        assert_eq!(
+            scm_create_interface(manager.0, other.as_ptr(), c"CardAuth".as_ptr(), &mut any),
+            SCM_E_NOTIMPL
+        );
+        assert!(any.is_null() && file.is_null(), "nothing written on failure");
+    }
+    let released = Manager::new();
+    let dead = released.0;
+    drop(released);
+    assert_eq!(unsafe { scm_create_file_access(dead, &mut file) }, SCM_E_HANDLE);
+    assert!(file.is_null());
+}
+
+#[test]
+fn create_interface_gives_each_kind_by_iid_and_by_name() {
+    let manager = Manager::new();
+    let m = manager.0;
+    unsafe {
+        for (iid, name, kind) in [
+            (IID_FILE_ACCESS, c"FileAccess", 0),
+            (IID_VERIFY, c"CHVerification", 1),
+            (IID_AUTH, c"CardAuth", 2),
+        ] {
+            let (mut by_iid, mut by_name, mut both): (*mut c_void, *mut c_void, *mut c_void) =
+                (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+            ok(scm_create_interface(m, iid.as_ptr(), ptr::null(), &mut by_iid));
+            ok(scm_create_interface(m, ptr::null(), name.as_ptr(), &mut by_name));
+            // Both given: the IID decides, the name is not even read.
+            ok(scm_create_interface(m, iid.as_ptr(), c"CryptoProvider".as_ptr(), &mut both));
+            for token in [by_iid, by_name, both] {
+                // Each token is of its kind: its own release takes it, the others refuse it.
+                let releases = [
+                    scm_file_access_release(token.cast()),
+                    scm_chv_release(token.cast()),
+                    scm_auth_release(token.cast()),
+                ];
+                for (i, hr) in releases.into_iter().enumerate() {
+                    assert_eq!(
+                        hr,
+                        if i == kind { SCM_S_OK } else { SCM_E_HANDLE },
+                        "kind {kind}, release {i}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_token_of_one_kind_is_refused_as_any_other() {
+    let manager = Manager::new();
+    let objects = create_all(manager.0);
+    let m = manager.0;
+    unsafe {
+        // Each object's token as every other kind: manager functions, the other objects'.
+        for token in [objects.file as usize, objects.chv as usize, objects.auth as usize] {
+            let (mut state, mut protocol) = (0, 0);
+            assert_eq!(scm_status(token as *mut scm_manage, &mut state, &mut protocol), SCM_E_HANDLE);
+            assert_eq!(scm_reconnect(token as *mut scm_manage), SCM_E_HANDLE);
+            let mut nested = ptr::null_mut();
+            assert_eq!(scm_create_card_auth(token as *mut scm_manage, &mut nested), SCM_E_HANDLE);
+            assert_eq!(scm_release(token as *mut scm_manage), SCM_E_HANDLE);
+        }
+        let chv_as_auth = objects.chv as *mut scm_auth;
+        let auth_as_chv = objects.auth as *mut scm_chv;
+        let file_as_chv = objects.file as *mut scm_chv;
+        let file_as_auth = objects.file as *mut scm_auth;
+        let manager_as_chv = m as *mut scm_chv;
+        let manager_as_auth = m as *mut scm_auth;
+        for (chv, auth) in
+            [(auth_as_chv, chv_as_auth), (file_as_chv, file_as_auth), (manager_as_chv, manager_as_auth)]
+        {
+            for (name, hr) in chv_and_auth_calls(chv, auth) {
+                assert_eq!(hr, SCM_E_HANDLE, "{name}");
+            }
+        }
+        assert_eq!(scm_file_access_release(m as *mut scm_file_access), SCM_E_HANDLE);
+        assert_eq!(scm_chv_release(m as *mut scm_chv), SCM_E_HANDLE);
+        assert_eq!(scm_auth_release(m as *mut scm_auth), SCM_E_HANDLE);
+        // All still alive after the refusals.
+        ok(scm_file_access_release(objects.file));
+        ok(scm_chv_release(objects.chv));
+        ok(scm_auth_release(objects.auth));
+        assert_eq!(scm_chv_release(objects.chv), SCM_E_HANDLE, "second release");
+        assert_eq!(scm_chv_release(ptr::null_mut()), SCM_E_POINTER);
+        assert_eq!(scm_auth_release(ptr::null_mut()), SCM_E_POINTER);
+        assert_eq!(scm_file_access_release(ptr::null_mut()), SCM_E_POINTER);
+    }
+}
+
+#[test]
+fn objects_refuse_while_unattached_and_after_the_manager_is_released() {
+    let manager = Manager::new();
+    let objects = create_all(manager.0);
+    for (name, hr) in chv_and_auth_calls(objects.chv, objects.auth) {
+        assert_eq!(hr, SCM_E_NOT_ATTACHED, "{name} on an unattached manager");
+    }
+    drop(manager);
+    for (name, hr) in chv_and_auth_calls(objects.chv, objects.auth) {
+        assert_eq!(hr, SCM_E_HANDLE, "{name} after the manager's release");
+    }
+    unsafe {
+        // Released managers do not take their objects with them: each is ended on its own.
+        ok(scm_file_access_release(objects.file));
+        ok(scm_chv_release(objects.chv));
+        ok(scm_auth_release(objects.auth));
+    }
+}
+
+#[test]
+fn null_objects_are_pointer_errors() {
+    for (name, hr) in chv_and_auth_calls(ptr::null_mut(), ptr::null_mut()) {
+        assert_eq!(hr, SCM_E_POINTER, "{name}");
+    }
+}
