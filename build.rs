@@ -21,7 +21,8 @@ fn main() {
         .expect("the header generates")
         .write(&mut header);
     let header = String::from_utf8(header).expect("the header is UTF-8");
-    std::fs::write(out_dir.join("scardmanage.h"), hresults_in_hex(&header)).expect("OUT_DIR is writable");
+    let header = attributes_in_hex(&hresults_in_hex(&header));
+    std::fs::write(out_dir.join("scardmanage.h"), header).expect("OUT_DIR is writable");
 
     // The ABI's major version is in the soname, so that an incompatible release installs beside
     // this one. Only ELF platforms have sonames.
@@ -52,5 +53,21 @@ fn hresults_in_hex(header: &str) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// Reader attributes and `SCM_WAIT_INFINITE` are read in hex (`0x00090303`, as `reader.h` and
+/// `winsmcrd.h` build them from a class and a tag); cbindgen writes every integer in decimal.
+fn attributes_in_hex(header: &str) -> String {
+    let mut out = String::with_capacity(header.len());
+    for line in header.split_inclusive('\n') {
+        let hex = ["#define SCM_ATTR_", "#define SCM_WAIT_INFINITE "]
+            .iter()
+            .any(|prefix| line.starts_with(prefix))
+            .then(|| line.trim_end().rsplit_once(' '))
+            .flatten()
+            .and_then(|(name, value)| Some(format!("{name} 0x{:08X}\n", value.parse::<u32>().ok()?)));
+        out.push_str(hex.as_deref().unwrap_or(line));
+    }
     out
 }

@@ -1,6 +1,7 @@
 /*
- * scardmanage in one page: list the readers, attach to one by name, read its state and the
- * card's ATR, send APDUs (one under the card lock), reconnect, detach, release.
+ * scardmanage in one page: list the readers, attach to one by name, wait for a card if there is
+ * none yet, read its state and the card's ATR, send APDUs (one under the card lock), reconnect,
+ * detach, release.
  *
  *   cc -std=c99 demo.c -I ../include -L <libdir> -lscardmanage -o demo
  *   ./demo ["Reader Name"]        (default: the first reader PC/SC lists)
@@ -72,6 +73,22 @@ int main(int argc, char **argv)
     if (failed("scm_status", scm_status(manager, &state, &protocol)))
         goto done;
     printf("state %u (%s), protocol %u\n", (unsigned)state, state_name(state), (unsigned)protocol);
+
+    /* An empty reader attaches too. Wait until a card comes (no change is lost between the
+     * attach and the wait), then connect it. */
+    if (state == SCM_STATE_ABSENT) {
+        printf("waiting for a card in %s\n", reader);
+        fflush(stdout);
+        do {
+            if (failed("scm_wait_for_change", scm_wait_for_change(manager, 60000, &state)))
+                goto done;
+        } while (state != SCM_STATE_PRESENT);
+        if (failed("scm_reconnect", scm_reconnect(manager)) ||
+            failed("scm_status", scm_status(manager, &state, &protocol)))
+            goto done;
+        printf("card inserted: state %u (%s), protocol %u\n", (unsigned)state, state_name(state),
+               (unsigned)protocol);
+    }
 
     if (failed("scm_get_atr", scm_get_atr(manager, atr, &atr_len)))
         goto done;

@@ -141,6 +141,145 @@
 
 #define SCM_SEEK_RELATIVE 2
 
+// `scm_wait_for_change`'s timeout for "no timeout" (PC/SC's `INFINITE`).
+#define SCM_WAIT_INFINITE 0xFFFFFFFF
+
+// Reader attributes (`scm_get_attrib`, `scm_set_attrib`): the `SCARD_ATTR_*` values of
+// pcsc-lite's `reader.h` and Windows' `winsmcrd.h`, the same on every OS. Which ones a reader
+// answers is its driver's choice; the library itself answers `SCM_ATTR_ATR_STRING` for any
+// reader with a card and the two name attributes for any reader.
+#define SCM_ATTR_VENDOR_NAME 0x00010100
+
+#define SCM_ATTR_VENDOR_IFD_TYPE 0x00010101
+
+// A 32-bit value `0xMMmmbbbb` (major, minor, build), in the platform's byte order.
+#define SCM_ATTR_VENDOR_IFD_VERSION 0x00010102
+
+#define SCM_ATTR_VENDOR_IFD_SERIAL_NO 0x00010103
+
+#define SCM_ATTR_CHANNEL_ID 0x00020110
+
+#define SCM_ATTR_ASYNC_PROTOCOL_TYPES 0x00030120
+
+#define SCM_ATTR_DEFAULT_CLK 0x00030121
+
+#define SCM_ATTR_MAX_CLK 0x00030122
+
+#define SCM_ATTR_DEFAULT_DATA_RATE 0x00030123
+
+#define SCM_ATTR_MAX_DATA_RATE 0x00030124
+
+#define SCM_ATTR_MAX_IFSD 0x00030125
+
+#define SCM_ATTR_SYNC_PROTOCOL_TYPES 0x00030126
+
+#define SCM_ATTR_POWER_MGMT_SUPPORT 0x00040131
+
+#define SCM_ATTR_USER_TO_CARD_AUTH_DEVICE 0x00050140
+
+#define SCM_ATTR_USER_AUTH_INPUT_DEVICE 0x00050142
+
+#define SCM_ATTR_CHARACTERISTICS 0x00060150
+
+#define SCM_ATTR_CURRENT_PROTOCOL_TYPE 0x00080201
+
+#define SCM_ATTR_CURRENT_CLK 0x00080202
+
+#define SCM_ATTR_CURRENT_F 0x00080203
+
+#define SCM_ATTR_CURRENT_D 0x00080204
+
+#define SCM_ATTR_CURRENT_N 0x00080205
+
+#define SCM_ATTR_CURRENT_W 0x00080206
+
+#define SCM_ATTR_CURRENT_IFSC 0x00080207
+
+#define SCM_ATTR_CURRENT_IFSD 0x00080208
+
+#define SCM_ATTR_CURRENT_BWT 0x00080209
+
+#define SCM_ATTR_CURRENT_CWT 0x0008020A
+
+#define SCM_ATTR_CURRENT_EBC_ENCODING 0x0008020B
+
+#define SCM_ATTR_EXTENDED_BWT 0x0008020C
+
+#define SCM_ATTR_ICC_PRESENCE 0x00090300
+
+#define SCM_ATTR_ICC_INTERFACE_STATUS 0x00090301
+
+#define SCM_ATTR_CURRENT_IO_STATE 0x00090302
+
+// The card's ATR; answered for every reader holding a card.
+#define SCM_ATTR_ATR_STRING 0x00090303
+
+#define SCM_ATTR_ICC_TYPE_PER_ATR 0x00090304
+
+#define SCM_ATTR_ESC_RESET 0x0007A000
+
+#define SCM_ATTR_ESC_CANCEL 0x0007A003
+
+#define SCM_ATTR_ESC_AUTHREQUEST 0x0007A005
+
+#define SCM_ATTR_MAXINPUT 0x0007A007
+
+#define SCM_ATTR_DEVICE_UNIT 0x7FFF0001
+
+#define SCM_ATTR_DEVICE_IN_USE 0x7FFF0002
+
+// The reader's display name (Windows' `SCARD_ATTR_DEVICE_FRIENDLY_NAME_A` value), in UTF-8.
+#define SCM_ATTR_DEVICE_FRIENDLY_NAME 0x7FFF0003
+
+// The reader's system name (Windows' `SCARD_ATTR_DEVICE_SYSTEM_NAME_A` value), in UTF-8.
+#define SCM_ATTR_DEVICE_SYSTEM_NAME 0x7FFF0004
+
+#define SCM_ATTR_SUPRESS_T1_IFS_REQUEST 0x7FFF0007
+
+// PC/SC part 10 features (`scm_get_feature`): the tags of the reader's feature list.
+#define SCM_FEATURE_VERIFY_PIN_START 1
+
+#define SCM_FEATURE_VERIFY_PIN_FINISH 2
+
+#define SCM_FEATURE_MODIFY_PIN_START 3
+
+#define SCM_FEATURE_MODIFY_PIN_FINISH 4
+
+#define SCM_FEATURE_GET_KEY_PRESSED 5
+
+#define SCM_FEATURE_VERIFY_PIN_DIRECT 6
+
+#define SCM_FEATURE_MODIFY_PIN_DIRECT 7
+
+#define SCM_FEATURE_MCT_READER_DIRECT 8
+
+#define SCM_FEATURE_MCT_UNIVERSAL 9
+
+#define SCM_FEATURE_IFD_PIN_PROPERTIES 10
+
+#define SCM_FEATURE_ABORT 11
+
+#define SCM_FEATURE_SET_SPE_MESSAGE 12
+
+#define SCM_FEATURE_VERIFY_PIN_DIRECT_APP_ID 13
+
+#define SCM_FEATURE_MODIFY_PIN_DIRECT_APP_ID 14
+
+#define SCM_FEATURE_WRITE_DISPLAY 15
+
+#define SCM_FEATURE_GET_KEY 16
+
+#define SCM_FEATURE_IFD_DISPLAY_PROPERTIES 17
+
+#define SCM_FEATURE_GET_TLV_PROPERTIES 18
+
+#define SCM_FEATURE_CCID_ESC_COMMAND 19
+
+#define SCM_FEATURE_EXECUTE_PACE 32
+
+// pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
+#define GET_FEATURE_REQUEST 3400
+
 
 
 // A card authentication object (COM ISCardAuth), made by `scm_create_card_auth`: a token,
@@ -792,6 +931,119 @@ scm_hresult scm_auth_app_auth(scm_auth *a, uint32_t algorithm, uint32_t key, con
 //
 // Errors: those of `scm_chv_verify`; `tries_left` (may be NULL) likewise.
 scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *code, size_t len, uint32_t *tries_left);
+
+// Blocks until the card in the attached reader changes from what the manager last saw, or
+// `timeout_ms` milliseconds pass (`SCM_WAIT_INFINITE`: no limit), and writes the reader's COM
+// state then (`SCM_STATE_ABSENT`, `SCM_STATE_PRESENT`, or `SCM_STATE_UNKNOWN`).
+//
+// A change is a card inserted, removed, or replaced. What the manager last saw is what it saw
+// at the last of: the attachment (`scm_attach_*`), a successful `scm_reconnect`, a successful
+// `scm_status`, and the return of the last `scm_wait_for_change` that reported a change. So no
+// change is lost between two calls: a card pulled and put back (or swapped) while nobody
+// waited makes the next wait return at once, as does any change since the attachment. With
+// the card connection made at attach or reconnect time, the first wait after it also reports a
+// reset of the card by another program (the connection reports it); PC/SC signals resets to no
+// waiter, so a reset after that shows only on the next card call (`SCM_SCARD_W_RESET_CARD`).
+// Another program connecting to or disconnecting from the card is no change.
+//
+// How a swap is seen: pcsc-lite and Windows count each reader's insertions and removals (the
+// upper 16 bits of `dwEventState`), and a wait compares that count with the one last seen. On
+// macOS, which has no such count, and on any OS when the environment variable
+// `SCM_READER_POLL_MS=<ms>` (1 to 3600000, read once per process) is set, the count is not used:
+// the wait compares the reader's state (card present or not) with the last one seen, looking
+// again at least every second (macOS) or every `<ms>`. It then sees a card come and go, but a
+// card pulled and put back (or swapped) between two looks, or between two waits, is not seen.
+//
+// Threads: the wait blocks on a PC/SC context of its own, never the manager's, and holds the
+// manager's lock only while it starts (a few PC/SC calls that do not block). So while a wait
+// blocks, every other call on the manager (status, transmit, lock, attach, detach, ...) goes
+// on at once; it waits for no call but one that holds the manager's lock when it starts (e.g.
+// a `scm_lock` blocked on another holder). Several threads may wait on one manager; each
+// returns on its own. A wait in progress keeps watching the reader it started on: detaching or
+// attaching the manager meanwhile does not end it, and what it saw is then not recorded.
+// `scm_cancel` from any thread ends it with `SCM_SCARD_E_CANCELLED`; `scm_release` ends it
+// (`SCM_E_HANDLE`) before the manager goes.
+//
+// PC/SC calls: `SCardGetStatusChange` on the attached reader (on a spare context or a new one),
+// and `SCardStatus` on the manager's card connection before and after the first look when the
+// manager last saw that connection. Outputs are written only on success.
+//
+// Errors: `SCM_E_POINTER` (`m` or `state` NULL), `SCM_E_HANDLE` (not live, or released during
+// the wait), `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_TIMEOUT`, `SCM_SCARD_E_CANCELLED`,
+// `SCM_SCARD_E_READER_UNAVAILABLE` (the reader is gone: unplugged, or unknown to the service
+// after a restart), `SCM_SCARD_E_NO_SERVICE` (the PC/SC service stopped or restarted: the
+// wait after it, once the service is back, returns at once with the reader's state, since the
+// card connection was lost; while the service is down every wait returns this at once, so
+// pause before waiting again), other PC/SC codes of `scm_status` for a borrowed handle.
+scm_hresult scm_wait_for_change(scm_manage *m, uint32_t timeout_ms, uint32_t *state);
+
+// Ends every `scm_wait_for_change` in progress on the manager, in any thread, with
+// `SCM_SCARD_E_CANCELLED`, and returns once they have ended (within milliseconds: PC/SC's
+// `SCardCancel` on each wait's context). With no wait in progress it does nothing; a wait
+// started later is not affected. It takes the manager's lock for a moment, so it waits for a
+// call holding it (e.g. a `scm_lock` blocked on another holder).
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`.
+scm_hresult scm_cancel(scm_manage *m);
+
+// A reader attribute (`SCM_ATTR_*`), under the buffer rules. Text attributes
+// (`SCM_ATTR_DEVICE_FRIENDLY_NAME`, `_DEVICE_SYSTEM_NAME`, `_VENDOR_NAME`, `_VENDOR_IFD_TYPE`,
+// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted) and UTF-8 on every OS: the
+// names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted; elsewhere
+// answered by the library, as pcsc-lite's own answer fails with some drivers), the vendor
+// strings as the driver gives them. Other attributes are the driver's bytes, unchanged (a
+// 32-bit value in the platform's byte order). `SCM_ATTR_ATR_STRING` is answered for every
+// reader holding a card: when the driver does not answer it, from the card connection or the
+// reader's state.
+//
+// PC/SC calls: `SCardGetAttrib` on the manager's card connection, or, when no card is
+// connected (a reader attached empty), on a `SCARD_SHARE_DIRECT` connection made for the call
+// and closed after it (leaving the card).
+//
+// Errors: `SCM_E_POINTER` (`m` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+// `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver does not answer that attribute: pcsc-lite's
+// 0x8010001F is reported so, as Windows does), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
+// reader), `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_W_RESET_CARD`,
+// `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`), `SCM_SCARD_E_NO_SERVICE`, other PC/SC
+// codes (pcsc-lite reports a driver's failure as `SCM_SCARD_E_NOT_TRANSACTED`).
+scm_hresult scm_get_attrib(scm_manage *m, uint32_t attribute, uint8_t *buf, size_t *len);
+
+// Sets a reader attribute to the `len` bytes at `value` (passed to the driver unchanged), on
+// the same connection as `scm_get_attrib` (`SCardSetAttrib`).
+//
+// Errors: `SCM_E_POINTER` (`m` NULL, or `value` NULL with `len` > 0), `SCM_E_INVALIDARG` (`len`
+// over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
+// `SCM_SCARD_E_UNSUPPORTED_FEATURE`, `SCM_SCARD_E_NOT_TRANSACTED` (pcsc-lite: the driver
+// refused), `SCM_SCARD_E_INSUFFICIENT_BUFFER` (pcsc-lite: over 264 bytes), the other codes of
+// `scm_get_attrib`.
+scm_hresult scm_set_attrib(scm_manage *m, uint32_t attribute, const uint8_t *value, size_t len);
+
+// `SCardControl`: sends a control command to the reader and returns its answer, under the
+// buffer rules. A `code` up to 0xFFFF is the portable function number `n` of
+// `SCARD_CTL_CODE(n)`, turned into the platform's code (pcsc-lite and macOS `0x42000000 + n`,
+// Windows `0x00310000 | n << 2`); a larger one is a native control code, passed as it is (so
+// the codes `scm_get_feature` gives). `in` may be NULL when `in_len` is 0. As with
+// `scm_transmit`, a size query or a too small buffer comes after the command was sent. Runs
+// on the same connection as `scm_get_attrib` (a direct connection when no card is connected,
+// so a reader can be controlled before any card is in).
+//
+// Errors: `SCM_E_POINTER` (`m` or `out_len` NULL, `in` NULL with `in_len` > 0),
+// `SCM_E_INVALIDARG` (`in_len` over `SCM_MAX_APDU_SIZE`), `SCM_E_HANDLE`,
+// `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver knows no such code),
+// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_E_NOT_TRANSACTED` (pcsc-lite: the driver
+// failed), the other codes of `scm_get_attrib`.
+scm_hresult scm_control(scm_manage *m, uint32_t code, const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len);
+
+// The native control code of the reader's PC/SC part 10 feature `tag` (`SCM_FEATURE_*`, 1 to
+// 0xFF), to pass to `scm_control`: asks the reader's feature list with
+// `CM_IOCTL_GET_FEATURE_REQUEST` (`scm_control` code 3400). The list comes from the driver
+// and is checked before use: entries of a 1-byte tag, a length of 4 and a big-endian code.
+//
+// Errors: `SCM_E_POINTER` (`m` or `control_code` NULL), `SCM_E_INVALIDARG` (`tag` 0 or over
+// 0xFF), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the reader
+// does not list the feature, or answers no feature request at all),
+// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
+scm_hresult scm_get_feature(scm_manage *m, uint32_t tag, uint32_t *control_code);
 
 #ifdef __cplusplus
 }  // extern "C"

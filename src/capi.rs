@@ -543,6 +543,8 @@ pub extern "C" fn scm_version() -> *const c_char {
 
 mod iso;
 pub use iso::*;
+mod wait;
+pub use wait::*;
 
 /// The panic boundary, run wherever the unit tests run (under Wine for Windows too): the
 /// integration tests that force a panic need the lab, which runs on Linux only.

@@ -10,11 +10,13 @@ mod hresult;
 mod iso;
 mod manager;
 mod objects;
+mod reader_io;
 mod scard;
 mod spare_contexts;
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod test_hooks;
+mod wait;
 
 pub use capi::*;
 pub use hresult::*;

@@ -5,6 +5,7 @@
 //! Any attachment with a card may additionally hold the card's lock (a PC/SC transaction).
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use pcsc::ffi;
 
@@ -12,6 +13,7 @@ use crate::hresult::*;
 use crate::iso::transport::IsoSession;
 use crate::scard::{self, CardHandle, Context, Result};
 use crate::spare_contexts;
+use crate::wait::{Observation, Seen, Waits};
 
 /// How the card is shared with other connections (COM and PC/SC values agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +129,8 @@ pub struct Manager {
     attachment: Option<Attachment>,
     /// What the ISO transport learnt of the connected card, and its reusable buffers.
     pub(crate) iso: IsoSession,
+    /// Waits in progress and what the manager last saw of its card (`wait.rs`).
+    waits: Arc<Waits>,
 }
 
 /// Codes after which a card handle is worth nothing more and a new connection is needed:
@@ -288,6 +292,10 @@ impl Manager {
             Err(code) if scard::is_card_absent(code) => {}
             Err(code) => return Err(code),
         }
+        self.waits.looked(match link.card {
+            Some(_) => Seen::Connection,
+            None => Seen::of_reader(&link.context, &link.reader),
+        });
         self.attachment = Some(Attachment { link: Link::Reader(link), locked: false });
         Ok(())
     }
@@ -313,6 +321,7 @@ impl Manager {
         let card = Connection { handle, protocol };
         let link = Link::Borrowed(BorrowedLink { card, share_mode, protocols });
         self.attachment = Some(Attachment { link, locked: false });
+        self.waits.looked(Seen::Connection);
         Ok(())
     }
 
@@ -323,6 +332,10 @@ impl Manager {
             Link::Reader(link) => link.reconnect(),
             Link::Borrowed(link) => link.reconnect(),
         };
+        if result.is_ok() {
+            self.waits.looked(Seen::Connection);
+        }
+        let attachment = self.attachment()?;
         // A reconnected handle starts without a lock. The transaction may have survived on the
         // handle (pcsc-lite keeps it across a reset it could not report), so end it.
         if std::mem::take(&mut attachment.locked) {
@@ -342,6 +355,7 @@ impl Manager {
             return Err(SCM_E_INVALIDARG);
         }
         let attachment = self.attachment.take().ok_or(SCM_E_NOT_ATTACHED)?;
+        self.waits.looked(Seen::Nothing);
         let card = match &attachment.link {
             Link::Reader(link) => link.card,
             Link::Borrowed(link) => Some(link.card),
@@ -416,6 +430,8 @@ impl Manager {
         let card = match &attachment.link {
             Link::Reader(ReaderLink { card: None, context, reader, .. }) => {
                 let state = context.reader_state(reader)?;
+                self.waits
+                    .looked(Seen::Reader(Observation::of(state, crate::wait::poll_interval().is_none())));
                 return Ok((scard::reader_state_to_com(state), 0));
             }
             Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(BorrowedLink { card, .. }) => {
@@ -423,6 +439,7 @@ impl Manager {
             }
         };
         let status = card.handle.status()?;
+        self.waits.looked(Seen::Connection);
         Ok((scard::card_state_to_com(status.state, status.protocol), scard::protocol_to_com(status.protocol)))
     }
 
@@ -455,10 +472,16 @@ impl Manager {
         let card = self.connection()?;
         Ok((card.handle, card.protocol, &mut self.iso))
     }
+
+    pub fn waits(&self) -> &Arc<Waits> {
+        &self.waits
+    }
 }
 
 impl Drop for Manager {
     fn drop(&mut self) {
+        // A wait in progress ends before the manager does.
+        self.waits.close();
         if self.is_attached() {
             let _ = self.detach(Disposition::Leave);
         }

@@ -10,11 +10,14 @@ use std::ptr;
 
 use pcsc::ffi;
 
-use self::names::{SCardConnect, SCardGetStatusChange, SCardListReaders, SCardStatus, SCARD_READERSTATE};
+use self::names::{SCardConnect, SCardListReaders, SCardStatus};
 use crate::handle_table::lock_ignoring_poison;
 use crate::hresult::*;
 
 mod names;
+mod reader_calls;
+
+pub use self::reader_calls::{Canceller, ReaderEvent};
 
 pub type Result<T> = std::result::Result<T, scm_hresult>;
 
@@ -179,22 +182,7 @@ impl Context {
 
     /// The reader's event state (`SCARD_STATE_*` bits), without waiting.
     pub fn reader_state(&self, reader: &CStr) -> Result<ffi::DWORD> {
-        let reader = names::to_native(reader);
-        let mut state = SCARD_READERSTATE {
-            szReader: reader.as_ptr(),
-            pvUserData: ptr::null_mut(),
-            dwCurrentState: ffi::SCARD_STATE_UNAWARE,
-            dwEventState: 0,
-            cbAtr: 0,
-            rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
-        };
-        // SAFETY: one valid reader state whose name outlives the call.
-        let rv = unsafe { SCardGetStatusChange(self.0, 0, &mut state, 1) };
-        // A zero timeout reports "timeout" when nothing changed from UNAWARE: the state is set.
-        match code_from_native(rv) {
-            SCM_S_OK | SCM_SCARD_E_TIMEOUT => Ok(state.dwEventState),
-            code => Err(code),
-        }
+        Ok(self.reader_event(reader)?.state)
     }
 
     /// The reader names as a PC/SC multi-string in UTF-8, final NUL included.

@@ -1,9 +1,10 @@
-//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]`:
+//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] -- CMD [ARGS...]`:
 //! runs one command against a private PC/SC lab.
 //!
 //! For demos, C examples and test programs that are not Rust tests: the command gets a daemon
 //! of its own (`PCSCLITE_CSOCK_NAME`) with a default-applet card already present in the first
-//! reader (`SCM_LAB_READER`), a control channel to insert and remove cards and kill or restart
+//! reader (`SCM_LAB_READER`; with `--insert-after MS`, inserted that long after the command
+//! starts), a control channel to insert and remove cards and kill or restart
 //! the daemon (`SCM_LAB_CONTROL`, see [`scardmanage_lab::control`]), and the lab is gone when
 //! the command ends.
 //!
@@ -20,14 +21,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... -- CMD [ARGS...]\n\
+const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] -- CMD [ARGS...]\n\
     Starts a private pcscd with 2*N virtual readers (N = 1..8, default 1), inserts a\n\
     default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME,\n\
     SCM_LAB_READER and SCM_LAB_CONTROL set, then stops the lab and exits with CMD's exit code.\n\
     --friendly K=NAME names pair K (0-based) NAME instead of \"Lab A\", \"Lab B\", ...;\n\
     its readers are \"NAME 00 00\" and \"NAME 00 01\" (NAME's bytes as given: UTF-8 or not).\n\
+    --insert-after MS starts CMD with the first reader empty and inserts the card MS\n\
+    milliseconds later (a program waiting for a card).\n\
     --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
     bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
     32-bit Wine.";
@@ -37,6 +40,8 @@ struct Options {
     windows: Option<Arch>,
     pairs: usize,
     friendly: Vec<(usize, Vec<u8>)>,
+    /// When set, the first reader starts empty and its card goes in this long after CMD starts.
+    insert_after: Option<Duration>,
     command: Vec<OsString>,
 }
 
@@ -48,7 +53,8 @@ fn parse(args: &[OsString]) -> Result<Options, String> {
     if verb.as_os_str() != "run" {
         return Err(format!("unknown subcommand {verb:?}"));
     }
-    let mut options = Options { windows: None, pairs: 1, friendly: Vec::new(), command: Vec::new() };
+    let mut options =
+        Options { windows: None, pairs: 1, friendly: Vec::new(), insert_after: None, command: Vec::new() };
     let mut arch = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
@@ -73,6 +79,12 @@ fn parse(args: &[OsString]) -> Result<Options, String> {
                     .ok()
                     .filter(|n| (1..=MAX_PAIRS).contains(n))
                     .ok_or_else(|| format!("--pairs takes 1 to {MAX_PAIRS}, not {value:?}"))?;
+            }
+            "--insert-after" => {
+                let value = utf8(value()?)?;
+                let ms =
+                    value.parse().map_err(|_| format!("--insert-after takes milliseconds, not {value:?}"))?;
+                options.insert_after = Some(Duration::from_millis(ms));
             }
             "--friendly" => {
                 let value = value()?;
@@ -127,9 +139,23 @@ fn main() -> ExitCode {
         }
     };
     let reader = lab.readers()[0].clone();
-    if let Err(e) = lab.insert(0) {
-        eprintln!("scm-lab: {e}\n{}", lab.log_tail());
-        return ExitCode::from(1);
+    match options.insert_after {
+        None => {
+            if let Err(e) = lab.insert(0) {
+                eprintln!("scm-lab: {e}\n{}", lab.log_tail());
+                return ExitCode::from(1);
+            }
+        }
+        Some(delay) => {
+            let lab = std::sync::Arc::clone(&lab);
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                eprintln!("scm-lab: inserting the card in {:?}", lab.readers()[0].name);
+                if let Err(e) = lab.insert(0) {
+                    eprintln!("scm-lab: {e}");
+                }
+            });
+        }
     }
     let control = match lab.serve() {
         Ok(address) => address,

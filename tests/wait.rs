@@ -1,0 +1,318 @@
+//! `scm_wait_for_change` and `scm_cancel` against the real pcscd of the lab: insertions and
+//! removals seen, a swap between two waits reported, timeouts, cancel and release from other
+//! threads, other calls going on while a wait blocks, and a service restart during a wait.
+//!
+//! Every case runs twice: once here, relying on pcsc-lite's event counter, and once more in a
+//! child process of this very binary with `SCM_READER_POLL_MS` set (state comparison at an
+//! interval, as on macOS), where the cases that depend on the counter check what the header
+//! says is then not seen.
+#![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
+
+mod common;
+
+use std::sync::RwLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use scardmanage::*;
+use scardmanage_lab::{lease, shared, wait_card, ReaderLease};
+
+/// The restart test stops the daemon every other test uses: it runs alone.
+static DAEMON: RwLock<()> = RwLock::new(());
+
+/// pcscd looks for cards every 400 ms; on a loaded 2-core machine a change can take a few
+/// polls to show.
+const SEEN: Duration = Duration::from_secs(10);
+/// How long a cancel or a release may take to end a wait. pcsc-lite's cancel is one message
+/// to pcscd; the bound leaves room for a loaded 2-core machine.
+const ENDS_WITHIN: Duration = Duration::from_millis(500);
+/// A removed card's reader rests this long before the next card goes in: pcscd's poller must
+/// see it empty, or it never powers the new card.
+const SETTLE: Duration = Duration::from_millis(600);
+
+fn polling() -> bool {
+    std::env::var_os("SCM_READER_POLL_MS").is_some()
+}
+
+/// `scm_wait_for_change`: the code, the state written (0xEEEE when none), and how long it took.
+fn wait(manager: &Manager, timeout_ms: u32) -> (scm_hresult, u32, Duration) {
+    let mut state = 0xEEEE;
+    let started = Instant::now();
+    // SAFETY: a valid out-pointer.
+    let hr = unsafe { scm_wait_for_change(manager.0, timeout_ms, &mut state) };
+    (hr, state, started.elapsed())
+}
+
+#[track_caller]
+fn changed_to(manager: &Manager, expected: u32) -> Duration {
+    let (hr, state, took) = wait(manager, SEEN.as_millis() as u32);
+    assert_eq!(hr, SCM_S_OK, "{hr:#010x}: {}", message_of(hr));
+    assert_eq!(state, expected);
+    took
+}
+
+#[track_caller]
+fn no_change_within(manager: &Manager, ms: u32) {
+    let (hr, state, took) = wait(manager, ms);
+    assert_eq!((hr, state), (SCM_SCARD_E_TIMEOUT, 0xEEEE), "{hr:#010x}: {}", message_of(hr));
+    assert!(took >= Duration::from_millis(ms.into()), "a timeout never ends early: {took:?}");
+}
+
+fn remove_and_settle(lease: &ReaderLease) {
+    lease.card().remove();
+    assert!(wait_card(lease.name(), false, SEEN));
+    thread::sleep(SETTLE);
+}
+
+#[test]
+fn insertion_and_removal_are_seen() {
+    let _daemon = DAEMON.read();
+    let lease = lease();
+    let manager = Manager::attached(lease.name());
+    assert_eq!(manager.status(), Ok((SCM_STATE_ABSENT, SCM_PROTOCOL_UNDEFINED)));
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(300));
+            lease.insert();
+        });
+        let took = changed_to(&manager, SCM_STATE_PRESENT);
+        eprintln!("insertion seen after {took:?}");
+    });
+    no_change_within(&manager, 300);
+    ok(manager.reconnect());
+    echo_ok(&manager, b"inserted");
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(300));
+            lease.card().remove();
+        });
+        changed_to(&manager, SCM_STATE_ABSENT);
+    });
+    no_change_within(&manager, 300);
+}
+
+#[test]
+fn a_card_swapped_between_two_waits_is_reported() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    echo_ok(&manager, b"first card");
+    no_change_within(&manager, 200);
+    // Out and in again while nobody waits: the manager's connection is to the card that left.
+    remove_and_settle(&lease);
+    lease.insert();
+    assert!(wait_card(lease.name(), true, SEEN));
+    let took = changed_to(&manager, SCM_STATE_PRESENT);
+    assert!(took < Duration::from_secs(2), "reported at once, not at the next change: {took:?}");
+    no_change_within(&manager, 300);
+    // Once more after that wait, now that the manager last saw the reader, not a connection:
+    // only the reader's event counter tells this swap.
+    remove_and_settle(&lease);
+    lease.insert();
+    assert!(wait_card(lease.name(), true, SEEN));
+    if polling() {
+        no_change_within(&manager, 300);
+    } else {
+        let took = changed_to(&manager, SCM_STATE_PRESENT);
+        assert!(took < Duration::from_secs(2), "reported at once: {took:?}");
+        no_change_within(&manager, 300);
+    }
+}
+
+#[test]
+fn a_card_that_came_and_went_while_nobody_waited_is_reported() {
+    let _daemon = DAEMON.read();
+    let lease = lease();
+    let manager = Manager::attached(lease.name());
+    lease.insert();
+    assert!(wait_card(lease.name(), true, SEEN));
+    remove_and_settle(&lease);
+    if polling() {
+        no_change_within(&manager, 300);
+    } else {
+        assert_eq!(wait(&manager, 0).0, SCM_S_OK, "reported without waiting");
+        no_change_within(&manager, 300);
+    }
+}
+
+#[test]
+fn status_counts_as_having_looked() {
+    let _daemon = DAEMON.read();
+    let lease = lease();
+    let manager = Manager::attached(lease.name());
+    lease.insert();
+    assert!(wait_card(lease.name(), true, SEEN));
+    assert_eq!(manager.status(), Ok((SCM_STATE_PRESENT, SCM_PROTOCOL_UNDEFINED)));
+    no_change_within(&manager, 300);
+}
+
+#[test]
+fn a_timeout_is_e_timeout_and_writes_nothing() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    no_change_within(&manager, 0);
+    let (hr, state, took) = wait(&manager, 400);
+    assert_eq!((hr, state), (SCM_SCARD_E_TIMEOUT, 0xEEEE));
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_millis(400) + Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn cancel_from_another_thread_ends_the_wait_at_once() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    // With no wait in progress, a cancel does nothing, and no later wait is affected.
+    // SAFETY: a live token.
+    ok(unsafe { scm_cancel(manager.0) });
+    no_change_within(&manager, 100);
+    for round in 0..3 {
+        thread::scope(|scope| {
+            let waiter = scope.spawn(|| wait(&manager, SCM_WAIT_INFINITE));
+            thread::sleep(Duration::from_millis(if round == 0 { 300 } else { 20 }));
+            let cancelled = Instant::now();
+            // SAFETY: a live token.
+            ok(unsafe { scm_cancel(manager.0) });
+            let returned = cancelled.elapsed();
+            let (hr, state, _) = waiter.join().unwrap();
+            let ended = cancelled.elapsed();
+            assert_eq!((hr, state), (SCM_SCARD_E_CANCELLED, 0xEEEE));
+            eprintln!("cancel returned after {returned:?}, the wait had ended by {ended:?}");
+            assert!(ended < ENDS_WITHIN, "{ended:?}");
+        });
+    }
+    no_change_within(&manager, 100);
+    // SAFETY: NULL is refused.
+    assert_eq!(unsafe { scm_cancel(std::ptr::null_mut()) }, SCM_E_POINTER);
+}
+
+#[test]
+fn release_during_a_wait_ends_it_first() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    let token = manager.0 as usize;
+    thread::scope(|scope| {
+        let waiter = scope.spawn(move || {
+            let mut state = 0xEEEE;
+            // SAFETY: a valid out-pointer; the token may be released meanwhile, which the
+            // library detects.
+            let hr = unsafe { scm_wait_for_change(token as *mut scm_manage, SCM_WAIT_INFINITE, &mut state) };
+            (hr, state)
+        });
+        thread::sleep(Duration::from_millis(300));
+        let released = Instant::now();
+        // SAFETY: a live token, released once here (the Manager's drop then gets E_HANDLE).
+        ok(unsafe { scm_release(manager.0) });
+        assert_eq!(waiter.join().unwrap(), (SCM_E_HANDLE, 0xEEEE));
+        assert!(released.elapsed() < ENDS_WITHIN, "{:?}", released.elapsed());
+    });
+    let (hr, _, _) = wait(&manager, 0);
+    assert_eq!(hr, SCM_E_HANDLE);
+}
+
+#[test]
+fn other_calls_on_the_manager_go_on_while_a_wait_blocks() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| wait(&manager, SCM_WAIT_INFINITE));
+        thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(manager.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_T1)));
+            echo_ok(&manager, b"while waiting");
+        }
+        ok(manager.lock());
+        ok(manager.unlock(SCM_LEAVE_CARD));
+        let took = started.elapsed();
+        assert!(!waiter.is_finished(), "the wait is still blocked");
+        eprintln!("20 status + 20 transmit + lock/unlock while a wait blocked: {took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        // SAFETY: a live token.
+        ok(unsafe { scm_cancel(manager.0) });
+        assert_eq!(waiter.join().unwrap().0, SCM_SCARD_E_CANCELLED);
+    });
+}
+
+#[test]
+fn two_threads_waiting_on_one_manager_both_see_the_change() {
+    let _daemon = DAEMON.read();
+    let lease = lease();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let first = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
+        let second = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
+        thread::sleep(Duration::from_millis(300));
+        lease.insert();
+        for waiter in [first, second] {
+            let (hr, state, _) = waiter.join().unwrap();
+            assert_eq!((hr, state), (SCM_S_OK, SCM_STATE_PRESENT));
+        }
+    });
+}
+
+#[test]
+fn argument_and_state_errors() {
+    let _daemon = DAEMON.read();
+    let lease = lease();
+    let manager = Manager::new();
+    let mut state = 0;
+    // SAFETY: valid or NULL pointers, as each case says.
+    unsafe {
+        assert_eq!(scm_wait_for_change(std::ptr::null_mut(), 0, &mut state), SCM_E_POINTER);
+        assert_eq!(scm_wait_for_change(manager.0, 0, &mut state), SCM_E_NOT_ATTACHED);
+        ok(manager.attach(lease.name()));
+        assert_eq!(scm_wait_for_change(manager.0, 0, std::ptr::null_mut()), SCM_E_POINTER);
+        ok(manager.detach());
+        assert_eq!(scm_wait_for_change(manager.0, 0, &mut state), SCM_E_NOT_ATTACHED);
+    }
+}
+
+#[test]
+fn a_service_restart_ends_a_wait_and_the_next_one_works() {
+    let _daemon = DAEMON.write().unwrap_or_else(|e| e.into_inner());
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| wait(&manager, SCM_WAIT_INFINITE));
+        thread::sleep(Duration::from_millis(300));
+        shared().kill();
+        let (hr, state, _) = waiter.join().unwrap();
+        assert_eq!((hr, state), (SCM_SCARD_E_NO_SERVICE, 0xEEEE), "{}", message_of(hr));
+    });
+    let (hr, _, took) = wait(&manager, 5000);
+    assert_eq!(hr, SCM_SCARD_E_NO_SERVICE, "at once while the service is down");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    shared().restart().expect("the daemon restarts");
+    assert!(wait_card(lease.name(), true, SEEN), "the card is back");
+    let took = changed_to(&manager, SCM_STATE_PRESENT);
+    assert!(took < Duration::from_secs(2), "the connection was lost: reported at once ({took:?})");
+    ok(manager.reconnect());
+    echo_ok(&manager, b"after the restart");
+    no_change_within(&manager, 300);
+}
+
+/// The same cases with `SCM_READER_POLL_MS` set, in a child process of this binary (the
+/// variable is read once per process, and the child gets a lab of its own).
+#[test]
+fn the_cases_again_with_reader_polling() {
+    if polling() {
+        return;
+    }
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--skip", "the_cases_again_with_reader_polling", "--skip", "a_service_restart"])
+        .env("SCM_READER_POLL_MS", "200")
+        .output()
+        .expect("the test binary runs again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("with SCM_READER_POLL_MS=200, in {:?}:\n{stdout}", started.elapsed());
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("test result: ok. 10 passed"), "every case ran: {stdout}");
+}
