@@ -277,6 +277,15 @@
 
 #define SCM_FEATURE_EXECUTE_PACE 32
 
+// Monitor events (`scm_monitor_next`).
+#define SCM_EVENT_READER_ADDED 1
+
+#define SCM_EVENT_READER_REMOVED 2
+
+#define SCM_EVENT_CARD_INSERTED 3
+
+#define SCM_EVENT_CARD_REMOVED 4
+
 // pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
 #define GET_FEATURE_REQUEST 3400
 
@@ -298,6 +307,11 @@ typedef struct scm_file_access scm_file_access;
 // a generation), never an address. Stale, released and forged tokens are refused with
 // `SCM_E_HANDLE`.
 typedef struct scm_manage scm_manage;
+
+// An opaque monitor of every reader and card of the system: the C side only ever holds a
+// `scm_monitor *`, a token of the same table as `scm_manage *` (a token of one kind passed as
+// the other is `SCM_E_HANDLE`).
+typedef struct scm_monitor scm_monitor;
 
 // An HRESULT-compatible result: `>= 0` is success, negative is a failure code.
 typedef int32_t scm_hresult;
@@ -1044,6 +1058,90 @@ scm_hresult scm_control(scm_manage *m, uint32_t code, const uint8_t *in, size_t 
 // does not list the feature, or answers no feature request at all),
 // `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
 scm_hresult scm_get_feature(scm_manage *m, uint32_t tag, uint32_t *control_code);
+
+// Creates a monitor of every reader of the system and every card in them. No PC/SC call is
+// made here: the first `scm_monitor_next` establishes the monitor's own PC/SC context.
+//
+// The monitor learns of readers coming and going through PC/SC's notification reader
+// (`\\?PnP?\Notification`) on Linux and Windows. On macOS, which has none, and on any OS when the
+// environment variable `SCM_READER_POLL_MS` holds a number of milliseconds (1 or more) when the
+// monitor is created, it lists the readers at that interval instead (every 1000 ms on macOS by
+// default), and a reader that comes or goes is reported within one interval. What listing
+// cannot see: a reader unplugged and plugged in again within one interval. On macOS,
+// PCSC.framework also keeps no per-reader event counter, so a card put in and taken out again
+// (or out and in) between two looks at its reader is not reported there; elsewhere the
+// counter is used in both modes, and such a card is reported as both events.
+//
+// Errors: `SCM_E_POINTER` (`out` is NULL), `SCM_E_OUTOFMEMORY` (no token left, as
+// `scm_create` says). `*out` is written only on success; end the monitor with
+// `scm_monitor_release`.
+scm_hresult scm_monitor_create(scm_monitor **out);
+
+// Waits up to `timeout_ms` milliseconds (`SCM_WAIT_INFINITE`: no limit; 0: only what is known
+// at once) for the next event and returns it: `*event` is one of `SCM_EVENT_READER_ADDED`,
+// `SCM_EVENT_READER_REMOVED`, `SCM_EVENT_CARD_INSERTED`, `SCM_EVENT_CARD_REMOVED`, and
+// `reader` receives the reader's name, NUL-terminated, under the buffer rules (as PC/SC gives
+// it, see `scm_list_readers`).
+//
+// The first calls report what is already there: each reader (`READER_ADDED`), followed by
+// its card if one is in (`CARD_INSERTED`), so a monitor started late misses nothing. After
+// that, every change, in the order seen per reader: a reader plugged in (then its card, if
+// any), a card inserted or removed, a reader unplugged (its card reported removed first).
+//
+// Nothing is lost between two calls, however long the caller takes: the monitor has no
+// thread of its own and looks at PC/SC only inside this call, when it has nothing left to
+// report, asking how each reader differs from what it last saw. PC/SC's per-reader event
+// counter (pcsc-lite, WinSCard; not macOS) is used, so a card inserted and removed between two
+// looks is both events, in order; more than 65535 such changes on one reader
+// between two looks are counted modulo 65536. The events not yet returned are at most two per
+// reader at any time (a run of card events on one reader is kept as one entry with its count),
+// so a consumer that never calls costs no memory and no PC/SC traffic.
+//
+// Buffer rules for the name: `*reader_len` is the capacity in bytes; on success it is the
+// length written, NUL included. `reader` NULL asks for the size: `SCM_S_OK` with `*event` and
+// `*reader_len` set and the event kept for the next call (a peek). Too small:
+// `SCM_SCARD_E_INSUFFICIENT_BUFFER` with `*reader_len` set to the size needed and the event
+// kept for the next call: nothing is lost. `reader_len` NULL (with `reader` NULL): the name is
+// not wanted, and the event is taken.
+//
+// A restart of the PC/SC service needs nothing from the caller: every card and every reader
+// is reported removed (each card before its reader), then the monitor establishes a new
+// context, 100 ms after the loss and then at doubling intervals up to every 1 s (at the
+// listing interval when listing), and reports the readers of the new service as added, with
+// their cards. A PC/SC failure the monitor cannot recover from by itself is returned (never a
+// silent stop); the monitor stays usable, and the next call tries again.
+//
+// Threads: calls to `scm_monitor_next` on one monitor take turns; the monitor's other calls
+// are never held up by a `scm_monitor_next` in progress. `scm_monitor_cancel` from another
+// thread ends it with `SCM_SCARD_E_CANCELLED`; `scm_monitor_release` from another thread ends
+// it with `SCM_E_HANDLE`, before the release returns.
+//
+// PC/SC calls: `SCardEstablishContext` (once, and again after a service loss),
+// `SCardListReaders` (when the reader list changes, or at the interval when listing) and
+// `SCardGetStatusChange` on every reader and the notification reader (the blocking wait).
+//
+// Errors: `SCM_E_POINTER` (`mon` or `event` NULL, or `reader` given without `reader_len`),
+// `SCM_E_HANDLE` (not a live monitor, or released during the call), `SCM_SCARD_E_TIMEOUT`
+// (no event within `timeout_ms`), `SCM_SCARD_E_CANCELLED` (`scm_monitor_cancel`),
+// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, other PC/SC codes as described above. Outputs are written
+// only on success (and `*reader_len` with `SCM_SCARD_E_INSUFFICIENT_BUFFER`).
+scm_hresult scm_monitor_next(scm_monitor *mon, uint32_t timeout_ms, uint32_t *event, char *reader, size_t *reader_len);
+
+// Ends a `scm_monitor_next` in progress on the monitor, from any thread, with
+// `SCM_SCARD_E_CANCELLED`; returns once it has returned (at once, within a few
+// milliseconds). A `scm_monitor_next` that starts later is not affected, and no event is
+// lost: the events it would have returned are returned by the next call. Makes
+// `SCardCancel` on the monitor's context.
+//
+// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`.
+scm_hresult scm_monitor_cancel(scm_monitor *mon);
+
+// Ends a monitor: a `scm_monitor_next` in progress in another thread returns first (with
+// `SCM_E_HANDLE`), the monitor's PC/SC context is released, and the token is dead: every later
+// call with it gets `SCM_E_HANDLE`.
+//
+// Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not a live monitor, e.g. released twice).
+scm_hresult scm_monitor_release(scm_monitor *mon);
 
 #ifdef __cplusplus
 }  // extern "C"

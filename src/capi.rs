@@ -545,6 +545,8 @@ mod iso;
 pub use iso::*;
 mod wait;
 pub use wait::*;
+mod monitor;
+pub use monitor::*;
 
 /// The panic boundary, run wherever the unit tests run (under Wine for Windows too): the
 /// integration tests that force a panic need the lab, which runs on Linux only.

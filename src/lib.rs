@@ -9,6 +9,7 @@ mod handle_table;
 mod hresult;
 mod iso;
 mod manager;
+mod monitor;
 mod objects;
 mod reader_io;
 mod scard;

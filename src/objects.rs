@@ -8,6 +8,7 @@ use crate::iso::auth::Auth;
 use crate::iso::chv::Chv;
 use crate::iso::file::FileAccess;
 use crate::manager::Manager;
+use crate::monitor::Monitor;
 use crate::scard::Result;
 
 /// What a token can stand for. Each kind of object the C side sees is one variant.
@@ -16,6 +17,7 @@ pub enum Object {
     FileAccess(FileAccess),
     Chv(Chv),
     Auth(Auth),
+    Monitor(Monitor),
 }
 
 /// The library's one table of live objects.
@@ -72,6 +74,14 @@ pub fn chv(object: &mut Object) -> Option<&mut Chv> {
 pub fn auth(object: &mut Object) -> Option<&mut Auth> {
     match object {
         Object::Auth(auth) => Some(auth),
+        _ => None,
+    }
+}
+
+/// The monitor inside an object, when it is one.
+pub fn monitor(object: &mut Object) -> Option<&mut Monitor> {
+    match object {
+        Object::Monitor(monitor) => Some(monitor),
         _ => None,
     }
 }

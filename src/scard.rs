@@ -18,6 +18,9 @@ mod names;
 mod reader_calls;
 
 pub use self::reader_calls::{Canceller, ReaderEvent};
+mod watch;
+
+pub use self::watch::{Watched, PNP_NOTIFICATION};
 
 pub type Result<T> = std::result::Result<T, scm_hresult>;
 

@@ -220,6 +220,38 @@ impl Lab {
         }
     }
 
+    /// Restarts the daemon (as [`restart`](Self::restart)) with `pairs` reader pairs instead:
+    /// the pairs kept have the same names and ports, new ones are `"Lab <letter>"` on new ports,
+    /// and dropped ones are gone. To PC/SC clients, readers are added or removed.
+    ///
+    /// pcscd 1.9.9 reads its serial readers' config only at start-up (its rescan signal does
+    /// nothing on a udev build), so a restart is how a `vpcd` reader comes or goes.
+    pub fn restart_with_pairs(&mut self, pairs: usize) -> io::Result<()> {
+        if pairs == 0 || pairs > MAX_PAIRS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("1 to {MAX_PAIRS} reader pairs, not {pairs}"),
+            ));
+        }
+        let had = self.base_ports.len();
+        if pairs > had {
+            let driver = DRIVER_CANDIDATES.iter().map(Path::new).find(|p| p.exists()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "the vpcd reader driver libifdvpcd.so is gone")
+            })?;
+            for pair in had..pairs {
+                fs::copy(driver, self.driver_copy(pair))?;
+                self.friendly.push(format!("Lab {}", pair_letter(pair)).into_bytes());
+            }
+            self.base_ports.extend(reserve_ports(pairs - had)?);
+        } else {
+            release_ports(&self.base_ports.split_off(pairs));
+            self.friendly.truncate(pairs);
+        }
+        self.stop();
+        self.write_config()?;
+        self.restart()
+    }
+
     /// The last lines of the daemon's stdout and stderr.
     pub fn log_tail(&self) -> String {
         tail(&self.log_path, LOG_TAIL_LINES)

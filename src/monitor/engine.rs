@@ -1,0 +1,391 @@
+//! What a monitor knows (its context, the readers and their last states, the events not yet
+//! taken) and how one look at PC/SC turns into events.
+
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pcsc::ffi;
+
+use super::Interrupt;
+use crate::hresult::*;
+use crate::scard::{self, Context, Result, Watched, PNP_NOTIFICATION};
+
+/// The first pause before establishing a context again after the service was lost; each
+/// failed attempt doubles it, up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// The most readers one `SCardGetStatusChange` takes on pcsc-lite
+/// (`PCSCLITE_MAX_READERS_CONTEXTS`), which is also the most readers it serves.
+const MAX_WATCHED: usize = 16;
+
+/// What one event says happened; the values are the ABI's `SCM_EVENT_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    ReaderAdded = 1,
+    ReaderRemoved = 2,
+    CardInserted = 3,
+    CardRemoved = 4,
+}
+
+/// How readers coming and going are learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Woken by the notification reader.
+    Notify,
+    /// The readers listed at this interval.
+    Poll(Duration),
+}
+
+/// Events not yet taken. A run of card events on one reader is one entry: `repeat` events,
+/// alternating between removal and insertion, starting with `event`.
+struct Pending {
+    event: Event,
+    reader: Arc<CStr>,
+    repeat: u32,
+}
+
+struct Reader {
+    name: Arc<CStr>,
+    /// The event state last seen, as PC/SC gave it (passed back to it as the current state).
+    state: ffi::DWORD,
+}
+
+impl Reader {
+    fn present(&self) -> bool {
+        self.state & ffi::SCARD_STATE_PRESENT != 0
+    }
+}
+
+pub struct Engine {
+    mode: Mode,
+    context: Option<Context>,
+    readers: Vec<Reader>,
+    /// The notification reader's state last seen (the reader count, on Windows).
+    notification: ffi::DWORD,
+    queue: VecDeque<Pending>,
+    /// While there is no context: when to try again, and the pause before that attempt.
+    retry: Option<(Instant, Duration)>,
+    /// When to list the readers again: at once after a failed or incomplete listing, at the
+    /// interval in polling mode, never otherwise.
+    listing_due: Option<Instant>,
+}
+
+impl Engine {
+    pub fn new(mode: Mode) -> Engine {
+        Engine {
+            mode,
+            context: None,
+            readers: Vec::new(),
+            notification: ffi::SCARD_STATE_UNAWARE,
+            queue: VecDeque::new(),
+            retry: None,
+            listing_due: None,
+        }
+    }
+
+    /// Hands the first event to `deliver` (taken off the queue when it says so), looking at
+    /// PC/SC until there is one, `deadline` passes or the call is interrupted.
+    pub fn next(
+        &mut self,
+        deadline: Option<Instant>,
+        interrupt: &Interrupt<'_>,
+        deliver: impl FnOnce(Event, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        loop {
+            if let Some(first) = self.queue.front_mut() {
+                if deliver(first.event, first.reader.to_bytes_with_nul())? {
+                    if first.repeat > 1 {
+                        first.repeat -= 1;
+                        first.event = match first.event {
+                            Event::CardInserted => Event::CardRemoved,
+                            _ => Event::CardInserted,
+                        };
+                    } else {
+                        self.queue.pop_front();
+                    }
+                }
+                return Ok(());
+            }
+            interrupt.check()?;
+            self.look(deadline, interrupt)?;
+            interrupt.check()?;
+            if self.queue.is_empty() && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(SCM_SCARD_E_TIMEOUT);
+            }
+        }
+    }
+
+    /// One look at PC/SC, blocking at most until `deadline`; queues what it finds.
+    fn look(&mut self, deadline: Option<Instant>, interrupt: &Interrupt<'_>) -> Result<()> {
+        let Some(context) = &self.context else {
+            return self.establish(deadline, interrupt);
+        };
+        let now = Instant::now();
+        if self.listing_due.is_some_and(|due| due <= now) {
+            self.listing_due = match self.mode {
+                Mode::Poll(interval) => Some(now + interval),
+                Mode::Notify => None,
+            };
+            return self.list();
+        }
+        let until = match self.listing_due {
+            Some(due) => Some(deadline.map_or(due, |deadline| deadline.min(due))),
+            None => deadline,
+        };
+        // pcsc-lite serves 16 readers and watches at most 16 in one call: with 16 readers no
+        // other can come, and one that leaves says so in its own state.
+        let notify = self.mode == Mode::Notify && self.readers.len() < MAX_WATCHED;
+        let mut watched: Vec<Watched> = self
+            .readers
+            .iter()
+            .map(|reader| Watched::new(reader.name.as_ref().into(), reader.state))
+            .collect();
+        if notify {
+            watched.push(Watched::new(PNP_NOTIFICATION.into(), self.notification));
+        }
+        if watched.is_empty() {
+            return interrupt.sleep(until.unwrap_or_else(|| now + Duration::from_secs(3600)));
+        }
+        interrupt.blocking_on(Some(context.canceller()));
+        let changed = context.watch(&mut watched, milliseconds_until(until));
+        interrupt.blocking_on(None);
+        match changed {
+            Ok(false) | Err(SCM_SCARD_E_CANCELLED) => Ok(()),
+            Ok(true) => {
+                let mut relist = false;
+                if notify {
+                    // The notification reader is last. pcsc-lite 1.9.9 flags a change of the
+                    // reader list made during the call; WinSCard also keeps the reader count in
+                    // the upper 16 bits.
+                    let notification = watched.pop().expect("the notification reader is watched");
+                    relist = notification.changed;
+                    self.notification = notification.state;
+                }
+                for (index, seen) in watched.iter().enumerate() {
+                    if seen.state & (ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_UNAVAILABLE) != 0 {
+                        // The reader is gone (or going): the listing says which.
+                        relist = true;
+                    } else {
+                        self.card_events(index, seen.state);
+                    }
+                }
+                match relist {
+                    true => self.list(),
+                    false => Ok(()),
+                }
+            }
+            // A reader left between the listing and this look (WinSCard says so this way).
+            Err(SCM_SCARD_E_UNKNOWN_READER) => self.list(),
+            // pcsc-lite 1.9.9 ends a wait whose daemon died with SCARD_W_SECURITY_VIOLATION
+            // (measured), not a service code: any other failure is checked with a call that
+            // says whether the service is still there.
+            Err(code)
+                if scard::is_service_lost(code)
+                    || context.list_readers().is_err_and(scard::is_service_lost) =>
+            {
+                self.lose_service();
+                Ok(())
+            }
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Establishes a context when the retry time has come (else sleeps towards it), and lists
+    /// the readers of the service found.
+    fn establish(&mut self, deadline: Option<Instant>, interrupt: &Interrupt<'_>) -> Result<()> {
+        if let Some((at, _)) = self.retry.filter(|&(at, _)| at > Instant::now()) {
+            return interrupt.sleep(deadline.map_or(at, |deadline| deadline.min(at)));
+        }
+        match Context::establish() {
+            Ok(context) => {
+                self.context = Some(context);
+                self.retry = None;
+                if let Mode::Poll(interval) = self.mode {
+                    self.listing_due = Some(Instant::now() + interval);
+                }
+                self.list()
+            }
+            Err(code) if scard::is_service_lost(code) => {
+                let pause = match (self.mode, self.retry) {
+                    (Mode::Poll(interval), _) => interval,
+                    (Mode::Notify, Some((_, pause))) => (pause * 2).min(RETRY_MAX),
+                    (Mode::Notify, None) => RETRY_FIRST,
+                };
+                self.retry = Some((Instant::now() + pause, pause));
+                Ok(())
+            }
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Reads the reader list and queues the readers that left (their card first) and those
+    /// that came (then their card, if one is in).
+    fn list(&mut self) -> Result<()> {
+        let Some(context) = &self.context else {
+            return Ok(());
+        };
+        let listed = match context.list_readers() {
+            Ok(names) => names,
+            Err(SCM_SCARD_E_NO_READERS_AVAILABLE) => Vec::new(),
+            Err(code) if scard::is_service_lost(code) => {
+                self.lose_service();
+                return Ok(());
+            }
+            Err(code) => return Err(code),
+        };
+        let listed: Vec<&[u8]> = listed.split(|&byte| byte == 0).filter(|name| !name.is_empty()).collect();
+        let mut arrived: Vec<Watched> = listed
+            .iter()
+            .filter(|name| !self.readers.iter().any(|reader| reader.name.to_bytes() == **name))
+            .filter_map(|name| CString::new(*name).ok())
+            .map(|name| Watched::new(name, ffi::SCARD_STATE_UNAWARE))
+            .collect();
+        let seen = match arrived.is_empty() {
+            true => Ok(false),
+            false => context.watch(&mut arrived, 0),
+        };
+        match seen {
+            Ok(_) => {}
+            // One of them left already: the next look lists them again.
+            Err(SCM_SCARD_E_UNKNOWN_READER) => {
+                arrived.clear();
+                self.listing_due = Some(Instant::now());
+            }
+            Err(code) if scard::is_service_lost(code) => {
+                self.lose_service();
+                return Ok(());
+            }
+            Err(code) => return Err(code),
+        }
+        for reader in std::mem::take(&mut self.readers) {
+            match listed.contains(&reader.name.to_bytes()) {
+                true => self.readers.push(reader),
+                false => self.removed(&reader),
+            }
+        }
+        for seen in arrived {
+            if seen.state & ffi::SCARD_STATE_UNKNOWN != 0 || seen.state == ffi::SCARD_STATE_UNAWARE {
+                self.listing_due = Some(Instant::now());
+                continue;
+            }
+            let reader = Reader { name: Arc::from(seen.name), state: seen.state };
+            self.push(Event::ReaderAdded, &reader.name, 1);
+            if reader.present() {
+                self.push(Event::CardInserted, &reader.name, 1);
+            }
+            self.readers.push(reader);
+        }
+        Ok(())
+    }
+
+    /// Queues the card events between a reader's last state and `state`: from the event
+    /// counter where there is one (every insertion and removal steps it, so a card put in and
+    /// pulled out between two looks is two steps with the presence unchanged), else (macOS)
+    /// from the presence alone.
+    fn card_events(&mut self, index: usize, state: ffi::DWORD) {
+        let reader = &self.readers[index];
+        let was_present = reader.present();
+        let is_present = state & ffi::SCARD_STATE_PRESENT != 0;
+        // PCSC.framework keeps no counter: the upper bits are not relied on there.
+        let counted = match cfg!(target_os = "macos") {
+            true => 0,
+            // At most 16 bits: the cast loses nothing.
+            false => ((state >> 16).wrapping_sub(reader.state >> 16) & 0xFFFF) as u32,
+        };
+        let steps = transitions(counted, was_present != is_present);
+        let name = Arc::clone(&reader.name);
+        self.readers[index].state = state;
+        if steps > 0 {
+            let first = if was_present { Event::CardRemoved } else { Event::CardInserted };
+            self.push(first, &name, steps);
+        }
+    }
+
+    /// A reader that left: its card is reported removed first.
+    fn removed(&mut self, reader: &Reader) {
+        if reader.present() {
+            self.push(Event::CardRemoved, &reader.name, 1);
+        }
+        self.push(Event::ReaderRemoved, &reader.name, 1);
+    }
+
+    /// The service is gone: every card and reader is reported removed, the context released,
+    /// and a new one will be tried after the first pause.
+    fn lose_service(&mut self) {
+        for reader in std::mem::take(&mut self.readers) {
+            self.removed(&reader);
+        }
+        self.context = None;
+        self.notification = ffi::SCARD_STATE_UNAWARE;
+        self.listing_due = None;
+        let pause = match self.mode {
+            Mode::Poll(interval) => interval,
+            Mode::Notify => RETRY_FIRST,
+        };
+        self.retry = Some((Instant::now() + pause, pause));
+    }
+
+    fn push(&mut self, event: Event, reader: &Arc<CStr>, repeat: u32) {
+        self.queue.push_back(Pending { event, reader: Arc::clone(reader), repeat });
+    }
+}
+
+/// How many card events a counter step of `counted` (mod 2^16) and a change of presence (or
+/// not) stand for. Each event flips the presence, so the count's parity must match; a counter
+/// that moved for something else, or did not move at all (no counter on this platform), is
+/// corrected by one towards what the presence proves.
+fn transitions(counted: u32, presence_changed: bool) -> u32 {
+    match (counted % 2 == 1) == presence_changed {
+        true => counted,
+        false if counted == 0 => 1,
+        false => counted - 1,
+    }
+}
+
+/// A PC/SC timeout in milliseconds for a deadline (rounded up, so that a wait never ends
+/// before it), or INFINITE.
+fn milliseconds_until(deadline: Option<Instant>) -> u32 {
+    const INFINITE: u32 = 0xFFFF_FFFF;
+    match deadline {
+        None => INFINITE,
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            u32::try_from(ms).unwrap_or(INFINITE - 1).min(INFINITE - 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_steps_and_presence_make_the_event_count() {
+        assert_eq!(transitions(0, false), 0);
+        assert_eq!(transitions(1, true), 1);
+        assert_eq!(transitions(2, false), 2, "in and out between two looks");
+        assert_eq!(transitions(200, false), 200);
+        assert_eq!(transitions(0, true), 1, "no counter: presence alone");
+        assert_eq!(transitions(1, false), 0);
+        assert_eq!(transitions(4, true), 3);
+    }
+
+    #[test]
+    fn a_counter_step_across_the_wrap_counts() {
+        let old: ffi::DWORD = 0xFFFF_0020;
+        let new: ffi::DWORD = 0x0001_0020;
+        assert_eq!((new >> 16).wrapping_sub(old >> 16) & 0xFFFF, 2);
+    }
+
+    #[test]
+    fn timeouts_round_up_and_never_mean_infinite() {
+        assert_eq!(milliseconds_until(None), 0xFFFF_FFFF);
+        assert_eq!(milliseconds_until(Some(Instant::now())), 0);
+        let soon = milliseconds_until(Some(Instant::now() + Duration::from_micros(1500)));
+        assert!((1..=2).contains(&soon), "{soon}");
+    }
+}

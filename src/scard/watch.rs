@@ -1,0 +1,73 @@
+//! Watching readers with `SCardGetStatusChange`, for the monitor: many readers at once, the
+//! event state kept between calls, and `SCardCancel` from another thread.
+
+use std::ffi::CString;
+use std::ptr;
+
+use pcsc::ffi;
+
+use super::names::{self, SCardGetStatusChange, SCARD_READERSTATE};
+use super::{code_from_native, Context, Result};
+use crate::hresult::*;
+
+/// The reader PC/SC reports reader arrivals and departures through (pcsc-lite and Windows; not
+/// macOS's PCSC.framework).
+pub const PNP_NOTIFICATION: &std::ffi::CStr = c"\\\\?PnP?\\Notification";
+
+/// One reader to watch: its name and the event state last seen (`SCARD_STATE_*` bits, with the
+/// event counter in the upper 16 bits where PC/SC keeps one); `SCARD_STATE_UNAWARE` at first.
+pub struct Watched {
+    pub name: CString,
+    pub state: ffi::DWORD,
+    /// Whether PC/SC said this reader changed (`SCARD_STATE_CHANGED`) in the last watch.
+    pub changed: bool,
+}
+
+impl Watched {
+    pub fn new(name: CString, state: ffi::DWORD) -> Watched {
+        Watched { name, state, changed: false }
+    }
+}
+
+impl Context {
+    /// `SCardGetStatusChange` on `readers`: blocks up to `timeout_ms` until one of them differs
+    /// from the state given, then writes every reader's new event state into `readers`
+    /// (`SCARD_STATE_CHANGED` moved to `changed`, so the state can be passed back as it is). Returns
+    /// whether anything changed (`false` on a timeout).
+    pub fn watch(&self, readers: &mut [Watched], timeout_ms: u32) -> Result<bool> {
+        let native: Vec<_> = readers.iter().map(|reader| names::to_native(&reader.name).to_owned()).collect();
+        let mut states: Vec<SCARD_READERSTATE> = readers
+            .iter()
+            .zip(&native)
+            .map(|(reader, name)| SCARD_READERSTATE {
+                szReader: name.as_ptr(),
+                pvUserData: ptr::null_mut(),
+                dwCurrentState: reader.state,
+                dwEventState: 0,
+                cbAtr: 0,
+                rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
+            })
+            .collect();
+        // SAFETY: every state's name outlives the call (`native`), and the array holds
+        // `states.len()` entries.
+        let rv = unsafe {
+            SCardGetStatusChange(
+                self.0,
+                timeout_ms as ffi::DWORD,
+                states.as_mut_ptr(),
+                states.len() as ffi::DWORD,
+            )
+        };
+        match code_from_native(rv) {
+            SCM_S_OK => {
+                for (reader, state) in readers.iter_mut().zip(&states) {
+                    reader.changed = state.dwEventState & ffi::SCARD_STATE_CHANGED != 0;
+                    reader.state = state.dwEventState & !ffi::SCARD_STATE_CHANGED;
+                }
+                Ok(true)
+            }
+            SCM_SCARD_E_TIMEOUT => Ok(false),
+            code => Err(code),
+        }
+    }
+}
