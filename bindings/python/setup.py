@@ -122,6 +122,12 @@ def _library():
 class BuildPyWithLibrary(build_py):
     def run(self):
         super().run()
+        # pip builds in place and build/lib outlives a build: a library or extension left there
+        # by an earlier one (Linux's, in a Windows wheel after it) would be packed again.
+        package = os.path.join(self.build_lib, "scardmanage")
+        for name in os.listdir(package):
+            if name in PACKAGED_NAME.values() or name.startswith("_fast."):
+                os.remove(os.path.join(package, name))
         library = _library()
         if library:
             source, name = library
