@@ -10,13 +10,16 @@
 //! |---|---|
 //! | `readers` | `ok <n>`: the number of readers |
 //! | `reader <i>` | `ok <name>`: reader `i`'s name, UTF-8 |
-//! | `insert <i>` | `ok` once pcscd sees a fresh default-applet card in reader `i` |
+//! | `insert <i>` | `ok` once pcscd sees a fresh card in reader `i`: a default-applet card, or an ISO card (factory state) in a lab made by [`LabControl::with_iso`] (`scm-lab run --iso`) |
 //! | `remove <i>` | `ok` once pcscd sees reader `i` empty |
 //! | `kill` | `ok` once the daemon is dead (SIGKILL) |
 //! | `start` | `ok` once the daemon runs again with the same readers and its cards are back |
 //! | `restart` | `kill` then `start` |
 //! | `last-control` | `ok 0x<code>` or `ok none`: the last `SCardControl` code the WinSCard bridge passed to pcscd (see [`crate::bridge`]) |
 //! | `counters <i>` | `ok apdus=N resets=N power_on=N power_off=N atr_requests=N connections=N`, the [`Counters`] of the last card inserted in reader `i` |
+//! | `iso-hostile <i> <mode>` | `ok`: the ISO card last inserted in reader `i` misbehaves as [`Hostile::from_name`]`(mode)` says (`none` to stop) |
+//! | `iso-reset <i>` | `ok`: that ISO card back to its factory state ([`IsoControl::reset`]) |
+//! | `iso-commands <i>` | `ok <n>`: the APDUs that ISO card has received ([`IsoControl::commands_received`]) |
 //!
 //! Anything else, or a request that fails, gets `error <text>`; so does a line longer than
 //! 1 KiB, which is dropped as it arrives rather than kept. Requests are carried out one at
@@ -24,6 +27,7 @@
 
 use crate::card::{Counters, VirtualCard};
 use crate::daemon::{Lab, Reader};
+use crate::iso::{self, Hostile, IsoControl, IsoOptions};
 use crate::shared::wait_card;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,14 +48,18 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub struct LabControl {
     readers: Vec<Reader>,
     socket: PathBuf,
+    /// The options of the ISO cards [`insert`](LabControl::insert) makes, or `None` for
+    /// default-applet cards.
+    iso: Option<IsoOptions>,
     state: Mutex<State>,
 }
 
 struct State {
     /// `None` once [`LabControl::close`] has run.
     lab: Option<Lab>,
-    /// The last card inserted in each reader (kept after removal for its counters).
-    cards: Vec<Option<VirtualCard>>,
+    /// The last card inserted in each reader (kept after removal for its counters), with its
+    /// control when it is an ISO card.
+    cards: Vec<Option<(VirtualCard, Option<IsoControl>)>>,
 }
 
 impl LabControl {
@@ -59,10 +67,17 @@ impl LabControl {
     /// since waiting for pcscd to see a card is a PC/SC call. Call it before this process makes
     /// any other PC/SC call.
     pub fn new(lab: Lab) -> Arc<LabControl> {
+        LabControl::with_iso(lab, None)
+    }
+
+    /// Like [`new`](Self::new), and with `Some(options)` every card it inserts is an ISO card
+    /// ([`crate::iso::card`]) with those options.
+    pub fn with_iso(lab: Lab, iso: Option<IsoOptions>) -> Arc<LabControl> {
         std::env::set_var(crate::SOCKET_ENV, lab.socket_path());
         Arc::new(LabControl {
             readers: lab.readers().to_vec(),
             socket: lab.socket_path(),
+            iso,
             state: Mutex::new(State { cards: vec![None; lab.readers().len()], lab: Some(lab) }),
         })
     }
@@ -77,19 +92,25 @@ impl LabControl {
         &self.socket
     }
 
-    /// Inserts a fresh default-applet card into reader `index` (removing the one there) and
-    /// waits until pcscd sees it.
+    /// Inserts a fresh card (default applet, or ISO card when the lab was made so) into reader
+    /// `index` (removing the one there) and waits until pcscd sees it.
     pub fn insert(&self, index: usize) -> Result<(), String> {
         let mut state = self.lock();
         let reader = self.reader(index)?;
-        if let Some(old) = state.cards[index].take().filter(VirtualCard::is_inserted) {
+        if let Some((old, _)) = state.cards[index].take().filter(|(card, _)| card.is_inserted()) {
             old.remove();
             self.wait(reader, false)?;
             thread::sleep(SETTLE);
         }
-        let card = VirtualCard::with_default_applet();
+        let (card, iso) = match self.iso {
+            Some(options) => {
+                let (card, control) = iso::card(options);
+                (card, Some(control))
+            }
+            None => (VirtualCard::with_default_applet(), None),
+        };
         card.insert(reader.port);
-        state.cards[index] = Some(card);
+        state.cards[index] = Some((card, iso));
         self.wait(reader, true)
     }
 
@@ -97,7 +118,7 @@ impl LabControl {
     pub fn remove(&self, index: usize) -> Result<(), String> {
         let state = self.lock();
         let reader = self.reader(index)?;
-        if let Some(card) = &state.cards[index] {
+        if let Some((card, _)) = &state.cards[index] {
             card.remove();
         }
         self.wait(reader, false)
@@ -115,7 +136,7 @@ impl LabControl {
         let mut state = self.lock();
         state.lab()?.restart().map_err(|e| e.to_string())?;
         for (reader, card) in self.readers.iter().zip(&state.cards) {
-            if card.as_ref().is_some_and(VirtualCard::is_inserted) {
+            if card.as_ref().is_some_and(|(card, _)| card.is_inserted()) {
                 self.wait(reader, true)?;
             }
         }
@@ -127,8 +148,17 @@ impl LabControl {
         self.reader(index)?;
         self.lock().cards[index]
             .as_ref()
-            .map(VirtualCard::counters)
+            .map(|(card, _)| card.counters())
             .ok_or_else(|| format!("no card was ever inserted in reader {index}"))
+    }
+
+    /// The control of the ISO card last inserted in reader `index`.
+    pub fn iso(&self, index: usize) -> Result<IsoControl, String> {
+        self.reader(index)?;
+        self.lock().cards[index]
+            .as_ref()
+            .and_then(|(_, iso)| iso.clone())
+            .ok_or_else(|| format!("no ISO card was inserted in reader {index} (scm-lab run --iso)"))
     }
 
     /// The last lines of the daemon's output.
@@ -139,7 +169,7 @@ impl LabControl {
     /// Removes every card and stops the lab (its temp dir goes too); later requests fail.
     pub fn close(&self) {
         let mut state = self.lock();
-        for card in state.cards.iter().flatten() {
+        for (card, _) in state.cards.iter().flatten() {
             card.remove();
         }
         state.lab = None;
@@ -194,6 +224,8 @@ impl LabControl {
             argument.and_then(|a| a.parse().ok()).ok_or_else(|| format!("{verb} needs a reader index"))
         };
         let argument = words.next();
+        // Only iso-hostile takes a second argument.
+        let mode = if verb == "iso-hostile" { words.next() } else { None };
         if words.next().is_some() {
             return Err(format!("too many arguments in {request:?}"));
         }
@@ -212,6 +244,21 @@ impl LabControl {
                     c.apdus, c.resets, c.power_on, c.power_off, c.atr_requests, c.connections
                 )
             }),
+            "iso-hostile" => {
+                let iso = self.iso(index(argument)?)?;
+                let mode = mode.ok_or("iso-hostile needs a reader index and a mode")?;
+                let mode = Hostile::from_name(mode).ok_or_else(|| {
+                    let names: Vec<&str> = Hostile::ALL.iter().map(|h| h.name()).collect();
+                    format!("no hostile mode {mode:?}; the modes are {}", names.join(" "))
+                })?;
+                iso.set_hostile(mode);
+                Ok(String::new())
+            }
+            "iso-reset" => self.iso(index(argument)?).map(|iso| {
+                iso.reset();
+                String::new()
+            }),
+            "iso-commands" => self.iso(index(argument)?).map(|iso| iso.commands_received().to_string()),
             _ => Err(format!("unknown request {request:?}")),
         }
     }

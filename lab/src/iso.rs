@@ -187,10 +187,9 @@ pub enum Hostile {
     /// SELECT returning an FCP or FCI: `62 84 00 00 00 09 82 01 01 80 84 FF FF FF FF` (4-byte
     /// length forms, an inner length of 4 GiB).
     FcpLongLengthForm,
-    /// Every command answers the single byte `90`.
+    /// Every command answers the single byte `90`. (No mode answers 0 bytes: vpcd takes an
+    /// empty answer for a card that went away and the reader's transmit never returns.)
     OneByteAnswer,
-    /// Every command answers 0 bytes.
-    EmptyAnswer,
     /// READ BINARY (B0, B1) answers its data, then `EE` bytes, 16 more than Ne in all (at most
     /// [`MAX_RESPONSE_DATA`]), with `90 00`.
     OverlongRead,
@@ -203,7 +202,7 @@ pub enum Hostile {
 
 impl Hostile {
     /// Every mode, [`Hostile::None`] first.
-    pub const ALL: [Hostile; 12] = [
+    pub const ALL: [Hostile; 11] = [
         Hostile::None,
         Hostile::EndlessGetResponse,
         Hostile::LongChain,
@@ -212,7 +211,6 @@ impl Hostile {
         Hostile::FcpTruncated,
         Hostile::FcpLongLengthForm,
         Hostile::OneByteAnswer,
-        Hostile::EmptyAnswer,
         Hostile::OverlongRead,
         Hostile::LyingTriesLeft,
         Hostile::EmptySuccess,
@@ -229,7 +227,6 @@ impl Hostile {
             Hostile::FcpTruncated => "fcp-truncated",
             Hostile::FcpLongLengthForm => "fcp-long-length-form",
             Hostile::OneByteAnswer => "one-byte-answer",
-            Hostile::EmptyAnswer => "empty-answer",
             Hostile::OverlongRead => "overlong-read",
             Hostile::LyingTriesLeft => "lying-tries-left",
             Hostile::EmptySuccess => "empty-success",

@@ -4,37 +4,17 @@
 //! In a test binary of its own: this process's libpcsclite is pointed at the daemon of the
 //! `scm-lab` it runs (libpcsclite reads `PCSCLITE_CSOCK_NAME` once per process).
 
+mod control_client;
+
+use control_client::{Control, Run};
 use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State, MAX_BUFFER_SIZE};
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, Write};
+use std::process::Command;
 use std::time::Duration;
 
 /// Non-ASCII in two-, three- and four-byte UTF-8 sequences.
 const FRIENDLY: &str = "Lecteur é€ 日本 𝄞";
-
-/// One connection to the control channel.
-struct Control {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Control {
-    fn connect(address: &str) -> Control {
-        let writer = TcpStream::connect(address).expect("connecting to SCM_LAB_CONTROL");
-        let reader = BufReader::new(writer.try_clone().unwrap());
-        Control { writer, reader }
-    }
-
-    fn ask(&mut self, request: &str) -> String {
-        writeln!(self.writer, "{request}").unwrap();
-        let mut reply = String::new();
-        self.reader.read_line(&mut reply).unwrap();
-        eprintln!("{request} -> {}", reply.trim_end());
-        reply.trim_end_matches('\n').to_string()
-    }
-}
 
 /// The state pcscd reports for `reader` right now.
 fn state(context: &Context, reader: &str) -> State {
@@ -45,19 +25,12 @@ fn state(context: &Context, reader: &str) -> State {
 
 #[test]
 fn control_channel_drives_the_lab_and_names_go_through_as_utf8() {
-    let mut lab = Command::new(env!("CARGO_BIN_EXE_scm-lab"))
-        .args(["run", "--pairs", "2", "--friendly", &format!("1={FRIENDLY}"), "--"])
-        .args(["bash", "-c", r#"printf '%s\n' "$PCSCLITE_CSOCK_NAME" "$SCM_LAB_CONTROL" "$SCM_LAB_READER"; read -r code; exit "$code""#])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running scm-lab");
-    let mut lines = BufReader::new(lab.stdout.take().unwrap()).lines().map(Result::unwrap);
-    let (socket, address, first) = (lines.next().unwrap(), lines.next().unwrap(), lines.next().unwrap());
-    std::env::set_var("PCSCLITE_CSOCK_NAME", &socket);
+    let mut lab = Run::start(&["--pairs", "2", "--friendly", &format!("1={FRIENDLY}")]);
+    let (socket, address, first) = (&lab.socket, &lab.control, &lab.reader);
+    std::env::set_var("PCSCLITE_CSOCK_NAME", socket);
     assert_eq!(first, "Lab A 00 00");
 
-    let mut control = Control::connect(&address);
+    let mut control = Control::connect(address);
     assert_eq!(control.ask("readers"), "ok 4");
     let names: Vec<String> = (0..4)
         .map(|i| control.ask(&format!("reader {i}")).strip_prefix("ok ").unwrap().to_string())
@@ -92,7 +65,7 @@ fn control_channel_drives_the_lab_and_names_go_through_as_utf8() {
     assert!(counters.contains(" connections=1"), "{counters}");
 
     // A second connection is served while the first stays open.
-    assert_eq!(Control::connect(&address).ask("readers"), "ok 4");
+    assert_eq!(Control::connect(address).ask("readers"), "ok 4");
     assert!(control.ask("reader 4").starts_with("error "));
     assert!(control.ask("insert").starts_with("error "));
     assert!(control.ask("fly").starts_with("error "));
@@ -115,8 +88,8 @@ fn control_channel_drives_the_lab_and_names_go_through_as_utf8() {
     assert_eq!(control.ask("restart"), "ok");
     assert!(state(&Context::establish(Scope::User).unwrap(), &names[2]).contains(State::PRESENT));
 
-    writeln!(lab.stdin.take().unwrap(), "7").unwrap();
-    assert_eq!(lab.wait().unwrap().code(), Some(7), "scm-lab passes the program's exit code on");
+    writeln!(lab.stdin(), "7").unwrap();
+    assert_eq!(lab.child.wait().unwrap().code(), Some(7), "scm-lab passes the program's exit code on");
 }
 
 #[test]

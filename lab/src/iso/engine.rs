@@ -164,14 +164,11 @@ impl Card {
         }
     }
 
-    /// The response APDU to `apdu`, status word included (except in the hostile modes that
-    /// answer fewer than two bytes).
+    /// The response APDU to `apdu`, status word included (except in [`Hostile::OneByteAnswer`]).
     pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
         self.commands += 1;
-        match self.hostile {
-            Hostile::OneByteAnswer => return vec![0x90],
-            Hostile::EmptyAnswer => return Vec::new(),
-            _ => {}
+        if self.hostile == Hostile::OneByteAnswer {
+            return vec![0x90];
         }
         // The proprietary class belongs to the default applet (ECHO, READ), 0xFF is invalid.
         if apdu.first().is_some_and(|&cla| cla & 0x80 != 0 && cla != 0xFF) {

@@ -494,8 +494,6 @@ fn hostile_modes_misbehave_as_documented() {
     assert_eq!(ok_data(&card, &x("00 A4 02 04 02 5001 00")), x("62 84 00000009 8201 01 80 84 FFFFFFFF"));
     set(Hostile::OneByteAnswer);
     assert_eq!(card.transmit(&x("00 A4 00 0C")), [0x90]);
-    set(Hostile::EmptyAnswer);
-    assert_eq!(card.transmit(&x("00 A4 00 0C")), b"");
     set(Hostile::OverlongRead);
     assert_eq!(ok_data(&card, &x("00 B0 81 00 04")), [&SMALL_CONTENT[..4], &[0xEE; 16]].concat());
     assert_eq!(ok_data(&card, &x("00 B0 82 00 00")).len(), 272);
@@ -549,10 +547,8 @@ fn random_apdus_never_panic() {
         let card = iso(options);
         for i in 0..APDUS / 3 {
             if i % 5000 == 0 {
-                let modes: Vec<Hostile> = Hostile::ALL
-                    .into_iter()
-                    .filter(|h| !matches!(h, Hostile::OneByteAnswer | Hostile::EmptyAnswer))
-                    .collect();
+                let modes: Vec<Hostile> =
+                    Hostile::ALL.into_iter().filter(|h| *h != Hostile::OneByteAnswer).collect();
                 card.set_hostile(if i % 20_000 == 0 { modes[rng.below(modes.len())] } else { Hostile::None });
             }
             let mut apdu = vec![
