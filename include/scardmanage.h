@@ -912,7 +912,8 @@ scm_hresult scm_chv_get_tries_left(scm_chv *v, uint32_t reference, uint32_t *tri
 //
 // Errors: `SCM_E_POINTER` (`a`, `out` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_INVALIDARG` (`*len`
 // 0 or over what the card can send), `SCM_E_NOT_ATTACHED`, the status-word table's codes,
-// `SCM_SCARD_E_COMM_DATA_LOST` (the card sent more than asked), PC/SC codes.
+// `SCM_SCARD_E_COMM_DATA_LOST` (the card sent more than asked, or success with nothing), PC/SC
+// codes.
 scm_hresult scm_auth_get_challenge(scm_auth *a, uint8_t *out, size_t *len);
 
 // Has the card authenticate itself (COM ISCardAuth::ICCAuth): INTERNAL AUTHENTICATE `00 88 P1
@@ -926,7 +927,7 @@ scm_hresult scm_auth_get_challenge(scm_auth *a, uint8_t *out, size_t *len);
 // Errors: `SCM_E_POINTER` (`a` or `out_len` NULL, `data` NULL with `len` > 0), `SCM_E_HANDLE`,
 // `SCM_E_INVALIDARG` (`algorithm` or `key` over 255, `len` over 65535), `SCM_E_NOT_ATTACHED`,
 // `SCM_SCARD_E_INSUFFICIENT_BUFFER`, the status-word table's codes,
-// `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+// `SCM_SCARD_E_COMM_DATA_LOST` (also for success with no answer), PC/SC codes.
 scm_hresult scm_auth_icc_auth(scm_auth *a, uint32_t algorithm, uint32_t key, const uint8_t *data, size_t len, uint8_t *out, size_t *out_len);
 
 // Authenticates the application to the card (COM ISCardAuth::AppAuth): EXTERNAL AUTHENTICATE

@@ -207,3 +207,62 @@ fn null_objects_are_pointer_errors() {
         assert_eq!(hr, SCM_E_POINTER, "{name}");
     }
 }
+
+mod iso_support;
+
+use iso_support::*;
+use scardmanage_lab::iso::{self, IsoOptions};
+
+#[test]
+fn objects_follow_their_manager_through_reconnect_detach_and_a_new_card() {
+    let reader = IsoReader::new(IsoOptions::default());
+    reader.select_application();
+    let chv = reader.chv();
+    let auth = reader.auth();
+    assert_eq!(chv.tries_left(u32::from(iso::PIN_REF)), Ok(3));
+    ok(reader.manager.reconnect());
+    assert_eq!(chv.tries_left(u32::from(iso::PIN_REF)), Ok(3), "after scm_reconnect");
+    assert_eq!(auth.challenge(8).map(|c| c.len()), Ok(8));
+    ok(reader.manager.detach());
+    assert_eq!(chv.tries_left(u32::from(iso::PIN_REF)), Err((SCM_E_NOT_ATTACHED, 0xEEEE_EEEE)));
+    assert_eq!(auth.challenge(8), Err(SCM_E_NOT_ATTACHED));
+    // Re-attached to another reader with a T=0 card: the same objects work there, and the
+    // transport has learnt the new card (no extended APDU, case 4 through GET RESPONSE).
+    let t0 = IsoReader::new(IsoOptions::T0);
+    ok(reader.manager.attach(t0.lease.name()));
+    let before = t0.card.commands_received();
+    let data = [0x33u8; 100];
+    assert_eq!(auth.icc_auth(u32::from(iso::AUTH_KEY_REF), &data), Ok(iso::auth_response(&data)));
+    assert_eq!(t0.card.commands_received() - before, 2, "INTERNAL AUTHENTICATE and GET RESPONSE");
+    assert_eq!(auth.challenge(300), Err(SCM_E_INVALIDARG), "short APDUs only now");
+    // Once the manager is released the objects refuse, though still live tokens.
+    ok(unsafe { scm_release(reader.m()) });
+    assert_eq!(auth.challenge(8), Err(SCM_E_HANDLE));
+    assert_eq!(chv.tries_left(0x81), Err((SCM_E_HANDLE, 0xEEEE_EEEE)));
+}
+
+#[test]
+fn two_objects_on_one_manager_from_two_threads() {
+    let reader = IsoReader::new(IsoOptions::default());
+    reader.select_application();
+    let chv = reader.chv();
+    let auth = reader.auth();
+    const ROUNDS: usize = 200;
+    std::thread::scope(|scope| {
+        let verifier = scope.spawn(|| {
+            for _ in 0..ROUNDS {
+                assert_eq!(chv.verify(u32::from(iso::PIN_REF), iso::PIN), (SCM_S_OK, None));
+                assert_eq!(chv.tries_left(u32::from(iso::PIN_REF)), Ok(SCM_TRIES_UNKNOWN));
+            }
+        });
+        let authenticator = scope.spawn(|| {
+            for i in 0..ROUNDS {
+                let data = [i as u8; 24];
+                assert_eq!(auth.icc_auth(u32::from(iso::AUTH_KEY_REF), &data), Ok(iso::auth_response(&data)));
+            }
+        });
+        verifier.join().unwrap();
+        authenticator.join().unwrap();
+    });
+    assert!(reader.card.commands_received() >= 3 * ROUNDS as u64);
+}

@@ -3,8 +3,95 @@
 //! / EXTERNAL AUTHENTICATE, with T=0 behaviour, command chaining and extended length
 //! selectable, and hostile modes for robustness tests.
 //!
-//! The contents and the behaviour of every command are listed in
-//! `notes/iso-lab-api.md`; the constants here name them so tests never repeat magic values.
+//! The constants below name the contents so tests never repeat magic values; the hostile modes
+//! are described on [`Hostile`]'s variants.
+//!
+//! # Contents
+//!
+//! | const | value | notes |
+//! |---|---|---|
+//! | `MF` | `0x3F00` | |
+//! | `EF_ATR` | `0x2F01` | under MF, transparent, no SFI: `47 03 B6 01 cc` (card capabilities; cc as the ATR's) and, with extended length, `7F66 08 02 02 FF FF 02 02 FF FF` (largest command / response APDU, header and SW included: 65 535) |
+//! | `DF_ID` | `0x5000` | under MF |
+//! | `DF_NAME` | `F0 53 43 4D 49 53 4F` | SELECT P1 04 |
+//! | `EF_SMALL`, `SFI_SMALL` | `0x5001`, 1 | transparent, content `SMALL_CONTENT` = b"scardmanage ISO lab card: EF 5001" (33 bytes) |
+//! | `EF_BIG`, `SFI_BIG`, `BIG_SIZE` | `0x5002`, 2, 40 000 | transparent, size exactly 40 000; content `big_content()`: byte i = `(i % 251) as u8` |
+//! | `EF_RECORDS`, `SFI_RECORDS` | `0x5003`, 3 | linear fixed, `RECORD_LEN` 16, `RECORD_CAPACITY` 8 records, initially `RECORD_COUNT` 3: record n (1-based) = `initial_record(n)` = 16 bytes of `n` |
+//! | `EF_SECRET`, `SFI_SECRET` | `0x5004`, 4 | transparent, `SECRET_CONTENT` = b"PIN-protected"; READ/UPDATE need PIN 0x81 verified, else 69 82 |
+//! | `EF_READ_ONLY`, `SFI_READ_ONLY` | `0x5005`, 5 | transparent, `READ_ONLY_CONTENT` = b"read-only"; UPDATE → 69 85 |
+//! | `DF_SUB` | `0x5100` | DF under DF 5000, no name |
+//! | `EF_SUB` | `0x5101` | transparent under 5100, `SUB_CONTENT` = b"nested", no SFI |
+//! | `PIN_REF` | `0x81` | `PIN` = b"1234", `PIN_TRIES` 3 |
+//! | `PUK` | b"12345678" (8 bytes) | `PUK_TRIES` 5; RESET RETRY COUNTER P2 0x81 |
+//! | `PIN2_REF` | `0x82` | `PIN2` = b"0000": no retry counter (wrong → 63 00, never blocks) |
+//! | `AUTH_KEY_REF` | `0x01` | INTERNAL/EXTERNAL AUTHENTICATE P2 (00 also accepted) |
+//! | `AUTH_KEY` | `[u8; 8]` = b"SCM-KEY!" | `auth_response(data)[i] = data[i] ^ AUTH_KEY[i % 8]` |
+//! | `CARD_MEMORY` | 131 072 | total EF bytes the card holds; CREATE beyond → 6A 84 |
+//! | `MAX_RESPONSE_DATA` | 65 533 | vpcd frames ≤ 65 535 bytes incl. SW |
+//! | `LONG_CHAIN_BYTES` | 16 777 216 | bytes the `LongChain` mode hands out before its 90 00 |
+//!
+//! ATR: T=1 `3B 87 01 80 31 98 73 B6 01 cc TCK`, T=0 `3B 07 80 31 98 73 B6 01 cc`; cc = 0x80 (chaining) +
+//! 0x40 (extended Lc/Le) + 0x20 (7F66 in EF.ATR). Default options: `3B 87 01 80 31 98 73 B6 01 E0 TCK`.
+//!
+//! # Commands (CLA 00, or 10 when chaining; CLA 80..FE go to the default applet: ECHO 80 10, READ 80 20)
+//!
+//! Lengths: short and (when `extended` and not `t0`) extended APDUs, cases 1–4. Malformed lengths → 67 00.
+//! Le `00` (short) / `0000` (extended) means "all available up to 256 / 65 536" (no 62 82 warning);
+//! an explicit Le larger than what is available → the data and 62 82 (READ BINARY), and an
+//! answer longer than the Le → 6C xx (xx = its length; 67 00 if over 256). CLA with logical-channel
+//! bits → 68 81, secure-messaging bits → 68 82, CLA 20..3F / FF → 6E 00, unknown INS → 6D 00.
+//!
+//! - **SELECT A4**: P1 00 (MF by 3F00 or empty data; else an id among the current DF, its
+//!   children, its parent and the parent's children), 01 child DF, 02 EF under current DF, 03 parent
+//!   (no data), 04 DF name (P2 low bits 00 first/01 last; 02 next/03 previous → 6A 82), 08 path from
+//!   MF (a leading 3F00 is accepted), 09 path from current DF. P2 (& 0xFC): 00 FCI (`6F`), 04 FCP
+//!   (`62`), 08 FMD (`64`, empty), 0C nothing. Not found 6A 82; bad P1/P2 6A 86; data inconsistent
+//!   with P1 (odd length, empty where needed) 6A 87. Deactivated file: selected, answer 62 83 (with
+//!   FCP/FCI if asked).
+//!   FCP content: `82` (EF transparent `01`; linear fixed `02 21 00 10 nn`: record len 16, nn = current
+//!   record count; DF `38`), `83` file id, `84` DF name (named DFs), `80` size (2 bytes, 3 if >65535;
+//!   record EF: capacity×record length), `88` SFI (one byte, SFI << 3), `8A` life cycle (`05`
+//!   activated, `04` deactivated).
+//! - **READ BINARY B0**: P1 bit 8 set → SFI in P1 bits 5–1 and offset P2 (that EF becomes current);
+//!   else offset P1P2 (15 bits). **B1**: P1P2 `0000` current EF, `00 01..1E` SFI, else a file id
+//!   under the current DF; data `54 L offset` (L 1–3); response `53 L data` whose whole length fits
+//!   Ne. Offset ≥ size → 6B 00. No current EF → 69 86; record EF → 69 81; PIN needed → 69 82;
+//!   deactivated → 69 85; no Le → 67 00.
+//! - **UPDATE BINARY D6 / D7**: same addressing; D7 data `54 L offset` then `53 L data`. Past the end
+//!   (offset ≤ size) → 6A 84; offset > size → 6B 00; read-only → 69 85; malformed D7 data → 6A 80.
+//! - **READ RECORD B2** (P2 = SFI<<3 | 4, SFI 0 = current EF; other P2 low bits → 6A 86), **UPDATE
+//!   RECORD DC** (same; data exactly 16 bytes else 67 00), **APPEND RECORD E2** (P1 00, P2 = SFI<<3;
+//!   full → 6A 84). Record not found (also P1 00) 6A 83; Le shorter than the record → 6C 10.
+//! - **CREATE FILE E0** (P1P2 0000, data `62 L {82, 83, [80], [88], [84]}`) in the current DF; new
+//!   file becomes current. EF 82 `01` (80 = size) or `02 21 00 LL[ NN]` (80 = capacity bytes, records
+//!   of LL); DF 82 `38` (84 name optional). Id exists 6A 89, name exists 6A 8A, bad FCP 6A 80, no
+//!   memory 6A 84. Created files: open access, content zeros.
+//! - **DELETE FILE E4**, **DEACTIVATE FILE 04**, **ACTIVATE FILE 44**: P1 as SELECT (00, 01, 02, 04,
+//!   08, 09), data the id/name/path; empty data = the current file (EF if any, else DF). Deleting MF
+//!   → 69 85. DEACTIVATE: later SELECT answers 62 83, READ/UPDATE 69 85; ACTIVATE undoes it.
+//! - **VERIFY 20**: P1 00, P2 0x81/0x82. Empty data: 90 00 if verified, else 63 Cx (x tries
+//!   left; 0x82: 63 00), blocked → 69 83. Right code: 90 00 (counter back to 3). Wrong: 63 Cx
+//!   (x after the decrement; 63 C0 on the last), verified state cleared. P1 FF (empty data): reset
+//!   verified state → 90 00. Unknown ref 6A 88.
+//! - **CHANGE REFERENCE DATA 24**: P1 00, data old ‖ new (old = current code's length; no new part
+//!   → 67 00), wrong old → 63 Cx like VERIFY, right old restores the counter (verified state unchanged); P1 01 (new only) needs the reference verified else 69 82. New code 4–16
+//!   bytes else 6A 80.
+//! - **RESET RETRY COUNTER 2C**: P2 0x81. P1 00 data PUK ‖ new PIN; P1 01 data PUK (counter reset
+//!   only). Wrong PUK 63 Cx (PUK tries), PUK blocked 69 83.
+//! - **GET CHALLENGE 84**: P1P2 0000, Le 1–256 (00 = 256) → that many random bytes (remembered for
+//!   EXTERNAL AUTHENTICATE). No Le / Le > 256 → 67 00.
+//! - **INTERNAL AUTHENTICATE 88**: P1 00, P2 00/01; data 1–256 bytes → `auth_response(data)`.
+//! - **EXTERNAL AUTHENTICATE 82**: P1 00, P2 00/01; data must equal `auth_response(last challenge)`
+//!   → 90 00, else 63 00; no challenge since reset → 69 85. The challenge is used once.
+//! - **GET RESPONSE C0**: P1P2 0000; see `t0`. Nothing pending → 69 85.
+//! - Chaining (CLA 10, `chaining`): parts with the same INS P1 P2 answer 90 00 and accumulate; the
+//!   last part (CLA 00) runs the command on all the data. Other INS/P1/P2 mid-chain → 68 83 (chain
+//!   dropped). Over 65 535 bytes in total → 67 00.
+//!
+//! **Change at 09:44 (the only one, 15 minutes after the first version):** `Hostile::EmptyAnswer`
+//! (0-byte answers) was removed: through the real vpcd a 0-byte answer makes the reader's transmit
+//! hang (vpcd takes it as a card gone), which would wedge a shared reader rather than test the
+//! library. A 1-byte answer (`OneByteAnswer`) does reach the caller.
 //!
 //! ```ignore
 //! let (card, iso) = scardmanage_lab::iso::card(IsoOptions::default());

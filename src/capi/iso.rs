@@ -484,7 +484,8 @@ pub unsafe extern "C" fn scm_chv_get_tries_left(
 ///
 /// Errors: `SCM_E_POINTER` (`a`, `out` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_INVALIDARG` (`*len`
 /// 0 or over what the card can send), `SCM_E_NOT_ATTACHED`, the status-word table's codes,
-/// `SCM_SCARD_E_COMM_DATA_LOST` (the card sent more than asked), PC/SC codes.
+/// `SCM_SCARD_E_COMM_DATA_LOST` (the card sent more than asked, or success with nothing), PC/SC
+/// codes.
 #[no_mangle]
 pub unsafe extern "C" fn scm_auth_get_challenge(
     a: *mut scm_auth,
@@ -515,7 +516,7 @@ pub unsafe extern "C" fn scm_auth_get_challenge(
 /// Errors: `SCM_E_POINTER` (`a` or `out_len` NULL, `data` NULL with `len` > 0), `SCM_E_HANDLE`,
 /// `SCM_E_INVALIDARG` (`algorithm` or `key` over 255, `len` over 65535), `SCM_E_NOT_ATTACHED`,
 /// `SCM_SCARD_E_INSUFFICIENT_BUFFER`, the status-word table's codes,
-/// `SCM_SCARD_E_COMM_DATA_LOST`, PC/SC codes.
+/// `SCM_SCARD_E_COMM_DATA_LOST` (also for success with no answer), PC/SC codes.
 #[no_mangle]
 pub unsafe extern "C" fn scm_auth_icc_auth(
     a: *mut scm_auth,

@@ -10,6 +10,8 @@ pub mod apdu;
 pub mod auth;
 pub mod chv;
 pub mod file;
+#[cfg(test)]
+mod fuzz;
 pub mod sw;
 // File access (`scm_file_*`, the iso-file branch) is the user of the FCP parser; until it is
 // merged, only the tests and the fuzzer are.

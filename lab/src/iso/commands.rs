@@ -332,8 +332,12 @@ impl Card {
                     [] => return Err(sw::WRONG_DATA),
                 };
                 let capacity = size.map(|s| s / len.max(1)).or(count).ok_or(sw::WRONG_DATA)?;
-                if len == 0 || capacity == 0 || capacity > super::CARD_MEMORY {
+                if len == 0 || capacity == 0 {
                     return Err(sw::WRONG_DATA);
+                }
+                // Checked here: the product of two card-given numbers can pass usize on 32 bits.
+                if len.checked_mul(capacity).is_none_or(|bytes| bytes > super::CARD_MEMORY) {
+                    return Err(sw::NO_MEMORY);
                 }
                 Body::Records { len, capacity, records: Vec::new() }
             }
