@@ -989,7 +989,9 @@ scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *c
 // after a restart), `SCM_SCARD_E_NO_SERVICE` (the PC/SC service stopped or restarted: the
 // wait after it, once the service is back, returns at once with the reader's state, since the
 // card connection was lost; while the service is down every wait returns this at once, so
-// pause before waiting again), other PC/SC codes of `scm_status` for a borrowed handle.
+// pause before waiting again); for a borrowed handle whose card was reset or removed, which
+// then cannot name its reader, that code (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`:
+// call `scm_reconnect`); other PC/SC codes.
 scm_hresult scm_wait_for_change(scm_manage *m, uint32_t timeout_ms, uint32_t *state);
 
 // Ends every `scm_wait_for_change` in progress on the manager, in any thread, with

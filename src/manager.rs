@@ -292,7 +292,7 @@ impl Manager {
             Err(code) if scard::is_card_absent(code) => {}
             Err(code) => return Err(code),
         }
-        self.waits.looked(match link.card {
+        self.waits.relinked(match link.card {
             Some(_) => Seen::Connection,
             None => Seen::of_reader(&link.context, &link.reader),
         });
@@ -321,7 +321,7 @@ impl Manager {
         let card = Connection { handle, protocol };
         let link = Link::Borrowed(BorrowedLink { card, share_mode, protocols });
         self.attachment = Some(Attachment { link, locked: false });
-        self.waits.looked(Seen::Connection);
+        self.waits.relinked(Seen::Connection);
         Ok(())
     }
 
@@ -333,7 +333,7 @@ impl Manager {
             Link::Borrowed(link) => link.reconnect(),
         };
         if result.is_ok() {
-            self.waits.looked(Seen::Connection);
+            self.waits.relinked(Seen::Connection);
         }
         let attachment = self.attachment()?;
         // A reconnected handle starts without a lock. The transaction may have survived on the
@@ -355,7 +355,7 @@ impl Manager {
             return Err(SCM_E_INVALIDARG);
         }
         let attachment = self.attachment.take().ok_or(SCM_E_NOT_ATTACHED)?;
-        self.waits.looked(Seen::Nothing);
+        self.waits.relinked(Seen::Nothing);
         let card = match &attachment.link {
             Link::Reader(link) => link.card,
             Link::Borrowed(link) => Some(link.card),
@@ -430,8 +430,7 @@ impl Manager {
         let card = match &attachment.link {
             Link::Reader(ReaderLink { card: None, context, reader, .. }) => {
                 let state = context.reader_state(reader)?;
-                self.waits
-                    .looked(Seen::Reader(Observation::of(state, crate::wait::poll_interval().is_none())));
+                self.waits.looked(Seen::Reader(Observation::here(state)));
                 return Ok((scard::reader_state_to_com(state), 0));
             }
             Link::Reader(ReaderLink { card: Some(card), .. }) | Link::Borrowed(BorrowedLink { card, .. }) => {

@@ -186,7 +186,7 @@ impl Manager {
         let native = native_attribute(os, attribute);
         let value = on_reader(self, |handle| {
             let mut value = vec![0; ATTRIBUTE_ROOM];
-            let len = handle.get_attrib(native.into(), &mut value)?;
+            let len = handle.get_attrib(native, &mut value)?;
             value.truncate(len);
             Ok(value)
         })
@@ -201,8 +201,7 @@ impl Manager {
     pub fn set_attrib(&mut self, attribute: u32, value: &[u8]) -> Result<()> {
         let os = Os::HERE;
         let native = native_attribute(os, attribute);
-        on_reader(self, |handle| handle.set_attrib(native.into(), value))
-            .map_err(|code| feature_code(os, code))
+        on_reader(self, |handle| handle.set_attrib(native, value)).map_err(|code| feature_code(os, code))
     }
 
     /// `scm_control`'s answer.
@@ -211,7 +210,7 @@ impl Manager {
         let native = control_code(os, code);
         on_reader(self, |handle| {
             let mut output = vec![0; scard::MAX_APDU];
-            let len = handle.control(native.into(), input, &mut output)?;
+            let len = handle.control(native, input, &mut output)?;
             output.truncate(len);
             Ok(output)
         })

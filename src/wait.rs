@@ -96,6 +96,12 @@ impl Observation {
         Observation { presence, counter }
     }
 
+    /// What an event state says, the counter kept unless waits compare states at an interval
+    /// ([`poll_interval`]).
+    pub fn here(event_state: ffi::DWORD) -> Observation {
+        Observation::of(event_state, poll_interval().is_none())
+    }
+
     /// True when the card changed between `self` and `now`: it came, went, or, where counted,
     /// was replaced (a removal and an insertion in between leave the presence as it was and
     /// move the counter by two).
@@ -125,7 +131,7 @@ impl Seen {
     /// The reader as one looks at it now through `context`; `Lost` when it cannot be looked at.
     pub fn of_reader(context: &Context, reader: &CString) -> Seen {
         match context.reader_event(reader) {
-            Ok(event) => Seen::Reader(Observation::of(event.state, poll_interval().is_none())),
+            Ok(event) => Seen::Reader(Observation::here(event.state)),
             Err(_) => Seen::Lost,
         }
     }
@@ -144,9 +150,9 @@ struct State {
     running: Vec<Running>,
     next_id: u64,
     seen: Seen,
-    /// Bumped each time `seen` is set, so that a wait that started before an attach, a
-    /// reconnect or another wait's return does not overwrite what they recorded.
-    looks: u64,
+    /// Bumped at each attach, reconnect and detach, so that a wait that started before one
+    /// does not record what it saw of the old attachment.
+    links: u64,
     /// Set when the manager is released: waits in progress end with `SCM_E_HANDLE`.
     closed: bool,
 }
@@ -160,11 +166,18 @@ pub struct Waits {
 }
 
 impl Waits {
-    /// Records what the manager has just seen of its reader (attach, reconnect, status).
+    /// Records what the manager has just seen of its reader through its attachment (status).
     pub fn looked(&self, seen: Seen) {
+        lock_ignoring_poison(&self.state).seen = seen;
+    }
+
+    /// Records what the manager sees of its reader through a new attachment or connection
+    /// (attach, reconnect, detach): what a wait that started before saw is of the old one, and
+    /// is not recorded.
+    pub fn relinked(&self, seen: Seen) {
         let mut state = lock_ignoring_poison(&self.state);
         state.seen = seen;
-        state.looks += 1;
+        state.links += 1;
     }
 
     /// Ends every wait in progress with `SCM_SCARD_E_CANCELLED`, returning once they have
@@ -188,7 +201,11 @@ impl Waits {
                 canceller.cancel();
             }
             state = lock_ignoring_poison(&self.state);
-            state = self.ended.wait_timeout(state, CANCEL_RETRY).unwrap_or_else(|e| e.into_inner()).0;
+            // Usually ended by now (the cancel's reply comes after the wait's); if not, wait a
+            // little for it before cancelling again.
+            if state.running.iter().any(|r| ids.contains(&r.id)) {
+                state = self.ended.wait_timeout(state, CANCEL_RETRY).unwrap_or_else(|e| e.into_inner()).0;
+            }
         }
     }
 
@@ -198,10 +215,10 @@ impl Waits {
         self.cancel();
     }
 
-    /// What the manager last saw, and the count of looks it was recorded at.
+    /// What the manager last saw, and the attachment it saw it through.
     fn seen(&self) -> (Seen, u64) {
         let state = lock_ignoring_poison(&self.state);
-        (state.seen, state.looks)
+        (state.seen, state.links)
     }
 
     fn register(&self, canceller: Canceller) -> u64 {
@@ -222,15 +239,13 @@ impl Waits {
         }
     }
 
-    /// Ends a wait; records `seen` when nothing else was recorded since it started.
-    fn finish(&self, id: u64, looks: u64, seen: Option<Seen>) {
+    /// Ends a wait; records `seen` when the manager is still on the attachment the wait
+    /// started on.
+    fn finish(&self, id: u64, links: u64, seen: Option<Seen>) {
         let mut state = lock_ignoring_poison(&self.state);
         state.running.retain(|r| r.id != id);
-        if let Some(seen) = seen {
-            if state.looks == looks {
-                state.seen = seen;
-                state.looks += 1;
-            }
+        if let Some(seen) = seen.filter(|_| state.links == links) {
+            state.seen = seen;
         }
         drop(state);
         self.ended.notify_all();
@@ -241,9 +256,8 @@ impl Waits {
 struct Prepared {
     waits: Arc<Waits>,
     reader: CString,
-    context: Context,
     id: u64,
-    looks: u64,
+    links: u64,
     /// `None` when the card already changed since the manager last looked.
     baseline: Option<Observation>,
     /// The reader as the wait first looked at it.
@@ -283,14 +297,15 @@ fn look_at_reader(reader: &CString) -> Result<(Context, ReaderEvent)> {
 impl Manager {
     /// The first part of a wait, under the manager's entry lock: the reader, a context for the
     /// wait, and what the manager last saw, turned into a state to compare with.
-    fn prepare_wait(&mut self) -> Result<Prepared> {
+    fn prepare_wait(&mut self) -> Result<(Prepared, Context)> {
         let reader = CString::new(self.reader_name()?).map_err(|_| SCM_E_UNEXPECTED)?;
         let waits = Arc::clone(self.waits());
-        let (seen, looks) = waits.seen();
+        let (seen, links) = waits.seen();
         // The connection's card is still in for as long as its handle reports no removal or
         // reset: a look at the reader between two such answers is a look at that card.
+        // A connection that is gone (a failed reconnect dropped it) is a change too.
         let handle = match seen {
-            Seen::Connection => Some(self.card_handle()?),
+            Seen::Connection => self.card_handle().ok(),
             _ => None,
         };
         let in_before = handle.is_some_and(|handle| handle.status().is_ok());
@@ -298,35 +313,52 @@ impl Manager {
         let baseline = match seen {
             Seen::Reader(observation) => Some(observation),
             Seen::Connection if in_before && handle.is_some_and(|handle| handle.status().is_ok()) => {
-                Some(Observation::of(first.state, poll_interval().is_none()))
+                Some(Observation::here(first.state))
             }
             Seen::Connection | Seen::Nothing | Seen::Lost => None,
         };
         let id = waits.register(context.canceller());
-        Ok(Prepared { waits, reader, context, id, looks, baseline, first })
+        Ok((Prepared { waits, reader, id, links, baseline, first }, context))
     }
 }
 
 /// `scm_wait_for_change`: blocks until the card of the manager's reader changes from what the
 /// manager last saw, and returns the COM state of the reader then.
 pub fn wait_for_change(token: usize, timeout_ms: u32) -> Result<u32> {
-    let prepared = objects::with(token, objects::manager, Manager::prepare_wait)?;
-    let result = block(&prepared, timeout_ms);
-    let seen = match &result {
-        Ok(event) => Some(Seen::Reader(Observation::of(event.state, poll_interval().is_none()))),
+    let (prepared, context) = objects::with(token, objects::manager, Manager::prepare_wait)?;
+    let mut running = Finish { prepared, context: Some(context), seen: None };
+    let result = block(&running.prepared, running.context.as_ref().expect("set above"), timeout_ms);
+    running.seen = match &result {
+        Ok(event) => Some(Seen::Reader(Observation::here(event.state))),
         Err(SCM_SCARD_E_NO_SERVICE) => Some(Seen::Lost),
         Err(_) => None,
     };
-    prepared.waits.finish(prepared.id, prepared.looks, seen);
-    if !matches!(result, Err(SCM_SCARD_E_NO_SERVICE)) {
-        spare_contexts::keep(prepared.context);
-    }
+    drop(running);
     result.map(|event| scard::reader_state_to_com(event.state))
+}
+
+/// Ends a wait however `block` ends (a panic included, which a canceller would otherwise wait
+/// on for ever): unregistered, what it saw recorded, its context kept unless its service is
+/// gone.
+struct Finish {
+    prepared: Prepared,
+    context: Option<Context>,
+    seen: Option<Seen>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let Prepared { waits, id, links, .. } = &self.prepared;
+        waits.finish(*id, *links, self.seen);
+        if let (Some(context), false) = (self.context.take(), self.seen == Some(Seen::Lost)) {
+            spare_contexts::keep(context);
+        }
+    }
 }
 
 /// The blocking part of a wait, outside the manager's entry lock: the reader's state once
 /// its card differs from the baseline.
-fn block(prepared: &Prepared, timeout_ms: u32) -> Result<ReaderEvent> {
+fn block(prepared: &Prepared, context: &Context, timeout_ms: u32) -> Result<ReaderEvent> {
     let counted = poll_interval().is_none();
     let deadline =
         (timeout_ms != SCM_WAIT_INFINITE).then(|| Instant::now() + Duration::from_millis(timeout_ms.into()));
@@ -359,7 +391,7 @@ fn block(prepared: &Prepared, timeout_ms: u32) -> Result<ReaderEvent> {
         });
         // The state as last seen, without the "changed" flag, is what PC/SC waits to differ.
         let current = event.state & !ffi::SCARD_STATE_CHANGED;
-        match prepared.context.status_change(&prepared.reader, current, slice_ms.into()) {
+        match context.status_change(&prepared.reader, current, slice_ms) {
             Ok(next) => event = next,
             // The slice ended, or a cancel came that was meant for a wait that has ended or had
             // not reached pcscd yet: the loop decides.

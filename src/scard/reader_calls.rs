@@ -12,6 +12,13 @@ use super::names::{self, SCardGetStatusChange, SCARD_READERSTATE};
 use super::{check, code_from_native, CardHandle, Context, Result, ATR_ROOM};
 use crate::hresult::*;
 
+/// A 32-bit value of the ABI as the platform's `DWORD` (32 bits on Windows and macOS, 64 on
+/// pcsc-lite's LP64 systems).
+#[allow(clippy::useless_conversion)] // Only where DWORD is u32.
+fn dword(value: u32) -> ffi::DWORD {
+    ffi::DWORD::from(value)
+}
+
 /// What `SCardGetStatusChange` says of one reader: its event state (`SCARD_STATE_*` bits, with
 /// the reader's event counter in the upper 16 bits on pcsc-lite and Windows) and the ATR of its
 /// card, if any.
@@ -32,12 +39,7 @@ impl Context {
     /// `SCardGetStatusChange` on one reader: returns when its state differs from `current`
     /// (`SCARD_STATE_*` bits and event counter) or after `timeout_ms` (`INFINITE` waits for
     /// ever), with `SCM_SCARD_E_TIMEOUT`.
-    pub fn status_change(
-        &self,
-        reader: &CStr,
-        current: ffi::DWORD,
-        timeout_ms: ffi::DWORD,
-    ) -> Result<ReaderEvent> {
+    pub fn status_change(&self, reader: &CStr, current: ffi::DWORD, timeout_ms: u32) -> Result<ReaderEvent> {
         match self.status_change_call(reader, current, timeout_ms) {
             (SCM_S_OK, event) => Ok(event),
             (code, _) => Err(code),
@@ -58,7 +60,7 @@ impl Context {
         &self,
         reader: &CStr,
         current: ffi::DWORD,
-        timeout_ms: ffi::DWORD,
+        timeout_ms: u32,
     ) -> (scm_hresult, ReaderEvent) {
         let reader = names::to_native(reader);
         let mut state = SCARD_READERSTATE {
@@ -70,7 +72,8 @@ impl Context {
             rgbAtr: [0; ffi::ATR_BUFFER_SIZE],
         };
         // SAFETY: one valid reader state whose name outlives the call.
-        let code = code_from_native(unsafe { SCardGetStatusChange(self.0, timeout_ms, &mut state, 1) });
+        let code =
+            code_from_native(unsafe { SCardGetStatusChange(self.0, dword(timeout_ms), &mut state, 1) });
         let mut atr = [0; ATR_ROOM];
         let atr_len = (state.cbAtr as usize).min(ffi::ATR_BUFFER_SIZE);
         atr[..atr_len].copy_from_slice(&state.rgbAtr[..atr_len]);
@@ -100,26 +103,28 @@ impl Canceller {
 impl CardHandle {
     /// `SCardGetAttrib` into `value`; the length written. Codes as PC/SC gives them (see
     /// `reader_io` for the translation of pcsc-lite's 0x8010001F).
-    pub fn get_attrib(self, attribute: ffi::DWORD, value: &mut [u8]) -> Result<usize> {
+    pub fn get_attrib(self, attribute: u32, value: &mut [u8]) -> Result<usize> {
         let mut len = value.len() as ffi::DWORD;
         // SAFETY: the buffer holds `len` bytes.
-        check(unsafe { ffi::SCardGetAttrib(self.0, attribute, value.as_mut_ptr(), &mut len) })?;
+        check(unsafe { ffi::SCardGetAttrib(self.0, dword(attribute), value.as_mut_ptr(), &mut len) })?;
         Ok((len as usize).min(value.len()))
     }
 
-    pub fn set_attrib(self, attribute: ffi::DWORD, value: &[u8]) -> Result<()> {
+    pub fn set_attrib(self, attribute: u32, value: &[u8]) -> Result<()> {
         // SAFETY: the value holds the length given.
-        check(unsafe { ffi::SCardSetAttrib(self.0, attribute, value.as_ptr(), value.len() as ffi::DWORD) })
+        check(unsafe {
+            ffi::SCardSetAttrib(self.0, dword(attribute), value.as_ptr(), value.len() as ffi::DWORD)
+        })
     }
 
     /// `SCardControl` with a native code; the length of the answer written into `output`.
-    pub fn control(self, code: ffi::DWORD, input: &[u8], output: &mut [u8]) -> Result<usize> {
+    pub fn control(self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize> {
         let mut returned: ffi::DWORD = 0;
         // SAFETY: both buffers hold the lengths given; PC/SC writes at most `output.len()`.
         check(unsafe {
             ffi::SCardControl(
                 self.0,
-                code,
+                dword(code),
                 input.as_ptr().cast(),
                 input.len() as ffi::DWORD,
                 output.as_mut_ptr().cast(),
