@@ -1095,10 +1095,11 @@ scm_hresult scm_monitor_create(scm_monitor **out);
 // thread of its own and looks at PC/SC only inside this call, when it has nothing left to
 // report, asking how each reader differs from what it last saw. PC/SC's per-reader event
 // counter (pcsc-lite, WinSCard; not macOS) is used, so a card inserted and removed between two
-// looks is both events, in order; more than 65535 such changes on one reader
-// between two looks are counted modulo 65536. The events not yet returned are at most two per
-// reader at any time (a run of card events on one reader is kept as one entry with its count),
-// so a consumer that never calls costs no memory and no PC/SC traffic.
+// looks is both events, in order; more than 65535 such changes on one reader between two looks
+// are counted modulo 65536. The events not yet returned are at most three entries per reader
+// at any time (a run of card events on one reader is kept as one entry with its count, then
+// its card and the reader itself when it leaves), so a consumer that never calls costs no
+// memory and no PC/SC traffic.
 //
 // Buffer rules for the name: `*reader_len` is the capacity in bytes; on success it is the
 // length written, NUL included. `reader` NULL asks for the size: `SCM_S_OK` with `*event` and

@@ -127,17 +127,10 @@ impl Shared {
             entered
         };
         let interrupt = Interrupt { shared: self, entered };
-        let result = interrupt.check().and_then(|()| {
-            let mut engine = lock_ignoring_poison(&self.engine);
-            engine.next(deadline, &interrupt, deliver)
-        });
-        let mut control = self.control();
-        if let Some(at) = control.entered.iter().position(|&e| e == entered) {
-            control.entered.swap_remove(at);
-        }
-        drop(control);
-        self.wake.notify_all();
-        result
+        let mut engine = lock_ignoring_poison(&self.engine);
+        // Checked once it is this call's turn: a cancel may have come while another ran.
+        interrupt.check()?;
+        engine.next(deadline, &interrupt, deliver)
     }
 
     /// Ends every `next` in progress with `SCARD_E_CANCELLED`, and returns once they have
@@ -172,6 +165,20 @@ impl Shared {
 
     fn control(&self) -> MutexGuard<'_, Control> {
         lock_ignoring_poison(&self.control)
+    }
+}
+
+/// Leaving a `next`, even by a panic: a cancel no longer waits for it, and its context is no
+/// longer a target.
+impl Drop for Interrupt<'_> {
+    fn drop(&mut self) {
+        let mut control = self.shared.control();
+        control.blocking = None;
+        if let Some(at) = control.entered.iter().position(|&entered| entered == self.entered) {
+            control.entered.swap_remove(at);
+        }
+        drop(control);
+        self.shared.wake.notify_all();
     }
 }
 

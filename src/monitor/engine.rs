@@ -164,18 +164,26 @@ impl Engine {
                     relist = notification.changed;
                     self.notification = notification.state;
                 }
-                for (index, seen) in watched.iter().enumerate() {
-                    if seen.state & (ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_UNAVAILABLE) != 0 {
-                        // The reader is gone (or going): the listing says which.
-                        relist = true;
-                    } else {
-                        self.card_events(index, seen.state);
+                let mut gone = Vec::new();
+                for (index, seen) in watched.into_iter().enumerate() {
+                    match seen.state & ffi::SCARD_STATE_UNKNOWN != 0 {
+                        // No such reader any more: the listing removes it, its card first.
+                        true => gone.push(seen),
+                        false => self.card_events(index, seen.state),
                     }
                 }
-                match relist {
-                    true => self.list(),
-                    false => Ok(()),
+                if !relist && gone.is_empty() {
+                    return Ok(());
                 }
+                self.list()?;
+                // A reader PC/SC does not know but still lists (on its way out) is watched as
+                // unknown from now on, so that the next look waits instead of returning at once.
+                for seen in gone {
+                    if let Some(reader) = self.readers.iter_mut().find(|reader| *reader.name == *seen.name) {
+                        reader.state = seen.state;
+                    }
+                }
+                Ok(())
             }
             // A reader left between the listing and this look (WinSCard says so this way).
             Err(SCM_SCARD_E_UNKNOWN_READER) => self.list(),
@@ -292,8 +300,8 @@ impl Engine {
         // PCSC.framework keeps no counter: the upper bits are not relied on there.
         let counted = match cfg!(target_os = "macos") {
             true => 0,
-            // At most 16 bits: the cast loses nothing.
-            false => ((state >> 16).wrapping_sub(reader.state >> 16) & 0xFFFF) as u32,
+            // The counter is 16 bits wide: the step is taken modulo 2^16.
+            false => u32::from((state >> 16).wrapping_sub(reader.state >> 16) as u16),
         };
         let steps = transitions(counted, was_present != is_present);
         let name = Arc::clone(&reader.name);
@@ -372,6 +380,32 @@ mod tests {
         assert_eq!(transitions(0, true), 1, "no counter: presence alone");
         assert_eq!(transitions(1, false), 0);
         assert_eq!(transitions(4, true), 3);
+    }
+
+    #[test]
+    fn a_run_comes_out_one_event_at_a_time_and_only_when_taken() {
+        let monitor = super::super::Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        let reader: Arc<CStr> = Arc::from(c"Lab A 00 00");
+        engine.push(Event::CardRemoved, &reader, 3);
+        let mut next = |taken: Result<bool>| {
+            let mut seen = None;
+            let result = engine.next(None, &interrupt, |event, name| {
+                assert_eq!(name, b"Lab A 00 00\0");
+                seen = Some(event);
+                taken
+            });
+            (result, seen)
+        };
+        assert_eq!(next(Ok(false)), (Ok(()), Some(Event::CardRemoved)), "a peek");
+        let short = Err(SCM_SCARD_E_INSUFFICIENT_BUFFER);
+        assert_eq!(next(short), (short.map(|_| ()), Some(Event::CardRemoved)), "kept");
+        assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardRemoved)));
+        assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardInserted)));
+        assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardRemoved)));
+        assert!(engine.queue.is_empty());
     }
 
     #[test]
