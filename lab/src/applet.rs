@@ -32,11 +32,16 @@ const MAX_READ: usize = 0xFFFF - 2;
 ///
 /// READ answers `67 00` when N exceeds 65533: `vpcd` cannot frame a longer response.
 pub fn default_applet(apdu: &[u8]) -> Reply {
+    Reply::Respond(default_response(apdu))
+}
+
+/// The default applet's answer, for cards that answer its commands among their own.
+pub(crate) fn default_response(apdu: &[u8]) -> Vec<u8> {
     if apdu.len() < 4 {
-        return Reply::Respond(SW_INS_NOT_SUPPORTED.to_vec());
+        return SW_INS_NOT_SUPPORTED.to_vec();
     }
     let body = command_data(apdu);
-    let response = match (apdu[0], apdu[1], apdu[2], apdu[3]) {
+    match (apdu[0], apdu[1], apdu[2], apdu[3]) {
         (0x00, 0xA4, 0x04, _) => SW_OK.to_vec(),
         (0x80, 0x10, 0x00, 0x00) => match body {
             Some(data) => [data, &SW_OK].concat(),
@@ -59,8 +64,7 @@ pub fn default_applet(apdu: &[u8]) -> Reply {
             out
         }
         _ => SW_INS_NOT_SUPPORTED.to_vec(),
-    };
-    Reply::Respond(response)
+    }
 }
 
 /// The command data of an ISO 7816-4 APDU (cases 1 to 4, short or extended), or `None` when

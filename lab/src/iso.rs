@@ -187,8 +187,9 @@ pub fn auth_response(data: &[u8]) -> Vec<u8> {
 /// How the card talks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IsoOptions {
-    /// The ATR offers T=0 only. Answers with data to case-4 commands (or to commands without
-    /// Le) are `61 xx` and come through GET RESPONSE (at most 256 bytes each); a case-2
+    /// The ATR offers T=0 only. Answers with data to case-4 commands (a command with data but
+    /// no Le counts as case 4 with Ne 256: a T=0 transport drops that Le) or to commands without
+    /// Le are `61 xx` and come through GET RESPONSE (at most 256 bytes each); a case-2
     /// command whose Le is not the exact number of bytes available answers `6C xx`. Implies
     /// short APDUs only: extended ones answer 67 00 and the ATR does not announce them.
     pub t0: bool,
@@ -203,6 +204,8 @@ pub struct IsoOptions {
 impl IsoOptions {
     /// A T=0 card: short APDUs, 61xx and 6Cxx, chaining.
     pub const T0: IsoOptions = IsoOptions { t0: true, extended: false, chaining: true };
+    /// A T=1 card without extended length: short APDUs, chaining.
+    pub const SHORT: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
 
     fn extended_length(self) -> bool {
         self.extended && !self.t0

@@ -87,9 +87,10 @@ fn t0_card_answers_61xx_with_get_response_and_6cxx() {
             transmit(&s.card, &[0x00, 0xB0, le[0], le[1], left as u8])
         } else {
             let offset = (at as u32).to_be_bytes();
+            // Case 4 without its Le, as a T=0 transport sends it.
             let first = transmit(
                 &s.card,
-                &[0x00, 0xB1, 0x00, 0x00, 0x05, 0x54, 0x03, offset[1], offset[2], offset[3], 0x00],
+                &[0x00, 0xB1, 0x00, 0x00, 0x05, 0x54, 0x03, offset[1], offset[2], offset[3]],
             );
             assert_eq!(first[0], 0x61, "at {at}: {first:02X?}");
             let response = transmit(&s.card, &[0x00, 0xC0, 0x00, 0x00, first[1]]);

@@ -78,10 +78,10 @@ fn iso_t0_cards_and_their_control_requests() {
 #[test]
 fn the_default_lab_has_no_iso_cards() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_scm-lab"))
-        .args(["run", "--iso", "--iso-t0", "--", "true"])
+        .args(["run", "--iso-short", "--iso-t0", "--", "true"])
         .output()
         .expect("running scm-lab");
-    assert!(!output.status.success(), "--iso with --iso-t0 accepted");
+    assert!(!output.status.success(), "--iso-short with --iso-t0 accepted");
     let mut lab = Run::start(&[]);
     let refused = Control::connect(&lab.control).ask("iso-hostile 0 none");
     assert!(refused.starts_with("error no ISO card"), "{refused}");

@@ -1,4 +1,4 @@
-//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] [--iso | --iso-t0] -- CMD [ARGS...]`:
+//! `scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] [--iso | --iso-short | --iso-t0] -- CMD [ARGS...]`:
 //! runs one command against a private PC/SC lab.
 //!
 //! For demos, C examples and test programs that are not Rust tests: the command gets a daemon
@@ -6,8 +6,8 @@
 //! reader (`SCM_LAB_READER`; with `--insert-after MS`, inserted that long after the command
 //! starts), a control channel to insert and remove cards and kill or restart
 //! the daemon (`SCM_LAB_CONTROL`, see [`scardmanage_lab::control`]), and the lab is gone when
-//! the command ends. With `--iso` (or `--iso-t0`) the cards are ISO/IEC 7816-4 cards
-//! ([`scardmanage_lab::iso`], default options or T=0) instead.
+//! the command ends. With `--iso` (or `--iso-short`, `--iso-t0`) the cards are ISO/IEC 7816-4
+//! cards ([`scardmanage_lab::iso`]: default options, short APDUs only, or T=0) instead.
 //!
 //! With `--windows`, CMD is a Windows program run under Wine in a prefix private to the run,
 //! with the lab's WinSCard bridge as its `winscard.dll` (see [`scardmanage_lab::bridge`] and
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] [--iso | --iso-t0] -- CMD [ARGS...]\n\
+const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pairs N] [--friendly K=NAME]... [--insert-after MS] [--iso | --iso-short | --iso-t0] -- CMD [ARGS...]\n\
     Starts a private pcscd with 2*N virtual readers (N = 1..8, default 1), inserts a\n\
     default-applet card in the first reader, runs CMD with PCSCLITE_CSOCK_NAME,\n\
     SCM_LAB_READER and SCM_LAB_CONTROL set, then stops the lab and exits with CMD's exit code.\n\
@@ -36,7 +36,8 @@ const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pair
     --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
     bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
     32-bit Wine. --iso makes every card an ISO/IEC 7816-4 card (T=1, extended length,\n\
-    chaining; control requests iso-hostile, iso-reset, iso-commands), --iso-t0 a T=0 one.";
+    chaining; control requests iso-hostile, iso-reset, iso-commands), --iso-short one\n\
+    without extended length, --iso-t0 a T=0 one.";
 
 struct Options {
     /// The architecture of a Windows program, or `None` for a Linux one.
@@ -76,8 +77,11 @@ fn parse(args: &[OsString]) -> Result<Options, String> {
         match utf8(arg)?.as_str() {
             "--" => break,
             "--windows" => options.windows = Some(Arch::X86_64),
-            "--iso" | "--iso-t0" if options.iso.is_some() => return Err("--iso and --iso-t0 go alone".into()),
+            "--iso" | "--iso-short" | "--iso-t0" if options.iso.is_some() => {
+                return Err("--iso, --iso-short and --iso-t0 go alone".into())
+            }
             "--iso" => options.iso = Some(IsoOptions::default()),
+            "--iso-short" => options.iso = Some(IsoOptions::SHORT),
             "--iso-t0" => options.iso = Some(IsoOptions::T0),
             "--arch" => {
                 let value = utf8(value()?)?;

@@ -4,7 +4,6 @@
 use super::apdu::{sw, Command, MAX_DATA, SHORT_MAX};
 use super::files::{Access, Body, Files, Node, MF_INDEX};
 use super::{Hostile, IsoOptions};
-use crate::card::Reply;
 
 /// The filler byte of hostile answers.
 pub(super) const FILLER: u8 = 0xEE;
@@ -172,10 +171,7 @@ impl Card {
         }
         // The proprietary class belongs to the default applet (ECHO, READ), 0xFF is invalid.
         if apdu.first().is_some_and(|&cla| cla & 0x80 != 0 && cla != 0xFF) {
-            return match crate::default_applet(apdu) {
-                Reply::Respond(response) => response,
-                Reply::Vanish => unreachable!("the default applet never vanishes"),
-            };
+            return crate::applet::default_response(apdu);
         }
         let Some(command) = Command::parse(apdu) else {
             return with_sw(Vec::new(), sw::WRONG_LENGTH);
@@ -193,10 +189,15 @@ impl Card {
             return self.get_response(&command);
         }
         self.volatile.pending = None;
-        let command = match self.chain(command) {
+        let mut command = match self.chain(command) {
             Ok(command) => command,
             Err(status) => return with_sw(Vec::new(), status),
         };
+        // A T=0 transport sends a case-4 command without its Le (ISO/IEC 7816-3, 12.2.4): the
+        // card answers it as for the largest short Ne, through GET RESPONSE.
+        if self.options.t0 && command.ne.is_none() && !command.data.is_empty() {
+            command.ne = Some(SHORT_MAX);
+        }
         let answer = self.execute(&command);
         if self.hostile == Hostile::OverlongRead
             && matches!(command.ins, 0xB0 | 0xB1)

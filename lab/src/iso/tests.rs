@@ -65,8 +65,9 @@ fn atr_announces_protocol_and_capabilities() {
     assert_eq!(t1[..3], [0x3B, 0x87, 0x01]);
     assert_eq!(t1[1..].iter().fold(0, |a, b| a ^ b), 0, "TCK");
     assert_eq!(t1[3..10], [0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, 0xE0]);
-    let short = atr(IsoOptions { extended: false, chaining: false, ..IsoOptions::default() });
-    assert_eq!(short[9], 0x00);
+    assert_eq!(atr(IsoOptions::SHORT)[9], 0x80);
+    let plain = atr(IsoOptions { extended: false, chaining: false, ..IsoOptions::default() });
+    assert_eq!(plain[9], 0x00);
     let t0 = atr(IsoOptions::T0);
     assert_eq!(t0, [0x3B, 0x07, 0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, 0x80]);
     // t0 overrides extended.
@@ -387,6 +388,13 @@ fn get_response_hands_out_long_answers_in_parts() {
     let answer = card.transmit(&x("00 C0 00 00 00"));
     assert_eq!(split(&answer).1, 0x9000);
     assert_eq!(split(&answer).0[3..], big_content()[..253]);
+    // Without its Le, as a T=0 transport sends a case-4 command: Ne is taken as 256.
+    assert_eq!(card.transmit(&x("00 B1 00 02 05 5403 009B00")), [0x61, 0x00]);
+    let answer = card.transmit(&x("00 C0 00 00 00"));
+    assert_eq!(split(&answer).0[..3], [0x53, 0x81, 0xFD]);
+    assert_eq!(split(&answer).0[3..], big_content()[0x9B00..0x9B00 + 253]);
+    assert_eq!(card.transmit(&x("00 B1 00 02 05 5403 009C3F")), [0x61, 0x03]);
+    assert_eq!(split(&card.transmit(&x("00 C0 00 00 03"))), (&[0x53, 1, big_content()[39_999]][..], 0x9000));
     assert_eq!(card.transmit(&x("00 B1 00 02 03 540100 10")), [0x61, 0x10]);
     assert_eq!(split(&card.transmit(&x("00 C0 00 00 08"))).1, 0x6108);
     assert_eq!(split(&card.transmit(&x("00 C0 00 00 08"))).1, 0x9000);
