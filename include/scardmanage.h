@@ -286,6 +286,34 @@
 
 #define SCM_EVENT_CARD_REMOVED 4
 
+// `scm_file_write` flag: on a record file, add the data as a new record after the last one
+// (APPEND RECORD) instead of replacing the record at the position.
+#define SCM_FILE_APPEND 1
+
+// How many files one `scm_file_access` object keeps open at once (`scm_file_open`).
+#define SCM_FILE_MAX_OPEN 16
+
+// How many files one object keeps open at once; one more is `SCM_E_OUTOFMEMORY`.
+#define MAX_OPEN_FILES 16
+
+// The largest position: the largest offset the library writes into an offset data object
+// (four bytes). A record file's positions count records.
+#define MAX_POSITION (uint64_t)UINT32_MAX
+
+// Seek origins (`SCM_SEEK_*`).
+#define FROM_BEGINNING 0
+
+#define FROM_END 1
+
+#define RELATIVE 2
+
+// The MF's file identifier: a path that starts with it is absolute.
+#define MF 16128
+
+// The identifiers below the MF or a DF name that one SELECT by path can carry in a short
+// APDU's 255 data bytes.
+#define MAX_DEPTH 127
+
 // pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
 #define GET_FEATURE_REQUEST 3400
 
@@ -1146,6 +1174,192 @@ scm_hresult scm_monitor_cancel(scm_monitor *mon);
 //
 // Errors: `SCM_E_POINTER` (NULL), `SCM_E_HANDLE` (not a live monitor, e.g. released twice).
 scm_hresult scm_monitor_release(scm_monitor *mon);
+
+// Makes the directory `name` designates the object's current directory (COM ChangeDir).
+//
+// **Naming files, for every `scm_file_*` function.** `reference` and `name` (NUL-terminated,
+// at most 1023 bytes): `SCM_REF_BY_NAME` with a DF name in hex digits, 1 to 16 bytes
+// ("A000000063"); `SCM_REF_BY_ID` with a file identifier or a path of them, four hex digits
+// each, `/` allowed between them ("3F00/5000/5002", "5002", "5000/5002"): a path starting with
+// `3F00` is absolute, any other is relative to the object's current directory; FFFF and 3FFF
+// (reserved) and 3F00 other than first are refused; at most 127 identifiers below the MF or
+// below a DF name; `SCM_REF_BY_SHORT_ID` with a short EF identifier in decimal, "1" to "30",
+// an EF in the current directory. Anything else is `SCM_E_INVALIDARG`.
+//
+// **What each call sends.** The object keeps its current directory (initially the MF, 3F00)
+// and its open files as places the card can be brought back to from nothing: a path from the
+// MF, or a DF name and a path below it. Each call selects what it works on afresh: SELECT by
+// path from the MF (`00 A4 08 P2`, the path without 3F00; the MF itself `00 A4 00 P2 3F00`),
+// or SELECT by DF name (`00 A4 04 P2`) followed, for a path below it, by SELECT by path from
+// the current DF (`00 A4 09 P2`); a card that answers a path with 6A81 or 6A86 gets one
+// SELECT per identifier (`00 A4 00 P2`) instead. P2 is `04` (return the FCP) where the call
+// needs it, else `0C`. A SELECT answered with a warning (62xx, e.g. 6283: file deactivated)
+// has selected the file. So the card's own selection state does not matter: other objects,
+// `scm_transmit` and a card reset change it without disturbing this object, the object goes
+// on working after `scm_reconnect` (its current directory and open files are kept and
+// re-selected on the next call), and two objects on one manager can be used from two
+// threads. A call holds its manager for all its commands, so no other call through that
+// manager comes between them; to keep other programs out between calls, hold `scm_lock`.
+// Commands go through the ISO transport (`scm_transmit_ex` with `SCM_ISO_ALL`): GET RESPONSE
+// after 61xx, a resend after 6Cxx, extended length where the card's ATR announces it.
+//
+// **Codes, for every `scm_file_*` function.** `SCM_E_POINTER` (`f` or a required pointer
+// NULL), `SCM_E_HANDLE` (`f` not live, or its manager released), `SCM_E_INVALIDARG` (a
+// reference, flag or origin out of range), `SCM_E_NOT_ATTACHED` (the manager is unattached),
+// PC/SC codes (`SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD`: call `scm_reconnect`),
+// and the card's status words: 6A82 `SCM_SCARD_E_FILE_NOT_FOUND`, 6982
+// `SCM_SCARD_W_SECURITY_VIOLATION`, 6985/6986 `SCM_SCARD_E_NO_ACCESS`, 6A84
+// `SCM_SCARD_E_WRITE_TOO_MANY`, 6A81/6D00/6E00 `SCM_E_NOTIMPL`, 6B00/6282 with no data
+// `SCM_SCARD_W_EOF`, any other `SCM_E_CARD_STATUS(sw)`. A card's answer that breaks the
+// exchange (more data than asked, an endless GET RESPONSE chain) is
+// `SCM_SCARD_E_COMM_DATA_LOST`; an FCP or data object that is not well-formed BER-TLV is
+// `SCM_SCARD_E_UNEXPECTED`. Nothing a card answers is trusted: such answers never crash, hang
+// or write past a buffer. Checks come in the order of the header's preamble.
+//
+// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF is
+// `SCM_SCARD_E_NO_DIR` (a card that sends no FCP is taken at its word that the file is a
+// DF); `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged
+// on failure.
+scm_hresult scm_file_change_dir(scm_file_access *f, uint32_t reference, const char *name);
+
+// The object's current directory (COM GetCurrentDir), NUL-terminated, under the buffer rules:
+// "3F00" and the identifiers below it ("3F00/5000/5100"), or for a directory reached by DF
+// name the name's hex digits and the identifiers below it ("F0534D/5100"), upper-case, `/`
+// between each. Sends nothing.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_SCARD_E_INSUFFICIENT_BUFFER`
+// with `*path_len` set to the size needed.
+scm_hresult scm_file_get_current_dir(scm_file_access *f, char *path, size_t *path_len);
+
+// Opens an EF (COM Open) and writes a file number for the other calls to `*file`, with its
+// position at 0. An object keeps up to `SCM_FILE_MAX_OPEN` (16) files open; one more is
+// `SCM_E_OUTOFMEMORY` (close one). Numbers are never 0 and not reused while open.
+//
+// By name or identifier: a SELECT with P2 `04`; the FCP gives the structure (descriptor byte,
+// tag 82: transparent, or linear/cyclic: a record file) and the size (tag 80) or the number of
+// records (tag 82), kept for reads and seeks. A DF is `SCM_SCARD_E_NO_FILE`. An FCP that lies
+// about the size is trusted only as far as the card then goes: reads stop where the card says
+// the file ends. By short EF identifier (ISO 7816-4 has no SELECT for it): the current
+// directory is selected and one READ BINARY of one byte at offset 0 naming the identifier
+// (`00 B0 80|sfi 00 01`) tells a transparent file from a record file (6981); the size is
+// then unknown, so `SCM_SEEK_FROM_END` is `SCM_SCARD_E_BAD_SEEK` on it.
+//
+// Errors: as `scm_file_change_dir` says for every function.
+scm_hresult scm_file_open(scm_file_access *f, uint32_t reference, const char *name, uint32_t *file);
+
+// Reads from an open file (COM Read); `flags` must be 0.
+//
+// Transparent file: reads up to `*len` bytes from the position into `buf` and sets `*len` to
+// the count read, fewer than asked where the file ends; the position moves by that count. It
+// sends the file's SELECT (P2 `0C`; for a short EF identifier, its directory's), then READ
+// BINARY commands of as many bytes as one answer holds (256, or with extended length up to
+// 65536): `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by
+// short EF identifier names it in P1, up to offset 255), past that the odd instruction `00 B1`
+// with an offset data object (`54`) and the bytes in a `53` object. A card that refuses B1
+// (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are returned, and a
+// read starting past it is `SCM_E_NOTIMPL`. A read that starts at the end (the FCP's size, or
+// 6B00/6282 or an empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
+// `*len` set to 0 (the one output written on failure). The file ends where the card says:
+// a short answer, 6282 or 6B00. When a command fails after some bytes were read, the call
+// succeeds with those bytes; the next call meets the failure.
+//
+// Record file (linear fixed, variable or cyclic): the position is a record index, 0 for
+// record 1. Reads the one record at the position, whole, with READ RECORD (`00 B2 n 04`, or
+// `00 B2 n sfi<<3|04`), sets `*len` to its length and moves the position to the next record.
+// A buffer too small for the record is `SCM_SCARD_E_INSUFFICIENT_BUFFER` with `*len` set to
+// its length (the position does not move). Past the last record (6A83, the FCP's record
+// count, or record 254) is `SCM_SCARD_W_EOF`, `*len` set to 0.
+//
+// `buf` may be NULL only with `*len` 0. Errors: as `scm_file_change_dir` says for every
+// function; `SCM_E_HANDLE` for a file number not open on this object.
+scm_hresult scm_file_read(scm_file_access *f, uint32_t file, uint8_t *buf, size_t *len, uint32_t flags);
+
+// Writes to an open file (COM Write); `flags` is 0 or `SCM_FILE_APPEND`.
+//
+// Transparent file: writes the `len` bytes at the position with UPDATE BINARY commands of as
+// many bytes as one command carries (255, or with extended length up to 65535), `00 D6` up to
+// offset 32767 and `00 D7` (offset `54`, data `53`) past it, after the file's SELECT, and moves
+// the position by `len`. More than the FCP's size leaves room for is
+// `SCM_SCARD_E_WRITE_TOO_MANY` before anything is sent. `len` 0 sends nothing.
+// `SCM_FILE_APPEND` on a transparent file is `SCM_E_INVALIDARG` (seek to the end instead).
+//
+// Record file: replaces the record at the position with the `len` bytes (UPDATE RECORD, `00
+// DC n 04`) and moves to the next record; past the last record is `SCM_SCARD_W_EOF`. With
+// `SCM_FILE_APPEND`, adds them as a new record after the last (APPEND RECORD, `00 E2 00 00`)
+// and leaves the position. A record is 1 byte to one command's data (255, or 65535 with
+// extended length); else `SCM_E_INVALIDARG`.
+//
+// When a command fails after others succeeded, the bytes they carried are written and the
+// position does not move. `data` may be NULL only with `len` 0; `len` over 65535 is
+// `SCM_E_INVALIDARG` (write in several calls). Errors: as `scm_file_change_dir` says for every
+// function; `SCM_E_HANDLE` for a file number not open on this object.
+scm_hresult scm_file_write(scm_file_access *f, uint32_t file, const uint8_t *data, size_t len, uint32_t flags);
+
+// Moves an open file's position (COM Seek) and writes the new one to `*position` (which may be
+// NULL). `origin`: `SCM_SEEK_FROM_BEGINNING`, `SCM_SEEK_FROM_END` (from the FCP's size, or
+// record count for a record file) or `SCM_SEEK_RELATIVE`. A record file's positions count
+// records. Positions run from 0 to 4294967295 and may pass the end (a read there is
+// `SCM_SCARD_W_EOF`). Sends nothing.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_E_HANDLE` for a file number
+// not open on this object; `SCM_SCARD_E_BAD_SEEK` (before 0, past 4294967295, or from the
+// end of a file whose size the card did not give), the position unchanged.
+scm_hresult scm_file_seek(scm_file_access *f, uint32_t file, uint32_t origin, int64_t offset, uint64_t *position);
+
+// Closes an open file (COM Close); its number is no longer valid. Sends nothing.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_E_HANDLE` for a file number
+// not open on this object.
+scm_hresult scm_file_close(scm_file_access *f, uint32_t file);
+
+// A file's control parameters (COM GetProperties): the FCP template exactly as the card
+// returns it to SELECT with P2 `04`, tag `62` first, under the buffer rules (the SELECT is
+// sent for a size query too). `flags` must be 0.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_SCARD_E_UNEXPECTED` when the
+// answer is not one well-formed `62` template (nothing is copied); `SCM_E_NOTIMPL` for
+// `SCM_REF_BY_SHORT_ID` (no SELECT takes one); `SCM_SCARD_E_INSUFFICIENT_BUFFER` with
+// `*fcp_len` set to the size needed.
+scm_hresult scm_file_get_properties(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags, uint8_t *fcp, size_t *fcp_len);
+
+// Creates a file (COM Create) with CREATE FILE (`00 E0 00 00`, ISO 7816-9) and the caller's
+// FCP template (`62 L ...`: at least the file descriptor `82`; see the card's manual), after
+// selecting the directory it goes in (P2 `0C`). `flags` must be 0.
+//
+// `SCM_REF_BY_ID`: the last identifier is the new file's, made in the directory the others
+// lead to (the current one for a single identifier). `SCM_REF_BY_NAME`: a DF of that name, in
+// the current directory. The FCP's file identifier (`83`) or DF name (`84`) must then agree;
+// when it has none, the library adds it at the front of the template. An FCP that is not one
+// well-formed `62` template, or longer than one command carries, is `SCM_E_INVALIDARG`;
+// `SCM_REF_BY_SHORT_ID` is `SCM_E_NOTIMPL`. The card answers 6A89 (`SCM_E_CARD_STATUS(0x6A89)`)
+// when the identifier exists, 6A84 (`SCM_SCARD_E_WRITE_TOO_MANY`) when memory is short.
+//
+// Errors: as `scm_file_change_dir` says for every function.
+scm_hresult scm_file_create(scm_file_access *f, uint32_t reference, const char *name, const uint8_t *fcp, size_t fcp_len, uint32_t flags);
+
+// Deletes a file (COM Delete): its SELECT (P2 `0C`), then DELETE FILE on the current file (`00
+// E4 00 00`, ISO 7816-9). `flags` must be 0. Open files and a current directory inside it stay
+// as they are and meet `SCM_SCARD_E_FILE_NOT_FOUND` on their next use.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_E_NOTIMPL` for
+// `SCM_REF_BY_SHORT_ID`.
+scm_hresult scm_file_delete(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags);
+
+// Deactivates a file (COM Invalidate): its SELECT (P2 `0C`), then DEACTIVATE FILE on the
+// current file (`00 04 00 00`). The card then refuses to read or write it (typically 6985,
+// `SCM_SCARD_E_NO_ACCESS`) until `scm_file_rehabilitate`. `flags` must be 0.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_E_NOTIMPL` for
+// `SCM_REF_BY_SHORT_ID`.
+scm_hresult scm_file_invalidate(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags);
+
+// Activates a deactivated file again (COM Rehabilitate): its SELECT (P2 `0C`, which a
+// deactivated file answers with 6283), then ACTIVATE FILE on the current file (`00 44 00 00`).
+// `flags` must be 0.
+//
+// Errors: as `scm_file_change_dir` says for every function; `SCM_E_NOTIMPL` for
+// `SCM_REF_BY_SHORT_ID`.
+scm_hresult scm_file_rehabilitate(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags);
 
 #ifdef __cplusplus
 }  // extern "C"

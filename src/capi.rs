@@ -547,6 +547,8 @@ mod wait;
 pub use wait::*;
 mod monitor;
 pub use monitor::*;
+mod file;
+pub use file::*;
 
 /// The panic boundary, run wherever the unit tests run (under Wine for Windows too): the
 /// integration tests that force a panic need the lab, which runs on Linux only.

@@ -53,8 +53,6 @@ pub fn manager(object: &mut Object) -> Option<&mut Manager> {
 }
 
 /// The file access object inside an object, when it is one.
-// Used by `scm_file_*` (the iso-file branch); until it is merged, nothing picks this kind.
-#[allow(dead_code)]
 pub fn file_access(object: &mut Object) -> Option<&mut FileAccess> {
     match object {
         Object::FileAccess(file_access) => Some(file_access),

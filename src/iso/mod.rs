@@ -13,9 +13,6 @@ pub mod file;
 #[cfg(test)]
 mod fuzz;
 pub mod sw;
-// File access (`scm_file_*`, the iso-file branch) is the user of the FCP parser; until it is
-// merged, only the tests and the fuzzer are.
-#[allow(dead_code)]
 pub mod tlv;
 pub mod transport;
 
