@@ -1,5 +1,6 @@
 """File access, card holder verification, card authentication and the ISO transport against the
-lab's ISO 7816-4 card (scm-lab run --iso -- python3 -m pytest .../test_iso.py): MF 3F00, DF 5000
+lab's ISO 7816-4 card (scm-lab run --iso, and --iso-t0 for a T=0 one, -- python3 -m pytest
+.../test_iso.py): MF 3F00, DF 5000
 named F0 53 43 4D 49 53 4F with EF 5001 (33 bytes), 5002 (40 000 bytes, byte i = i % 251), 5004
 (needs PIN 81), PIN 81 "1234" with 3 tries, its PUK "12345678", auth key "SCM-KEY!" (the card
 answers INTERNAL AUTHENTICATE with the data XOR the key). Every test starts from a fresh card
@@ -209,6 +210,12 @@ def test_objects_follow_their_manager(mgr):
 
 
 def test_transmit_with_iso_help(mgr):
+    # INTERNAL AUTHENTICATE is a case 4 command: a T=0 card answers 61xx and keeps the data for
+    # GET RESPONSE, which iso=True sends.
+    command = bytes.fromhex("0088000104") + b"abcd" + b"\x00"
+    if mgr.status()[1] == scardmanage.PROTOCOL_T0:
+        assert mgr.transmit(command) == b"\x61\x04"
+    assert mgr.transmit(command, iso=True) == xor_key(b"abcd") + b"\x90\x00"
     answer = mgr.transmit(bytes.fromhex("0084000008"), iso=True)
     assert len(answer) == 10 and answer[-2:] == b"\x90\x00"
     assert mgr.transmit(bytes.fromhex("00A4040C07") + bytes.fromhex(DF_NAME), iso=scardmanage.ISO_GET_RESPONSE) == b"\x90\x00"
