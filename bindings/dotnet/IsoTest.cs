@@ -46,7 +46,7 @@ static class IsoTest
         string empty = Lab("reader 1");
         Wait(empty);
         Watch(args[0], empty);
-        MonitorErrorIsRaised();
+        MonitorErrorIsRaised(args[0]);
         AfterRelease(args[0]);
         Console.WriteLine("dotnet iso: all checks passed");
         return 0;
@@ -170,7 +170,7 @@ static class IsoTest
     [DllImport("scardmanage", CallingConvention = CallingConvention.Cdecl)]
     static extern int scm_monitor_release(IntPtr monitor);
 
-    static void MonitorErrorIsRaised()
+    static void MonitorErrorIsRaised(string reader)
     {
         Monitor monitor = new Monitor();
         Exception reported = null;
@@ -186,6 +186,19 @@ static class IsoTest
         Expect(error != null && error.HResult == Scm.E_HANDLE && error.Operation == "scm_monitor_next", "Error: " + reported);
         monitor.Stop();
         Console.WriteLine("monitor released under its thread: Error event, " + error.Message);
+
+        // An Error handler that returns lets the thread go on: the card after the failed event comes.
+        using (Monitor goingOn = new Monitor())
+        {
+            int errors = 0;
+            ManualResetEvent card = new ManualResetEvent(false);
+            goingOn.ReaderAdded += (sender, e) => { if (e.Reader == reader) throw new InvalidDataException("handler failed once"); };
+            goingOn.CardInserted += (sender, e) => card.Set();
+            goingOn.Error += (sender, e) => Interlocked.Increment(ref errors);
+            goingOn.Start();
+            Expect(card.WaitOne(30000) && errors == 1, "the thread goes on after an Error handler returns: " + errors);
+            Console.WriteLine("an Error handler that returns: the thread goes on");
+        }
 
         // With no Error handler, Stop() throws what ended the thread.
         Monitor failing = new Monitor();
