@@ -18,6 +18,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "check.hpp"
@@ -55,6 +56,14 @@ static std::string Lab(const std::string &request)
     }
     return reply.size() > 3 ? reply.substr(3) : std::string();
 }
+
+// The header claims noexcept for these; an exception through one would terminate.
+static_assert(noexcept(scm::Monitor()), "the Monitor's constructor is noexcept");
+static_assert(noexcept(scm::FileAccess()), "an empty FileAccess is made without throwing");
+static_assert(noexcept(std::declval<scm::SCardManage &>().CreateFileAccess(std::declval<scm::FileAccess &>())),
+              "CreateFileAccess is noexcept");
+static_assert(noexcept(std::declval<scm::FileAccess &>().Read(1, 1, std::declval<std::vector<uint8_t> &>())),
+              "Read is noexcept");
 
 static std::vector<uint8_t> Big()
 {

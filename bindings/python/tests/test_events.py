@@ -182,6 +182,14 @@ def test_the_callback_thread_survives_a_restart_of_the_service(readers, lab):
     assert sorted(gone[len(readers) + 1 :]) == sorted(initial_events(readers))
 
 
+def test_stop_from_the_callback_ends_the_thread():
+    with Monitor() as monitor:
+        seen = []
+        monitor.start(lambda event: (seen.append(event), monitor.stop()))
+        assert monitor.join(30) is True, "the thread ended"
+        assert len(seen) == 1
+
+
 def test_an_exception_in_the_callback_is_raised_by_stop():
     monitor = Monitor()
     monitor.start(lambda event: 1 / 0)
