@@ -826,7 +826,10 @@ scm_hresult scm_transmit_ex(scm_manage *m, uint32_t flags, const uint8_t *comman
 // follows the manager through `scm_reconnect`, detach and re-attach; its calls return
 // `SCM_E_NOT_ATTACHED` while the manager is unattached and `SCM_E_HANDLE` once the manager is
 // released. A manager that is not attached may create objects. No APDU is sent. End the
-// object with `scm_file_access_release` (releasing the manager does not end it).
+// object with `scm_file_access_release` (releasing the manager does not end it). Calls on one
+// object are serialized, and so are the calls of all the objects of one manager with the
+// manager's own (each runs under the manager's lock, as `scm_transmit` does); objects of
+// different managers never wait for each other.
 //
 // Errors: `SCM_E_POINTER` (`m` or `out` NULL), `SCM_E_HANDLE` (`m` not live),
 // `SCM_E_OUTOFMEMORY` (no token left). `*out` is written only on success.
@@ -882,7 +885,8 @@ scm_hresult scm_auth_release(scm_auth *a);
 // `reference` (0 to 255: ISO/IEC 7816-4 puts the reference number in b5-b1 and "specific to the
 // DF" in b8). `flags`: 0 (the code is sent as given) or `SCM_CHV_PAD_FF` (padded with `FF` to 8
 // bytes). The library's copies of the code (the padded data, the encoded command) are
-// overwritten before the call returns; the code never appears in any message.
+// overwritten before the call returns, and the code never appears in any message or log; the
+// copies PC/SC makes on the way to the card (its client library, the service) are beyond reach.
 //
 // `tries_left` may be NULL; it is written only with `SCM_SCARD_W_WRONG_CHV` (x of the card's
 // `63Cx`, or `SCM_TRIES_UNKNOWN` after `63 00`) and with `SCM_SCARD_W_CHV_BLOCKED` (0).

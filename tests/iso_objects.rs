@@ -63,6 +63,36 @@ fn chv_and_auth_calls(chv: *mut scm_chv, auth: *mut scm_auth) -> Vec<(&'static s
 }
 
 #[test]
+fn the_header_declares_every_iso_function() {
+    let header = include_str!("../include/scardmanage.h");
+    for function in [
+        "scm_transmit_ex",
+        "scm_create_file_access",
+        "scm_create_chv_verification",
+        "scm_create_card_auth",
+        "scm_create_interface",
+        "scm_file_access_release",
+        "scm_chv_release",
+        "scm_auth_release",
+        "scm_chv_verify",
+        "scm_chv_change_code",
+        "scm_chv_unblock",
+        "scm_chv_reset_security_state",
+        "scm_chv_get_tries_left",
+        "scm_auth_get_challenge",
+        "scm_auth_icc_auth",
+        "scm_auth_app_auth",
+        "scm_auth_user_auth",
+    ] {
+        assert!(header.contains(&format!("scm_hresult {function}(")), "{function} is declared");
+    }
+    for name in ["scm_file_access", "scm_chv", "scm_auth"] {
+        assert!(header.contains(&format!("typedef struct {name} {name};")), "{name} is opaque");
+    }
+    assert!(header.contains("#define SCM_E_CARD_STATUS(sw) ((int32_t)(0xA0FF0000u | (uint16_t)(sw)))"));
+}
+
+#[test]
 fn factories_check_their_arguments() {
     let manager = Manager::new();
     let mut file: *mut scm_file_access = ptr::null_mut();

@@ -6,11 +6,44 @@
 mod common;
 mod iso_support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use iso_support::*;
 use scardmanage::*;
 use scardmanage_lab::iso::{self, Hostile, IsoOptions};
+
+/// The Rust allocations of each thread, counted, to show the common path of `scm_transmit_ex`
+/// allocates nothing once the manager's buffers exist.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// READ BINARY of EF_BIG by SFI at `offset` (< 256), asking for `ne` bytes (short or extended Le).
 fn read_big(offset: u8, ne: usize) -> Vec<u8> {
@@ -202,10 +235,47 @@ fn hostile_cards_get_their_documented_codes_in_bounded_time() {
         assert!(commands <= 258, "{}: {commands} commands", mode.name());
         eprintln!("{}: {commands} commands in {took:?}", mode.name());
     }
-    // Hostile::EmptyAnswer is left out: vpcd never returns from a transmit whose answer has no
-    // bytes (measured: SCardTransmit still blocked after 60 s), so no library call can finish.
     reader.card.set_hostile(Hostile::None);
     // The card and the manager are fine afterwards.
     reader.select_application();
     assert_eq!(reader.transmit_ex(SCM_ISO_ALL, &read_big(0, 4)).unwrap(), [0, 1, 2, 3, 0x90, 0x00]);
+}
+
+#[test]
+fn the_common_path_allocates_nothing() {
+    for options in [IsoOptions::default(), IsoOptions::T0] {
+        let reader = IsoReader::new(options);
+        reader.select_application();
+        let m = reader.m();
+        // A read collected with GET RESPONSE (T=0, case 4 INTERNAL AUTHENTICATE) or answered in
+        // one piece (T=1), and a chained write of 600 bytes (the T=0 card has no extended length).
+        let challenge = [0x11u8; 40];
+        let auth =
+            [&[0x00, 0x88, 0x00, iso::AUTH_KEY_REF, challenge.len() as u8][..], &challenge, &[0]].concat();
+        let data = [0x5Au8; 600];
+        let update = [&[0x00, 0xD6, 0x80 | iso::SFI_BIG, 0x00, 0x00, 0x02, 0x58][..], &data].concat();
+        let mut response = vec![0u8; 1024];
+        let mut send = |command: &[u8]| {
+            let mut len = response.len();
+            let hr = unsafe {
+                scm_transmit_ex(
+                    m,
+                    SCM_ISO_ALL,
+                    command.as_ptr(),
+                    command.len(),
+                    response.as_mut_ptr(),
+                    &mut len,
+                )
+            };
+            assert_eq!((hr, &response[len - 2..len]), (SCM_S_OK, &[0x90, 0x00][..]));
+        };
+        send(&auth);
+        send(&update);
+        let before = ALLOCATIONS.with(Cell::get);
+        for _ in 0..50 {
+            send(&auth);
+            send(&update);
+        }
+        assert_eq!(ALLOCATIONS.with(Cell::get) - before, 0, "t0: {}", options.t0);
+    }
 }

@@ -117,11 +117,14 @@ pub(super) fn with_child<T: Child, R>(
     })
 }
 
-/// A new object of the manager's, once the manager is known to be live. A manager released
-/// meanwhile leaves an object whose every call is `SCM_E_HANDLE`.
-fn create(m: *mut scm_manage, make: impl FnOnce(usize) -> Object) -> Result<usize> {
+/// Makes an object of the manager's and writes its token to `*out`, once the manager is known
+/// to be live and `out` non-NULL. A manager released meanwhile leaves an object whose every call
+/// is `SCM_E_HANDLE`.
+fn create_into<T>(m: *mut scm_manage, out: *mut *mut T, make: fn(usize) -> Object) -> Result<()> {
     with_manager(m, |_| Ok(()))?;
-    objects::insert(make(m as usize))
+    let out = out_ref!(out);
+    *out = objects::insert(make(m as usize))? as *mut T;
+    Ok(())
 }
 
 use super::scm_manage;
@@ -198,7 +201,10 @@ pub unsafe extern "C" fn scm_transmit_ex(
 /// follows the manager through `scm_reconnect`, detach and re-attach; its calls return
 /// `SCM_E_NOT_ATTACHED` while the manager is unattached and `SCM_E_HANDLE` once the manager is
 /// released. A manager that is not attached may create objects. No APDU is sent. End the
-/// object with `scm_file_access_release` (releasing the manager does not end it).
+/// object with `scm_file_access_release` (releasing the manager does not end it). Calls on one
+/// object are serialized, and so are the calls of all the objects of one manager with the
+/// manager's own (each runs under the manager's lock, as `scm_transmit` does); objects of
+/// different managers never wait for each other.
 ///
 /// Errors: `SCM_E_POINTER` (`m` or `out` NULL), `SCM_E_HANDLE` (`m` not live),
 /// `SCM_E_OUTOFMEMORY` (no token left). `*out` is written only on success.
@@ -207,11 +213,7 @@ pub unsafe extern "C" fn scm_create_file_access(
     m: *mut scm_manage,
     out: *mut *mut scm_file_access,
 ) -> scm_hresult {
-    boundary(|| {
-        let token = create(m, |m| Object::FileAccess(FileAccess::new(m)))?;
-        *out_ref!(out) = token as *mut scm_file_access;
-        Ok(())
-    })
+    boundary(|| create_into(m, out, |m| Object::FileAccess(FileAccess::new(m))))
 }
 
 /// Creates a card holder verification object on the manager (COM CreateCHVerification), with
@@ -224,11 +226,7 @@ pub unsafe extern "C" fn scm_create_chv_verification(
     m: *mut scm_manage,
     out: *mut *mut scm_chv,
 ) -> scm_hresult {
-    boundary(|| {
-        let token = create(m, |m| Object::Chv(Chv::new(m)))?;
-        *out_ref!(out) = token as *mut scm_chv;
-        Ok(())
-    })
+    boundary(|| create_into(m, out, |m| Object::Chv(Chv::new(m))))
 }
 
 /// Creates a card authentication object on the manager (COM CreateCardAuth), with the lifetime
@@ -237,11 +235,7 @@ pub unsafe extern "C" fn scm_create_chv_verification(
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_OUTOFMEMORY`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_create_card_auth(m: *mut scm_manage, out: *mut *mut scm_auth) -> scm_hresult {
-    boundary(|| {
-        let token = create(m, |m| Object::Auth(Auth::new(m)))?;
-        *out_ref!(out) = token as *mut scm_auth;
-        Ok(())
-    })
+    boundary(|| create_into(m, out, |m| Object::Auth(Auth::new(m))))
 }
 
 /// Creates one of the objects above by interface (COM CreateInterface). `iid`: 16 bytes, the
@@ -267,7 +261,7 @@ pub unsafe extern "C" fn scm_create_interface(
 ) -> scm_hresult {
     boundary(|| {
         with_manager(m, |_| Ok(()))?;
-        let out = out_ref!(out);
+        non_null!(out);
         let make: fn(usize) -> Object = if !iid.is_null() {
             // SAFETY: the caller passes 16 readable bytes.
             match unsafe { iid.cast::<[u8; 16]>().read_unaligned() } {
@@ -287,8 +281,7 @@ pub unsafe extern "C" fn scm_create_interface(
                 _ => return Err(SCM_E_NOTIMPL),
             }
         };
-        *out = create(m, make)? as *mut c_void;
-        Ok(())
+        create_into(m, out, make)
     })
 }
 
@@ -345,7 +338,8 @@ unsafe fn report_chv(result: ChvResult<()>, tries_left: *mut u32) -> Result<()> 
 /// `reference` (0 to 255: ISO/IEC 7816-4 puts the reference number in b5-b1 and "specific to the
 /// DF" in b8). `flags`: 0 (the code is sent as given) or `SCM_CHV_PAD_FF` (padded with `FF` to 8
 /// bytes). The library's copies of the code (the padded data, the encoded command) are
-/// overwritten before the call returns; the code never appears in any message.
+/// overwritten before the call returns, and the code never appears in any message or log; the
+/// copies PC/SC makes on the way to the card (its client library, the service) are beyond reach.
 ///
 /// `tries_left` may be NULL; it is written only with `SCM_SCARD_W_WRONG_CHV` (x of the card's
 /// `63Cx`, or `SCM_TRIES_UNKNOWN` after `63 00`) and with `SCM_SCARD_W_CHV_BLOCKED` (0).
@@ -394,15 +388,10 @@ pub unsafe extern "C" fn scm_chv_change_code(
     flags: u32,
     tries_left: *mut u32,
 ) -> scm_hresult {
-    boundary(|| {
-        non_null!(v);
-        with_child(v as usize, objects::chv, |chv, manager| {
-            // SAFETY: the caller passes `old_len` and `new_len` readable bytes.
-            let (old, new) = unsafe { (input(old, old_len)?, input(new, new_len)?) };
-            // SAFETY: the caller passes a valid out-parameter or NULL.
-            unsafe { report_chv(chv.change_code(manager, reference, old, new, flags), tries_left) }
-        })
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_two_codes(v, reference, [(old, old_len), (new, new_len)], flags, tries_left, Chv::change_code)
+    }
 }
 
 /// Unblocks a code (COM ISCardVerify::Unblock): RESET RETRY COUNTER `00 2C P1 P2`, P2 =
@@ -424,13 +413,43 @@ pub unsafe extern "C" fn scm_chv_unblock(
     flags: u32,
     tries_left: *mut u32,
 ) -> scm_hresult {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_two_codes(
+            v,
+            reference,
+            [(unblock_code, unblock_len), (new, new_len)],
+            flags,
+            tries_left,
+            Chv::unblock,
+        )
+    }
+}
+
+/// A CHV operation on two codes: CHANGE REFERENCE DATA or RESET RETRY COUNTER.
+type TwoCodes = fn(&mut Chv, &mut Manager, u32, &[u8], &[u8], u32) -> ChvResult<()>;
+
+/// Runs a two-code operation with the arguments checked and the tries reported.
+///
+/// # Safety
+/// Each code pointer must be readable for its length (or NULL with 0); a non-NULL `tries_left`
+/// must be a valid out-parameter.
+unsafe fn with_two_codes(
+    v: *mut scm_chv,
+    reference: u32,
+    codes: [(*const u8, size_t); 2],
+    flags: u32,
+    tries_left: *mut u32,
+    operation: TwoCodes,
+) -> scm_hresult {
     boundary(|| {
         non_null!(v);
         with_child(v as usize, objects::chv, |chv, manager| {
-            // SAFETY: the caller passes `unblock_len` and `new_len` readable bytes.
-            let (unblock_code, new) = unsafe { (input(unblock_code, unblock_len)?, input(new, new_len)?) };
+            let [(first, first_len), (second, second_len)] = codes;
+            // SAFETY: the caller passes readable codes.
+            let (first, second) = unsafe { (input(first, first_len)?, input(second, second_len)?) };
             // SAFETY: the caller passes a valid out-parameter or NULL.
-            unsafe { report_chv(chv.unblock(manager, reference, unblock_code, new, flags), tries_left) }
+            unsafe { report_chv(operation(chv, manager, reference, first, second, flags), tries_left) }
         })
     })
 }

@@ -31,9 +31,15 @@ pub fn wipe(bytes: &mut [u8]) {
 }
 
 /// A buffer of the library's that holds a secret: wiped, its whole capacity, when dropped (on
-/// unwinding too).
-#[derive(Default)]
+/// unwinding too). Made with the room it will need, so that it never grows: a growing vector
+/// would free its earlier allocation unwiped.
 pub struct Secret(pub Vec<u8>);
+
+impl Secret {
+    pub fn with_capacity(capacity: usize) -> Secret {
+        Secret(Vec::with_capacity(capacity))
+    }
+}
 
 impl Drop for Secret {
     fn drop(&mut self) {
@@ -52,23 +58,31 @@ pub fn reference_p2(reference: u32) -> Result<u8, scm_hresult> {
     u8::try_from(reference).map_err(|_| SCM_E_INVALIDARG)
 }
 
-/// Checks `flags` (`PAD_FF` or none) and appends `code` to `data` in the format they ask.
-fn append_code(data: &mut Secret, code: &[u8], flags: u32) -> Result<(), scm_hresult> {
-    match flags {
-        0 => data.0.extend_from_slice(code),
-        PAD_FF if code.len() <= PADDED_LEN => {
-            data.0.extend_from_slice(code);
-            data.0.extend(std::iter::repeat(0xFF).take(PADDED_LEN - code.len()));
-        }
-        _ => return Err(SCM_E_INVALIDARG),
+/// The data field of a command carrying `codes` in order, each left out when empty, in the
+/// format `flags` ask (none, or `PAD_FF`); other flags, or a code too long to pad, are
+/// `SCM_E_INVALIDARG`.
+fn codes_data(codes: &[&[u8]], flags: u32) -> Result<Secret, scm_hresult> {
+    if flags & !PAD_FF != 0 {
+        return Err(SCM_E_INVALIDARG);
     }
-    Ok(())
+    let mut data = Secret::with_capacity(codes.iter().map(|code| code.len().max(PADDED_LEN)).sum());
+    for code in codes.iter().filter(|code| !code.is_empty()) {
+        data.0.extend_from_slice(code);
+        if flags == PAD_FF {
+            let padding = PADDED_LEN.checked_sub(code.len()).ok_or(SCM_E_INVALIDARG)?;
+            data.0.extend(std::iter::repeat(0xFF).take(padding));
+        }
+    }
+    Ok(data)
 }
+
+/// The longest encoding of a command with `data`: header, extended Lc and Le.
+const ENCODING_OVERHEAD: usize = 4 + 3 + 2;
 
 /// Sends a command whose data is a secret, encoding it in a wiped buffer, and reads the answer
 /// as reference-data status.
 fn send_secret(manager: &mut Manager, command: &Command) -> ChvResult<()> {
-    let mut encoded = Secret::default();
+    let mut encoded = Secret::with_capacity(command.data.len() + ENCODING_OVERHEAD);
     let mut response = Vec::new();
     let sw = manager.iso_command_in(command, &mut encoded.0, &mut response)?;
     sw::chv_check(sw)
@@ -80,8 +94,7 @@ pub fn verify(manager: &mut Manager, reference: u32, code: &[u8], flags: u32) ->
     if code.is_empty() {
         return Err(SCM_E_INVALIDARG.into());
     }
-    let mut data = Secret::default();
-    append_code(&mut data, code, flags)?;
+    let data = codes_data(&[code], flags)?;
     send_secret(manager, &Command { data: &data.0, ..Command::new(0x00, 0x20, 0x00, p2) })
 }
 
@@ -126,11 +139,7 @@ impl Chv {
         if new.is_empty() {
             return Err(SCM_E_INVALIDARG.into());
         }
-        let mut data = Secret::default();
-        if !old.is_empty() {
-            append_code(&mut data, old, flags)?;
-        }
-        append_code(&mut data, new, flags)?;
+        let data = codes_data(&[old, new], flags)?;
         let p1 = u8::from(old.is_empty());
         send_secret(manager, &Command { data: &data.0, ..Command::new(0x00, 0x24, p1, p2) })
     }
@@ -146,13 +155,7 @@ impl Chv {
         flags: u32,
     ) -> ChvResult<()> {
         let p2 = reference_p2(reference)?;
-        let mut data = Secret::default();
-        if !unblock_code.is_empty() {
-            append_code(&mut data, unblock_code, flags)?;
-        }
-        if !new.is_empty() {
-            append_code(&mut data, new, flags)?;
-        }
+        let data = codes_data(&[unblock_code, new], flags)?;
         let p1 = match (unblock_code.is_empty(), new.is_empty()) {
             (false, false) => 0x00,
             (false, true) => 0x01,
@@ -190,14 +193,13 @@ mod tests {
 
     #[test]
     fn codes_are_padded_only_as_asked() {
-        let mut data = Secret::default();
-        append_code(&mut data, b"1234", PAD_FF).unwrap();
-        assert_eq!(data.0, b"1234\xFF\xFF\xFF\xFF");
-        let mut data = Secret::default();
-        append_code(&mut data, b"1234", 0).unwrap();
-        assert_eq!(data.0, b"1234");
-        assert_eq!(append_code(&mut Secret::default(), b"123456789", PAD_FF), Err(SCM_E_INVALIDARG));
-        assert_eq!(append_code(&mut Secret::default(), b"1234", 2), Err(SCM_E_INVALIDARG));
+        let data = codes_data(&[b"1234", b"", b"12"], PAD_FF).unwrap();
+        assert_eq!(data.0, b"1234\xFF\xFF\xFF\xFF12\xFF\xFF\xFF\xFF\xFF\xFF");
+        assert_eq!(data.0.capacity(), 24, "made with its room, never grown (so never moved)");
+        assert_eq!(codes_data(&[b"1234", b"5678"], 0).unwrap().0, b"12345678");
+        assert_eq!(codes_data(&[b"123456789"], PAD_FF).err(), Some(SCM_E_INVALIDARG));
+        assert_eq!(codes_data(&[b"1234"], 2).err(), Some(SCM_E_INVALIDARG));
+        assert_eq!(codes_data(&[], 2).err(), Some(SCM_E_INVALIDARG));
         assert_eq!(reference_p2(0x81), Ok(0x81));
         assert_eq!(reference_p2(0x100), Err(SCM_E_INVALIDARG));
     }

@@ -333,3 +333,26 @@ mod tests {
         assert_eq!(Fcp::parse(&[0x62, 0x00, 0x00, 0xFF]), Ok(Fcp::default()));
     }
 }
+
+/// The lab card's hostile FCP answers, straight from its applet (no PC/SC needed).
+#[cfg(all(test, target_os = "linux"))]
+mod lab_answers {
+    use super::*;
+    use scardmanage_lab::iso::{self, Hostile, IsoOptions};
+
+    #[test]
+    fn the_lab_cards_lying_fcps_are_malformed_data() {
+        let (_card, control) = iso::card(IsoOptions::default());
+        let select =
+            [&[0x00, 0xA4, 0x04, 0x04, iso::DF_NAME.len() as u8][..], iso::DF_NAME, &[0x00]].concat();
+        let answer = control.transmit(&select);
+        let (fcp, sw) = answer.split_at(answer.len() - 2);
+        assert_eq!(sw, [0x90, 0x00]);
+        assert_eq!(Fcp::parse(fcp).unwrap().structure(), Some(Structure::Df));
+        for mode in [Hostile::FcpLengthLies, Hostile::FcpTruncated, Hostile::FcpLongLengthForm] {
+            control.set_hostile(mode);
+            let answer = control.transmit(&select);
+            assert_eq!(Fcp::parse(&answer[..answer.len() - 2]), Err(MALFORMED_DATA), "{}", mode.name());
+        }
+    }
+}
