@@ -618,3 +618,59 @@ fn fill(room: &mut [MaybeUninit<u8>], data: &[u8]) {
         slot.write(byte);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_fcp_says() {
+        assert_eq!(describe(&[]), Ok(None), "no FCP");
+        let df = [0x62, 0x03, 0x82, 0x01, 0x38];
+        assert!(describe(&df).unwrap().unwrap().directory);
+        let ef = [0x62, 0x07, 0x82, 0x01, 0x01, 0x80, 0x02, 0x9C, 0x40];
+        assert_eq!(
+            describe(&ef),
+            Ok(Some(Description {
+                directory: false,
+                structure: Structure::Transparent { size: Some(40_000) }
+            }))
+        );
+        let records = [0x62, 0x07, 0x82, 0x05, 0x02, 0x21, 0x00, 0x10, 0x03];
+        assert_eq!(describe(&records).unwrap().unwrap().structure, Structure::Records { count: Some(3) });
+        let no_descriptor = [0x62, 0x04, 0x80, 0x02, 0x01, 0x00];
+        assert_eq!(
+            describe(&no_descriptor).unwrap().unwrap().structure,
+            Structure::Transparent { size: Some(256) }
+        );
+        for bad in [&[0x62, 0x05, 0x82, 0x01][..], &[0x90], &[0x62, 0x81]] {
+            assert_eq!(describe(bad), Err(MALFORMED_DATA), "{bad:02X?}");
+        }
+    }
+
+    #[test]
+    fn the_fcp_for_create_gets_the_references_identity() {
+        let id = Reference::Path { absolute: false, ids: vec![0x5010] };
+        let fcp = [0x62, 0x03, 0x82, 0x01, 0x01];
+        assert_eq!(with_identity(&fcp, &id), Ok(vec![0x62, 0x07, 0x83, 0x02, 0x50, 0x10, 0x82, 0x01, 0x01]));
+        let agreeing = [0x62, 0x07, 0x82, 0x01, 0x01, 0x83, 0x02, 0x50, 0x10];
+        assert_eq!(with_identity(&agreeing, &id), Ok(agreeing.to_vec()), "left as it is");
+        let other = [0x62, 0x07, 0x82, 0x01, 0x01, 0x83, 0x02, 0x50, 0x11];
+        assert_eq!(with_identity(&other, &id), Err(SCM_E_INVALIDARG));
+        let name = Reference::Name(vec![0xA0, 0x01]);
+        let df = [0x62, 0x03, 0x82, 0x01, 0x38];
+        assert_eq!(with_identity(&df, &name), Ok(vec![0x62, 0x07, 0x84, 0x02, 0xA0, 0x01, 0x82, 0x01, 0x38]));
+        // A template grown past 127 bytes takes the two-byte length form.
+        let mut long = vec![0x62, 0x7F, 0x82, 0x01, 0x01, 0x85, 0x7A];
+        long.extend([0xAA; 0x7A]);
+        let grown = with_identity(&long, &id).unwrap();
+        assert_eq!(&grown[..3], [0x62, 0x81, 0x83]);
+        assert_eq!(Fcp::parse(&grown).unwrap().file_id, Some(0x5010));
+        for bad in
+            [&[][..], &[0x6F, 0x03, 0x82, 0x01, 0x01], &[0x62, 0x05, 0x82, 0x01], &[0x62, 0x03, 0x82, 0x01]]
+        {
+            assert_eq!(with_identity(bad, &id), Err(SCM_E_INVALIDARG), "{bad:02X?}");
+        }
+        assert_eq!(with_identity(&fcp, &Reference::Short(1)), Err(SCM_E_NOTIMPL));
+    }
+}
