@@ -987,11 +987,13 @@ scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *c
 // at the last of: the attachment (`scm_attach_*`), a successful `scm_reconnect`, a successful
 // `scm_status`, and the return of the last `scm_wait_for_change` that reported a change. So no
 // change is lost between two calls: a card pulled and put back (or swapped) while nobody
-// waited makes the next wait return at once, as does any change since the attachment. With
-// the card connection made at attach or reconnect time, the first wait after it also reports a
-// reset of the card by another program (the connection reports it); PC/SC signals resets to no
-// waiter, so a reset after that shows only on the next card call (`SCM_SCARD_W_RESET_CARD`).
-// Another program connecting to or disconnecting from the card is no change.
+// waited makes the next wait return at once, as does any change since the attachment. When the
+// manager last looked through its card connection (attach, `scm_reconnect` or `scm_status` with
+// a card connected), the next wait also reports a reset of the card by another program, which
+// that connection reports (once: the wait is then what the manager last saw); PC/SC signals
+// resets to no waiter, so a reset during a wait shows only on the next card call
+// (`SCM_SCARD_W_RESET_CARD`). Another program connecting to or disconnecting from the card is
+// no change.
 //
 // How a swap is seen: pcsc-lite and Windows count each reader's insertions and removals (the
 // upper 16 bits of `dwEventState`), and a wait compares that count with the one last seen. On

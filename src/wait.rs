@@ -451,6 +451,26 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_service_and_a_gone_reader_each_have_one_code() {
+        for lost in [
+            SCM_SCARD_E_NO_SERVICE,
+            SCM_SCARD_E_SERVICE_STOPPED,
+            SCM_SCARD_F_COMM_ERROR,
+            SCM_SCARD_E_INVALID_HANDLE,
+        ] {
+            assert_eq!(wait_code(lost), SCM_SCARD_E_NO_SERVICE);
+        }
+        assert_eq!(wait_code(SCM_SCARD_E_UNKNOWN_READER), SCM_SCARD_E_READER_UNAVAILABLE);
+        assert_eq!(wait_code(SCM_SCARD_E_TIMEOUT), SCM_SCARD_E_TIMEOUT);
+        // What pcsc-lite reports for a reader that left during a wait.
+        assert_eq!(
+            seen(ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_UNAVAILABLE | ffi::SCARD_STATE_CHANGED, true)
+                .presence,
+            Presence::Unknown
+        );
+    }
+
+    #[test]
     fn the_poll_interval_is_validated() {
         assert_eq!(parse_poll_ms("250"), Some(Duration::from_millis(250)));
         assert_eq!(parse_poll_ms(" 1000\n"), Some(Duration::from_secs(1)));

@@ -151,6 +151,24 @@ fn status_counts_as_having_looked() {
 }
 
 #[test]
+fn a_reset_by_another_program_is_reported_by_the_first_wait_on_the_connection() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    no_change_within(&manager, 100);
+    ok(manager.reconnect());
+    let other = RawConnection::connect(lease.name(), pcsc::ffi::SCARD_SHARE_SHARED).unwrap();
+    other.reset_card().unwrap();
+    let took = changed_to(&manager, SCM_STATE_PRESENT);
+    assert!(took < Duration::from_secs(2), "reported at once: {took:?}");
+    // Once: the reset is what the manager last saw now.
+    no_change_within(&manager, 300);
+    assert_eq!(manager.status(), Err(SCM_SCARD_W_RESET_CARD), "the connection still says so");
+    ok(manager.reconnect());
+    echo_ok(&manager, b"after the reset");
+}
+
+#[test]
 fn a_timeout_is_e_timeout_and_writes_nothing() {
     let _daemon = DAEMON.read();
     let lease = lease_with_card();
@@ -343,5 +361,5 @@ fn the_cases_again_with_reader_polling() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("with SCM_READER_POLL_MS=200, in {:?}:\n{stdout}", started.elapsed());
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("test result: ok. 11 passed"), "every case ran: {stdout}");
+    assert!(stdout.contains("test result: ok. 12 passed"), "every case ran: {stdout}");
 }
