@@ -33,7 +33,7 @@ use self::engine::{Engine, Mode};
 
 /// The environment variable that makes the monitor list the readers every that many
 /// milliseconds instead of relying on the notification reader.
-pub const POLL_ENV: &str = "SCM_READER_POLL_MS";
+const POLL_ENV: &str = "SCM_READER_POLL_MS";
 /// The listing interval where PC/SC has no notification reader.
 #[cfg(target_os = "macos")]
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -65,7 +65,7 @@ struct Control {
 }
 
 /// Why a `next` stops before it has an event, checked between its blocking steps.
-pub(crate) struct Interrupt<'a> {
+pub struct Interrupt<'a> {
     shared: &'a Shared,
     entered: u64,
 }
