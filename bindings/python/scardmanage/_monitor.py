@@ -172,7 +172,10 @@ class Monitor(_Owned):
         # A cancel that comes before the thread is in its wait ends nothing: sent again until
         # the thread has seen _stopping.
         while self._thread is not None and self._thread.is_alive():
-            self.cancel()
+            # A monitor released under the thread has no wait to cancel: E_HANDLE ends the thread.
+            hresult = _lib.scm_monitor_cancel(self._token)
+            if hresult < 0 and hresult & 0xFFFFFFFF != E_HANDLE:
+                _check("scm_monitor_cancel", hresult)
             self._thread.join(0.05)
         self.join()
 
