@@ -365,14 +365,14 @@ impl Manager {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::iso::apdu::MAX_SHORT_DATA;
 
     /// A card played by a closure over each command, counting them.
-    pub(crate) struct Scripted<F: FnMut(&[u8]) -> Vec<u8>> {
-        pub answer: F,
-        pub commands: Vec<Vec<u8>>,
+    struct Scripted<F: FnMut(&[u8]) -> Vec<u8>> {
+        answer: F,
+        commands: Vec<Vec<u8>>,
     }
 
     impl<F: FnMut(&[u8]) -> Vec<u8>> Exchange for Scripted<F> {
@@ -385,16 +385,11 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn scripted<F: FnMut(&[u8]) -> Vec<u8>>(answer: F) -> Scripted<F> {
+    fn scripted<F: FnMut(&[u8]) -> Vec<u8>>(answer: F) -> Scripted<F> {
         Scripted { answer, commands: Vec::new() }
     }
 
-    pub(crate) fn send(
-        card: &mut impl Exchange,
-        command: &Command,
-        plan: Plan,
-        flags: u32,
-    ) -> Result<(Vec<u8>, u16)> {
+    fn send(card: &mut impl Exchange, command: &Command, plan: Plan, flags: u32) -> Result<(Vec<u8>, u16)> {
         let mut answer = vec![0; scard::MAX_APDU];
         let mut response = Vec::new();
         let sw = run(card, command, plan, flags, &mut Vec::new(), &mut answer, &mut response)?;
