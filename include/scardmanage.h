@@ -1258,8 +1258,8 @@ scm_hresult scm_file_open(scm_file_access *f, uint32_t reference, const char *na
 // Transparent file: reads up to `*len` bytes from the position into `buf` and sets `*len` to
 // the count read, fewer than asked where the file ends; the position moves by that count. It
 // sends the file's SELECT (P2 `0C`; for a short EF identifier, its directory's), then READ
-// BINARY commands of as many bytes as one answer holds (256, or with extended length up to
-// 65536): `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by
+// BINARY commands of as many bytes as one answer holds (256, or with extended length 65533, so
+// that an answer with its status word fits the 16-bit frames of some readers' drivers): `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by
 // short EF identifier names it in P1, up to offset 255), past that the odd instruction `00 B1`
 // with an offset data object (`54`) and the bytes in a `53` object. A card that refuses B1
 // (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are returned, and a
@@ -1283,7 +1283,8 @@ scm_hresult scm_file_read(scm_file_access *f, uint32_t file, uint8_t *buf, size_
 // Writes to an open file (COM Write); `flags` is 0 or `SCM_FILE_APPEND`.
 //
 // Transparent file: writes the `len` bytes at the position with UPDATE BINARY commands of as
-// many bytes as one command carries (255, or with extended length up to 65535), `00 D6` up to
+// many bytes as one command carries (255, or with extended length 65528: the whole APDU within
+// 65535 bytes), `00 D6` up to
 // offset 32767 and `00 D7` (offset `54`, data `53`) past it, after the file's SELECT, and moves
 // the position by `len`. More than the FCP's size leaves room for is
 // `SCM_SCARD_E_WRITE_TOO_MANY` before anything is sent. `len` 0 sends nothing.
@@ -1292,7 +1293,7 @@ scm_hresult scm_file_read(scm_file_access *f, uint32_t file, uint8_t *buf, size_
 // Record file: replaces the record at the position with the `len` bytes (UPDATE RECORD, `00
 // DC n 04`) and moves to the next record; past the last record is `SCM_SCARD_W_EOF`. With
 // `SCM_FILE_APPEND`, adds them as a new record after the last (APPEND RECORD, `00 E2 00 00`)
-// and leaves the position. A record is 1 byte to one command's data (255, or 65535 with
+// and leaves the position. A record is 1 byte to one command's data (255, or 65528 with
 // extended length); else `SCM_E_INVALIDARG`.
 //
 // When a command fails after others succeeded, the bytes they carried are written and the
@@ -1366,6 +1367,20 @@ scm_hresult scm_file_invalidate(scm_file_access *f, uint32_t reference, const ch
 // Errors: as `scm_file_change_dir` says for every function; `SCM_E_NOTIMPL` for
 // `SCM_REF_BY_SHORT_ID`.
 scm_hresult scm_file_rehabilitate(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags);
+
+// COM Directory (list a directory's files): ISO 7816-4 has no command for it, so
+// `SCM_E_NOTIMPL` for a live object (`SCM_E_POINTER`, `SCM_E_HANDLE` first). Nothing is sent
+// and nothing written. Open the files you know by identifier instead.
+scm_hresult scm_file_directory(scm_file_access *f, uint32_t flags, char *names, size_t *names_len);
+
+// COM GetFileCapabilities: ISO 7816-4 has no command for it, so `SCM_E_NOTIMPL` for a live
+// object (`SCM_E_POINTER`, `SCM_E_HANDLE` first). Nothing is sent and `*capabilities` is not
+// written.
+scm_hresult scm_file_get_file_capabilities(scm_file_access *f, uint32_t *capabilities);
+
+// COM SetProperties (change a file's control parameters): ISO 7816-4 has no command for it,
+// so `SCM_E_NOTIMPL` for a live object (`SCM_E_POINTER`, `SCM_E_HANDLE` first). Nothing is sent.
+scm_hresult scm_file_set_properties(scm_file_access *f, uint32_t reference, const char *name, uint32_t flags, const uint8_t *fcp, size_t fcp_len);
 
 #ifdef __cplusplus
 }  // extern "C"

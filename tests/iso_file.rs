@@ -6,6 +6,7 @@
 #![cfg(target_os = "linux")] // The lab (a private pcscd) runs on Linux only.
 
 mod common;
+mod iso_support;
 
 use std::ffi::{c_char, CString};
 use std::ptr;
@@ -13,29 +14,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use iso_support::IsoReader;
 use pcsc::ffi;
 use scardmanage::*;
-use scardmanage_lab::iso::{self, Hostile, IsoControl, IsoOptions};
-use scardmanage_lab::{lease_with, wait_card, ReaderLease};
+use scardmanage_lab::iso::{self, Hostile, IsoOptions};
 
 /// A card without extended length: short APDUs only, over T=1.
 const SHORT_ONLY: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
-
-/// A reader of the lab holding a fresh ISO card, a manager attached to it, and the card's
-/// control. Dropped in this order: the manager, then the lease.
-struct Lab {
-    manager: Manager,
-    iso: IsoControl,
-    lease: ReaderLease,
-}
-
-fn lab(options: IsoOptions) -> Lab {
-    let (card, iso) = iso::card(options);
-    let lease = lease_with(card);
-    lease.insert();
-    assert!(wait_card(lease.name(), true, WAIT), "card seen in {}", lease.name());
-    Lab { manager: Manager::attached(lease.name()), iso, lease }
-}
 
 /// A file access object released on drop.
 struct Files(*mut scm_file_access);
@@ -180,7 +165,7 @@ fn same(got: &[u8], expected: &[u8], what: &str) {
 
 /// Writes the 40 000-byte file from a pattern, reads it back through the library and checks it
 /// bit-exact against what the card holds; returns the commands each took.
-fn big_file_round_trip(lab: &Lab, seed: u8) -> (u64, u64) {
+fn big_file_round_trip(lab: &IsoReader, seed: u8) -> (u64, u64) {
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     let initial = files.read(file, iso::BIG_SIZE).unwrap();
@@ -188,20 +173,24 @@ fn big_file_round_trip(lab: &Lab, seed: u8) -> (u64, u64) {
 
     let data = pattern(seed);
     assert_eq!(files.seek(file, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-    let before = lab.iso.commands_received();
+    let before = lab.card.commands_received();
     ok(files.write(file, &data));
-    let write_commands = lab.iso.commands_received() - before;
+    let write_commands = lab.card.commands_received() - before;
     assert_eq!(
         files.seek(file, SCM_SEEK_RELATIVE, 0),
         Ok(iso::BIG_SIZE as u64),
         "the position moved by the length"
     );
-    same(&lab.iso.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap(), &data, "the card holds what was written");
+    same(
+        &lab.card.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap(),
+        &data,
+        "the card holds what was written",
+    );
 
     assert_eq!(files.seek(file, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-    let before = lab.iso.commands_received();
+    let before = lab.card.commands_received();
     let back = files.read(file, iso::BIG_SIZE + 100).unwrap();
-    let read_commands = lab.iso.commands_received() - before;
+    let read_commands = lab.card.commands_received() - before;
     same(&back, &data, "read back (fewer than asked: the file ends)");
     assert_eq!(files.read(file, 10), Err((SCM_SCARD_W_EOF, 0)), "a read at the end reads nothing");
     (write_commands, read_commands)
@@ -209,7 +198,7 @@ fn big_file_round_trip(lab: &Lab, seed: u8) -> (u64, u64) {
 
 #[test]
 fn the_40000_byte_file_through_short_apdus() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let (writes, reads) = big_file_round_trip(&lab, 0x5A);
     // SELECT, then 128 READ BINARY B0 of 256 bytes up to offset 32767 and 29 B1 of 253 past it.
     assert_eq!(reads, 1 + 128 + 29);
@@ -222,7 +211,7 @@ fn the_40000_byte_file_through_short_apdus() {
 
 #[test]
 fn the_40000_byte_file_through_extended_apdus() {
-    let lab = lab(IsoOptions::default());
+    let lab = IsoReader::new(IsoOptions::default());
     let (writes, reads) = big_file_round_trip(&lab, 0xA5);
     assert_eq!(reads, 2, "SELECT and one extended READ BINARY");
     assert_eq!(writes, 2, "SELECT and one extended UPDATE BINARY");
@@ -230,7 +219,7 @@ fn the_40000_byte_file_through_extended_apdus() {
 
 #[test]
 fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
-    let lab = lab(IsoOptions::T0);
+    let lab = IsoReader::new(IsoOptions::T0);
     let (_, protocol) = lab.manager.status().unwrap();
     assert_eq!(protocol, SCM_PROTOCOL_T0);
     big_file_round_trip(&lab, 0x3C);
@@ -239,7 +228,7 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -100), Ok(39_900));
     let tail = files.read(file, 1000).unwrap();
-    same(&tail, &lab.iso.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap()[39_900..], "the tail");
+    same(&tail, &lab.card.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap()[39_900..], "the tail");
     // The FCP comes through GET RESPONSE.
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -247,7 +236,7 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
 
 #[test]
 fn reads_and_seeks_inside_the_file() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let content = iso::big_content();
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
@@ -263,9 +252,9 @@ fn reads_and_seeks_inside_the_file() {
     assert_eq!(files.read(file, 5), Err((SCM_SCARD_W_EOF, 0)));
     // Past the end: EOF, with no command sent.
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, 5), Ok(40_005));
-    let before = lab.iso.commands_received();
+    let before = lab.card.commands_received();
     assert_eq!(files.read(file, 5), Err((SCM_SCARD_W_EOF, 0)));
-    assert_eq!(lab.iso.commands_received(), before);
+    assert_eq!(lab.card.commands_received(), before);
     assert_eq!(files.seek(file, SCM_SEEK_RELATIVE, -40_006), Err(SCM_SCARD_E_BAD_SEEK));
     assert_eq!(files.seek(file, SCM_SEEK_FROM_BEGINNING, -1), Err(SCM_SCARD_E_BAD_SEEK));
     assert_eq!(files.seek(file, SCM_SEEK_FROM_BEGINNING, 1 << 32), Err(SCM_SCARD_E_BAD_SEEK));
@@ -276,10 +265,10 @@ fn reads_and_seeks_inside_the_file() {
     ok(unsafe { scm_file_seek(files.0, file, SCM_SEEK_FROM_BEGINNING, 7, ptr::null_mut()) });
     assert_eq!(files.read(file, 1).unwrap(), [content[7]]);
     // A zero-length read sends nothing.
-    let before = lab.iso.commands_received();
+    let before = lab.card.commands_received();
     let mut len = 0;
     ok(unsafe { scm_file_read(files.0, file, ptr::null_mut(), &mut len, 0) });
-    assert_eq!((len, lab.iso.commands_received()), (0, before));
+    assert_eq!((len, lab.card.commands_received()), (0, before));
     ok(files.close(file));
     assert_eq!(files.read(file, 1), Err((SCM_E_HANDLE, 1)), "closed");
     assert_eq!(files.close(file), SCM_E_HANDLE);
@@ -288,16 +277,16 @@ fn reads_and_seeks_inside_the_file() {
 
 #[test]
 fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -3), Ok(iso::SMALL_CONTENT.len() as u64 - 3));
-    let before = lab.iso.commands_received();
+    let before = lab.card.commands_received();
     assert_eq!(files.write(file, b"four"), SCM_SCARD_E_WRITE_TOO_MANY);
-    assert_eq!(lab.iso.commands_received(), before);
+    assert_eq!(lab.card.commands_received(), before);
     ok(files.write(file, b"END"));
     ok(files.write(file, b""));
-    let content = lab.iso.transparent(&[iso::DF_ID, iso::EF_SMALL]).unwrap();
+    let content = lab.card.transparent(&[iso::DF_ID, iso::EF_SMALL]).unwrap();
     assert!(content.ends_with(b"END"));
     assert_eq!(files.append(file, b"x"), SCM_E_INVALIDARG, "append is for record files");
     assert_eq!(unsafe { scm_file_write(files.0, file, ptr::null(), 1, 0) }, SCM_E_POINTER);
@@ -306,7 +295,7 @@ fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
 
 #[test]
 fn records_are_read_and_written_one_by_one() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
     for n in 1..=iso::RECORD_COUNT {
@@ -342,7 +331,7 @@ fn records_are_read_and_written_one_by_one() {
 
 #[test]
 fn files_by_short_identifier() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_SHORT_ID, &iso::SFI_BIG.to_string()).unwrap();
@@ -372,7 +361,7 @@ fn files_by_short_identifier() {
 
 #[test]
 fn paths_absolute_relative_and_by_df_name() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     assert_eq!(files.cwd().unwrap(), "3F00");
     let small = iso::SMALL_CONTENT;
@@ -451,7 +440,7 @@ fn paths_absolute_relative_and_by_df_name() {
 
 #[test]
 fn properties_are_the_fcp_as_the_card_sends_it() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -487,7 +476,7 @@ fn properties_are_the_fcp_as_the_card_sends_it() {
 
 #[test]
 fn access_conditions_become_their_codes() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let secret = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SECRET)).unwrap();
     assert_eq!(files.read(secret, 10), Err((SCM_SCARD_W_SECURITY_VIOLATION, 10)));
@@ -499,7 +488,7 @@ fn access_conditions_become_their_codes() {
 
 #[test]
 fn create_delete_deactivate_activate() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     // A transparent EF of 600 bytes; its identifier (83) is added from the reference.
@@ -560,7 +549,7 @@ fn create_delete_deactivate_activate() {
 
 #[test]
 fn the_open_file_table_is_bounded() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let open: Vec<u32> =
         (0..SCM_FILE_MAX_OPEN).map(|_| files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap()).collect();
@@ -575,12 +564,10 @@ fn the_open_file_table_is_bounded() {
 }
 
 /// Hostile cards: each answer is a documented code, quickly, and the object works again once
-/// the card behaves. (The lab's `OneByteAnswer` and `EmptyAnswer` modes are left out: through
-/// pcscd and vpcd such an answer never comes back to the client at all, in SCardTransmit, below
-/// the library; the transport's own tests cover answers shorter than a status word.)
+/// the card behaves.
 #[test]
 fn hostile_cards_get_documented_codes() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     const LOST: scm_hresult = SCM_SCARD_E_COMM_DATA_LOST;
@@ -594,11 +581,12 @@ fn hostile_cards_get_documented_codes() {
         (Hostile::FcpLongLengthForm, Ok(()), Err(MALFORMED), Err(MALFORMED)),
         // No FCP at all: opened as a transparent file of unknown size; no template to give.
         (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
+        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST)),
         (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST)),
         (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST)),
     ];
     for (mode, read, open, properties) in cases {
-        lab.iso.set_hostile(mode);
+        lab.card.set_hostile(mode);
         let start = Instant::now();
         assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
         let got = files.read(big, iso::BIG_SIZE).map(|data| {
@@ -611,7 +599,7 @@ fn hostile_cards_get_documented_codes() {
         let got = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).map(|fcp| assert_eq!(fcp[0], 0x62));
         assert_eq!(got, properties, "{mode:?}: properties");
         assert!(start.elapsed() < Duration::from_secs(20), "{mode:?} took {:?}", start.elapsed());
-        lab.iso.set_hostile(Hostile::None);
+        lab.card.set_hostile(Hostile::None);
         assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
         assert_eq!(files.read(big, 100).unwrap(), iso::big_content()[..100], "{mode:?}: works again");
     }
@@ -619,7 +607,7 @@ fn hostile_cards_get_documented_codes() {
 
 #[test]
 fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_ID, "5002").unwrap();
@@ -651,7 +639,7 @@ fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
 
 #[test]
 fn calls_after_the_managers_release_are_refused() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let manager = Manager::attached(lab.lease.name());
     let files = Files::new(&manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
@@ -666,6 +654,26 @@ fn calls_after_the_managers_release_are_refused() {
     assert_eq!(unsafe { scm_file_read(ptr::null_mut(), file, &mut byte, &mut len, 0) }, SCM_E_POINTER);
     let as_file_access = lab.manager.0.cast::<scm_file_access>();
     assert_eq!(unsafe { scm_file_read(as_file_access, file, &mut byte, &mut len, 0) }, SCM_E_HANDLE);
+    // What ISO 7816-4 has no command for, on a live object.
+    let live = Files::new(&lab.manager);
+    let mut names_len = 0;
+    assert_eq!(unsafe { scm_file_directory(live.0, 0, ptr::null_mut(), &mut names_len) }, SCM_E_NOTIMPL);
+    let mut capabilities = 0;
+    assert_eq!(unsafe { scm_file_get_file_capabilities(live.0, &mut capabilities) }, SCM_E_NOTIMPL);
+    let name = text("5001");
+    assert_eq!(
+        unsafe { scm_file_set_properties(live.0, SCM_REF_BY_ID, name.as_ptr(), 0, ptr::null(), 0) },
+        SCM_E_NOTIMPL
+    );
+    assert_eq!(
+        unsafe { scm_file_get_file_capabilities(files.0, &mut capabilities) },
+        SCM_E_HANDLE,
+        "manager released"
+    );
+    assert_eq!(
+        unsafe { scm_file_directory(ptr::null_mut(), 0, ptr::null_mut(), &mut names_len) },
+        SCM_E_POINTER
+    );
     let released = Files::new(&lab.manager);
     let token = released.0;
     drop(released);
@@ -674,7 +682,7 @@ fn calls_after_the_managers_release_are_refused() {
 
 #[test]
 fn read_argument_errors() {
-    let lab = lab(SHORT_ONLY);
+    let lab = IsoReader::new(SHORT_ONLY);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     let mut buf = [0u8; 8];
@@ -691,7 +699,7 @@ fn read_argument_errors() {
 /// every read: the manager keeps each call's SELECT and READs together.
 #[test]
 fn two_objects_on_one_manager_from_two_threads() {
-    let lab = lab(IsoOptions::default());
+    let lab = IsoReader::new(IsoOptions::default());
     let rounds = count("SCM_FILE_THREAD_ROUNDS", 100, 2000);
     thread::scope(|scope| {
         let big = scope.spawn(|| {
@@ -716,4 +724,34 @@ fn two_objects_on_one_manager_from_two_threads() {
         big.join().unwrap();
         small.join().unwrap();
     });
+}
+
+#[test]
+fn the_header_declares_every_file_function() {
+    let header = include_str!("../include/scardmanage.h");
+    for function in [
+        "scm_file_change_dir",
+        "scm_file_get_current_dir",
+        "scm_file_open",
+        "scm_file_read",
+        "scm_file_write",
+        "scm_file_seek",
+        "scm_file_close",
+        "scm_file_get_properties",
+        "scm_file_create",
+        "scm_file_delete",
+        "scm_file_invalidate",
+        "scm_file_rehabilitate",
+        "scm_file_directory",
+        "scm_file_get_file_capabilities",
+        "scm_file_set_properties",
+    ] {
+        assert!(
+            header.contains(&format!("scm_hresult {function}(scm_file_access *f,")),
+            "{function} is declared"
+        );
+    }
+    for constant in ["#define SCM_FILE_APPEND 1", "#define SCM_FILE_MAX_OPEN 16"] {
+        assert!(header.contains(constant), "{constant}");
+    }
 }

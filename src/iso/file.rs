@@ -673,4 +673,53 @@ mod tests {
         }
         assert_eq!(with_identity(&fcp, &Reference::Short(1)), Err(SCM_E_NOTIMPL));
     }
+
+    /// A seeded property test over what reads a card's or a caller's bytes here: the odd READ
+    /// BINARY's answer, the FCP as the file functions read it, the caller's FCP for CREATE FILE
+    /// and the reference texts. Nothing panics, nothing outside the input is returned, and what
+    /// is accepted keeps its promises. `SCM_FUZZ_INPUTS` sets the count (default 100 000).
+    #[test]
+    fn random_answers_and_references_keep_their_promises() {
+        const TEXT: &[u8] = b"0123456789abcdefABCDEF3F00/5/ xG";
+        let inputs = std::env::var("SCM_FUZZ_INPUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        let mut state = 0x1505_F11E_5CA2_D0A6_u64;
+        let mut byte = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u8
+        };
+        let id = Reference::Path { absolute: false, ids: vec![0x5010] };
+        for _ in 0..inputs {
+            let len = usize::from(byte()) % 48;
+            let mut bytes: Vec<u8> = (0..len).map(|_| byte()).collect();
+            // Lead with the tags these readers look for, and a length that may fit, half the time.
+            if len >= 2 && byte() & 1 == 0 {
+                bytes[0] = [0x53, 0x62][usize::from(byte() & 1)];
+                bytes[1] = (len - 2) as u8 ^ (byte() & byte() & 0x83);
+            }
+            let asked = usize::from(byte());
+            if let Some(data) = binary::unwrap_odd_answer(&bytes, asked) {
+                assert!(
+                    data.len() <= asked && bytes.as_ptr_range().end == data.as_ptr_range().end,
+                    "{bytes:02X?}"
+                );
+            }
+            let _ = describe(&bytes);
+            if let Ok(template) = with_identity(&bytes, &id) {
+                assert_eq!(Fcp::parse(&template).map(|fcp| fcp.file_id), Ok(Some(0x5010)), "{bytes:02X?}");
+            }
+            let text: Vec<u8> = bytes.iter().map(|b| TEXT[usize::from(*b) % TEXT.len()]).collect();
+            for kind in 0..4 {
+                let Ok(reference) = Reference::parse(kind, &text) else { continue };
+                if let Ok(Some(location)) = Location::default().resolve(&reference) {
+                    // The current directory's text names the same place again.
+                    let shown = location.text();
+                    let again = match &location {
+                        Location::FromMf(_) => Reference::parse(1, &shown[..shown.len() - 1]),
+                        Location::FromName { .. } => continue,
+                    };
+                    assert_eq!(Location::default().resolve(&again.unwrap()), Ok(Some(location)));
+                }
+            }
+        }
+    }
 }
