@@ -88,11 +88,6 @@
 //!   last part (CLA 00) runs the command on all the data. Other INS/P1/P2 mid-chain → 68 83 (chain
 //!   dropped). Over 65 535 bytes in total → 67 00.
 //!
-//! **Change at 09:44 (the only one, 15 minutes after the first version):** `Hostile::EmptyAnswer`
-//! (0-byte answers) was removed: through the real vpcd a 0-byte answer makes the reader's transmit
-//! hang (vpcd takes it as a card gone), which would wedge a shared reader rather than test the
-//! library. A 1-byte answer (`OneByteAnswer`) does reach the caller.
-//!
 //! ```ignore
 //! let (card, iso) = scardmanage_lab::iso::card(IsoOptions::default());
 //! let lease = scardmanage_lab::lease_with(card);
