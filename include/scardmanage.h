@@ -1039,10 +1039,11 @@ scm_hresult scm_cancel(scm_manage *m);
 
 // A reader attribute (`SCM_ATTR_*`), under the buffer rules. Text attributes
 // (`SCM_ATTR_DEVICE_FRIENDLY_NAME`, `_DEVICE_SYSTEM_NAME`, `_VENDOR_NAME`, `_VENDOR_IFD_TYPE`,
-// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted) and UTF-8 on every OS: the
-// names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted; elsewhere
-// answered by the library, as pcsc-lite's own answer fails with some drivers), the vendor
-// strings as the driver gives them. Other attributes are the driver's bytes, unchanged (a
+// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted, nothing after it) and UTF-8 on
+// every OS: the names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted;
+// elsewhere answered by the library, as pcsc-lite's own answer fails with some drivers), the
+// vendor strings as the driver gives them up to their first NUL, any byte that is not UTF-8
+// (a driver writing Latin-1, say) replaced by U+FFFD. Other attributes are the driver's bytes, unchanged (a
 // 32-bit value in the platform's byte order). `SCM_ATTR_ATR_STRING` is answered for every
 // reader holding a card: when the driver does not answer it, from the card connection or the
 // reader's state.
@@ -1053,7 +1054,9 @@ scm_hresult scm_cancel(scm_manage *m);
 //
 // Errors: `SCM_E_POINTER` (`m` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 // `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver does not answer that attribute: pcsc-lite's
-// 0x8010001F is reported so, as Windows does), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
+// 0x8010001F is reported so, and so is a Windows driver's Win32 `ERROR_NOT_SUPPORTED` or
+// `ERROR_INVALID_FUNCTION`, here and in `scm_set_attrib`, `scm_control` and
+// `scm_get_feature`), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
 // reader), `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_W_RESET_CARD`,
 // `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`), `SCM_SCARD_E_NO_SERVICE`, other PC/SC
 // codes (pcsc-lite reports a driver's failure as `SCM_SCARD_E_NOT_TRANSACTED`).
@@ -1093,7 +1096,9 @@ scm_hresult scm_control(scm_manage *m, uint32_t code, const uint8_t *in, size_t 
 // Errors: `SCM_E_POINTER` (`m` or `control_code` NULL), `SCM_E_INVALIDARG` (`tag` 0 or over
 // 0xFF), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the reader
 // does not list the feature, or answers no feature request at all),
-// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
+// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list, or one giving the feature a code
+// up to 0xFFFF, which `scm_control` would take for a portable function number), the codes of
+// `scm_control`.
 scm_hresult scm_get_feature(scm_manage *m, uint32_t tag, uint32_t *control_code);
 
 // Creates a monitor of every reader of the system and every card in them. No PC/SC call is

@@ -50,22 +50,35 @@ const PCSCLITE_UNSUPPORTED: scm_hresult = 0x8010_001F_u32 as i32;
 const WINDOWS_FRIENDLY_NAME_W: u32 = 0x7FFF_0005;
 const WINDOWS_SYSTEM_NAME_W: u32 = 0x7FFF_0006;
 
+/// The largest portable control code: up to it a code is the function number `n` of
+/// `SCARD_CTL_CODE(n)`.
+const PORTABLE_CONTROL_MAX: u32 = 0xFFFF;
+
 /// The native control code of a portable one: a code up to 0xFFFF is the function number `n`
 /// of `SCARD_CTL_CODE(n)`; a larger one is native already.
 pub fn control_code(os: Os, code: u32) -> u32 {
-    match (code, os) {
-        (0x1_0000.., _) => code,
-        (n, Os::PcscLite | Os::Mac) => 0x4200_0000 + n,
-        (n, Os::Windows) => 0x0031_0000 | (n << 2),
+    match os {
+        _ if code > PORTABLE_CONTROL_MAX => code,
+        Os::PcscLite | Os::Mac => 0x4200_0000 + code,
+        Os::Windows => 0x0031_0000 | (code << 2),
     }
 }
 
+/// WinSCard passes a reader driver's own refusal through as a Win32 error: `ERROR_NOT_SUPPORTED`
+/// (an unknown attribute or IOCTL, `STATUS_NOT_SUPPORTED` in the driver) or
+/// `ERROR_INVALID_FUNCTION` (`STATUS_INVALID_DEVICE_REQUEST`), as `HRESULT_FROM_WIN32` here.
+const WINDOWS_NOT_SUPPORTED: scm_hresult = 0x8007_0032_u32 as i32;
+const WINDOWS_INVALID_FUNCTION: scm_hresult = 0x8007_0001_u32 as i32;
+
 /// The code an attribute or control call reports: pcsc-lite's 0x8010001F in a call asking for a
 /// feature means the feature is unsupported, which the ABI (as Windows) calls
-/// `SCARD_E_UNSUPPORTED_FEATURE`; on Windows 0x8010001F is `SCARD_E_UNEXPECTED` and stays so.
+/// `SCARD_E_UNSUPPORTED_FEATURE`; on Windows 0x8010001F is `SCARD_E_UNEXPECTED` and stays so,
+/// and a driver's Win32 "not supported" is that code too, so that a program tests one code on
+/// every OS.
 pub fn feature_code(os: Os, code: scm_hresult) -> scm_hresult {
     match (os, code) {
-        (Os::PcscLite | Os::Mac, PCSCLITE_UNSUPPORTED) => SCM_SCARD_E_UNSUPPORTED_FEATURE,
+        (Os::PcscLite | Os::Mac, PCSCLITE_UNSUPPORTED)
+        | (Os::Windows, WINDOWS_NOT_SUPPORTED | WINDOWS_INVALID_FUNCTION) => SCM_SCARD_E_UNSUPPORTED_FEATURE,
         _ => code,
     }
 }
@@ -94,21 +107,21 @@ pub fn native_attribute(os: Os, attribute: u32) -> u32 {
     }
 }
 
-/// A text attribute's value as the ABI gives it: UTF-8 (a Windows name arrives as UTF-16LE,
-/// an unpaired surrogate becoming U+FFFD), with exactly one terminating NUL whether or not the
-/// driver wrote one. Other text is passed as the driver gave it.
+/// A text attribute's value as the ABI gives it: UTF-8 whatever the driver wrote (a Windows
+/// name arrives as UTF-16LE, an unpaired surrogate becoming U+FFFD; a vendor string in another
+/// encoding has its invalid bytes replaced by U+FFFD), ending at its first NUL, with exactly one
+/// terminating NUL whether or not the driver wrote one: a C reader stops at the first NUL, so
+/// what a driver leaves after it would be counted in the length yet never read.
 pub fn text_value(os: Os, attribute: u32, raw: &[u8]) -> Vec<u8> {
-    let mut text = match (os, is_name(attribute)) {
+    let text = match (os, is_name(attribute)) {
         (Os::Windows, true) => {
             let units: Vec<u16> =
                 raw.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
-            String::from_utf16_lossy(&units).into_bytes()
+            String::from_utf16_lossy(&units)
         }
-        _ => raw.to_vec(),
+        _ => String::from_utf8_lossy(raw).into_owned(),
     };
-    while text.last() == Some(&0) {
-        text.pop();
-    }
+    let mut text = text.split('\0').next().unwrap_or_default().as_bytes().to_vec();
     text.push(0);
     text
 }
@@ -116,7 +129,9 @@ pub fn text_value(os: Os, attribute: u32, raw: &[u8]) -> Vec<u8> {
 /// The control code of feature `tag` in a PC/SC part 10 feature list (`tag`, length 4, the code
 /// big-endian, repeated), `None` when the reader does not list it. The list comes from the
 /// reader's driver and is checked whole: any entry whose length is not 4, or a truncated one,
-/// makes it `SCM_SCARD_E_READER_UNSUPPORTED`.
+/// makes it `SCM_SCARD_E_READER_UNSUPPORTED`; so does a code for `tag` up to 0xFFFF, which no
+/// platform's `SCARD_CTL_CODE` gives and which `scm_control` would take for a portable function
+/// number, sending another command than the one listed.
 pub fn find_feature(list: &[u8], tag: u8) -> Result<Option<u32>> {
     let mut found = None;
     let mut rest = list;
@@ -131,7 +146,11 @@ pub fn find_feature(list: &[u8], tag: u8) -> Result<Option<u32>> {
             _ => return Err(SCM_SCARD_E_READER_UNSUPPORTED),
         }
     }
-    Ok(found)
+    match found {
+        Some(code) if code > PORTABLE_CONTROL_MAX => Ok(Some(code)),
+        Some(_) => Err(SCM_SCARD_E_READER_UNSUPPORTED),
+        None => Ok(None),
+    }
 }
 
 /// Room for any attribute: pcsc-lite refuses a buffer larger than `MAX_BUFFER_SIZE` before
@@ -253,6 +272,14 @@ mod tests {
         assert_eq!(feature_code(Os::PcscLite, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNSUPPORTED_FEATURE);
         assert_eq!(feature_code(Os::Mac, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNSUPPORTED_FEATURE);
         assert_eq!(feature_code(Os::Windows, 0x8010_001F_u32 as i32), SCM_SCARD_E_UNEXPECTED);
+        // A Windows driver's refusal of an attribute or IOCTL, as WinSCard passes it on
+        // (HRESULT_FROM_WIN32 of ERROR_NOT_SUPPORTED and ERROR_INVALID_FUNCTION).
+        for refusal in [0x8007_0032_u32 as i32, 0x8007_0001_u32 as i32] {
+            assert_eq!(feature_code(Os::Windows, refusal), SCM_SCARD_E_UNSUPPORTED_FEATURE);
+            // pcsc-lite has no such codes.
+            assert_eq!(feature_code(Os::PcscLite, refusal), refusal);
+        }
+        assert_eq!(feature_code(Os::Windows, SCM_E_HANDLE), SCM_E_HANDLE);
         for os in ALL {
             assert_eq!(feature_code(os, SCM_SCARD_E_UNSUPPORTED_FEATURE), SCM_SCARD_E_UNSUPPORTED_FEATURE);
             assert_eq!(feature_code(os, SCM_SCARD_W_REMOVED_CARD), SCM_SCARD_W_REMOVED_CARD);
@@ -289,10 +316,16 @@ mod tests {
             assert_eq!(text_value(os, SCM_ATTR_DEVICE_FRIENDLY_NAME, name.as_bytes()), expected);
         }
         for os in ALL {
-            // Vendor strings are bytes everywhere; a missing NUL is added, extra ones dropped.
+            // A missing NUL is added, extra ones dropped.
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_NAME, b"Virtual"), b"Virtual\0");
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_TYPE, b"vpcd\0\0"), b"vpcd\0");
             assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_SERIAL_NO, b""), b"\0");
+            // A vendor string in Latin-1 (or any non-UTF-8 bytes) still comes out as UTF-8.
+            let latin1 = text_value(os, SCM_ATTR_VENDOR_NAME, b"Soci\xE9t\xE9 \xFF\0");
+            assert_eq!(latin1, "Soci\u{FFFD}t\u{FFFD} \u{FFFD}\0".as_bytes(), "{os:?}");
+            assert!(std::str::from_utf8(&latin1).is_ok());
+            // A fixed-size field: what follows the first NUL is not part of the text.
+            assert_eq!(text_value(os, SCM_ATTR_VENDOR_IFD_SERIAL_NO, b"1234\0\xAA\xBB\0"), b"1234\0");
         }
         assert!(is_text(SCM_ATTR_VENDOR_IFD_SERIAL_NO));
         assert!(!is_text(SCM_ATTR_VENDOR_IFD_VERSION), "a DWORD");
@@ -307,7 +340,14 @@ mod tests {
         assert_eq!(find_feature(&list, SCM_FEATURE_IFD_PIN_PROPERTIES as u8), Ok(None));
         assert_eq!(find_feature(&[], 6), Ok(None));
         // The first entry of a tag listed twice wins.
-        assert_eq!(find_feature(&[6, 4, 0, 0, 0, 1, 6, 4, 0, 0, 0, 2], 6), Ok(Some(1)));
+        assert_eq!(find_feature(&[6, 4, 0x42, 0, 0, 1, 6, 4, 0x42, 0, 0, 2], 6), Ok(Some(0x4200_0001)));
+        // A code scm_control would read as a portable function number, and so turn into
+        // another command than the one listed, is not handed out.
+        for small in [[6, 4, 0, 0, 0x0D, 0x48], [6, 4, 0, 0, 0xFF, 0xFF], [6, 4, 0, 0, 0, 0]] {
+            assert_eq!(find_feature(&small, 6), Err(SCM_SCARD_E_READER_UNSUPPORTED), "{small:?}");
+            assert_eq!(find_feature(&small, 7), Ok(None), "another tag's code is not asked for");
+        }
+        assert_eq!(find_feature(&[6, 4, 0, 1, 0, 0], 6), Ok(Some(0x1_0000)));
         for malformed in
             [&[6u8][..], &[6, 4, 0, 0, 0], &[6, 2, 0, 1], &[6, 5, 0, 0, 0, 0, 1], &[6, 4, 0, 0, 0, 1, 7]]
         {
@@ -333,7 +373,10 @@ mod tests {
         if list.len() % 6 != 0 || list.chunks(6).any(|entry| entry[1] != 4) {
             return Err(SCM_SCARD_E_READER_UNSUPPORTED);
         }
-        Ok(list.chunks(6).find(|entry| entry[0] == tag).map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]])))
+        match list.chunks(6).find(|entry| entry[0] == tag) {
+            Some([_, _, 0, 0, _, _]) => Err(SCM_SCARD_E_READER_UNSUPPORTED),
+            entry => Ok(entry.map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]]))),
+        }
     }
 
     #[test]
@@ -348,7 +391,12 @@ mod tests {
             let entries = (random.next() % 8) as usize;
             let mut list: Vec<u8> = (0..entries)
                 .flat_map(|_| {
-                    let code = (random.next() as u32).to_be_bytes();
+                    // A quarter of the codes near the portable range, on either side of 0xFFFF.
+                    let code = match random.next() % 4 {
+                        0 => (random.next() % 0x2_0000) as u32,
+                        _ => random.next() as u32,
+                    }
+                    .to_be_bytes();
                     [(random.next() % 20) as u8, 4, code[0], code[1], code[2], code[3]]
                 })
                 .collect();

@@ -162,10 +162,11 @@ pub unsafe extern "C" fn scm_cancel(m: *mut scm_manage) -> scm_hresult {
 
 /// A reader attribute (`SCM_ATTR_*`), under the buffer rules. Text attributes
 /// (`SCM_ATTR_DEVICE_FRIENDLY_NAME`, `_DEVICE_SYSTEM_NAME`, `_VENDOR_NAME`, `_VENDOR_IFD_TYPE`,
-/// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted) and UTF-8 on every OS: the
-/// names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted; elsewhere
-/// answered by the library, as pcsc-lite's own answer fails with some drivers), the vendor
-/// strings as the driver gives them. Other attributes are the driver's bytes, unchanged (a
+/// `_VENDOR_IFD_SERIAL_NO`) are NUL-terminated (the NUL counted, nothing after it) and UTF-8 on
+/// every OS: the names are the reader's PC/SC name (on Windows WinSCard's wide forms, converted;
+/// elsewhere answered by the library, as pcsc-lite's own answer fails with some drivers), the
+/// vendor strings as the driver gives them up to their first NUL, any byte that is not UTF-8
+/// (a driver writing Latin-1, say) replaced by U+FFFD. Other attributes are the driver's bytes, unchanged (a
 /// 32-bit value in the platform's byte order). `SCM_ATTR_ATR_STRING` is answered for every
 /// reader holding a card: when the driver does not answer it, from the card connection or the
 /// reader's state.
@@ -176,7 +177,9 @@ pub unsafe extern "C" fn scm_cancel(m: *mut scm_manage) -> scm_hresult {
 ///
 /// Errors: `SCM_E_POINTER` (`m` or `len` NULL), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`,
 /// `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the driver does not answer that attribute: pcsc-lite's
-/// 0x8010001F is reported so, as Windows does), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
+/// 0x8010001F is reported so, and so is a Windows driver's Win32 `ERROR_NOT_SUPPORTED` or
+/// `ERROR_INVALID_FUNCTION`, here and in `scm_set_attrib`, `scm_control` and
+/// `scm_get_feature`), `SCM_SCARD_E_NO_SMARTCARD` (ATR of an empty
 /// reader), `SCM_SCARD_E_INSUFFICIENT_BUFFER`, `SCM_SCARD_W_RESET_CARD`,
 /// `SCM_SCARD_W_REMOVED_CARD` (call `scm_reconnect`), `SCM_SCARD_E_NO_SERVICE`, other PC/SC
 /// codes (pcsc-lite reports a driver's failure as `SCM_SCARD_E_NOT_TRANSACTED`).
@@ -262,7 +265,9 @@ pub unsafe extern "C" fn scm_control(
 /// Errors: `SCM_E_POINTER` (`m` or `control_code` NULL), `SCM_E_INVALIDARG` (`tag` 0 or over
 /// 0xFF), `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_UNSUPPORTED_FEATURE` (the reader
 /// does not list the feature, or answers no feature request at all),
-/// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list), the codes of `scm_control`.
+/// `SCM_SCARD_E_READER_UNSUPPORTED` (a malformed feature list, or one giving the feature a code
+/// up to 0xFFFF, which `scm_control` would take for a portable function number), the codes of
+/// `scm_control`.
 #[no_mangle]
 pub unsafe extern "C" fn scm_get_feature(
     m: *mut scm_manage,
