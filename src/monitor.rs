@@ -126,8 +126,13 @@ impl Shared {
             control.entered.push(entered);
             entered
         };
+        // Declared before the interrupt, so dropped after it (also by a panic): this call's
+        // bookkeeping, the blocking context included, is undone before the next call's turn
+        // begins; undone after, it would unset the context that call is blocked on, out of a
+        // cancel's reach.
+        let mut engine;
         let interrupt = Interrupt { shared: self, entered };
-        let mut engine = lock_ignoring_poison(&self.engine);
+        engine = lock_ignoring_poison(&self.engine);
         // Checked once it is this call's turn: a cancel may have come while another ran.
         interrupt.check()?;
         engine.next(deadline, &interrupt, deliver)

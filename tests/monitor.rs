@@ -9,7 +9,7 @@ mod common;
 mod monitor_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -92,25 +92,28 @@ fn a_name_that_does_not_fit_keeps_its_event() {
             break;
         }
     }
-    // Without a length the name is not wanted and the event is taken.
-    reader.card().remove();
-    assert!(wait_card(name, false, WAIT));
-    let deadline = Instant::now() + WAIT;
-    let mut taken = 0;
-    while Instant::now() < deadline && taken < 32 {
+}
+
+/// No buffer and no length: the name is not wanted and the event is taken, so a fresh
+/// monitor's initial state comes out with each of the lab's readers added exactly once (a kept
+/// event would come out again and again).
+#[test]
+fn an_event_asked_for_without_a_name_is_taken() {
+    let readers = shared().readers().len();
+    let monitor = Monitor::new();
+    let mut added = 0;
+    for _ in 0..4 * readers {
         let mut event = 0;
         // SAFETY: no buffer and no length: the event alone.
-        let hr = unsafe {
-            scm_monitor_next(monitor.0, 100, &mut event, std::ptr::null_mut(), std::ptr::null_mut())
-        };
-        if hr == SCM_S_OK {
-            taken += 1;
-        }
-        if hr == SCM_S_OK && event == SCM_EVENT_CARD_REMOVED {
+        let hr =
+            unsafe { scm_monitor_next(monitor.0, 0, &mut event, std::ptr::null_mut(), std::ptr::null_mut()) };
+        if hr == SCM_SCARD_E_TIMEOUT {
             break;
         }
+        assert_eq!(hr, SCM_S_OK);
+        added += usize::from(event == SCM_EVENT_READER_ADDED);
     }
-    assert!(taken > 0, "events taken without a name");
+    assert_eq!(added, readers, "each reader added once");
 }
 
 /// 200 insert/remove cycles over 4 readers in parallel, each transition seen by pcscd before
@@ -319,4 +322,62 @@ fn tokens_of_another_kind_and_bad_arguments_are_refused() {
         assert_eq!(scm_monitor_next(token, 0, &mut event, name.as_mut_ptr(), &mut len), SCM_E_HANDLE);
         assert_eq!(scm_monitor_release(token), SCM_E_HANDLE);
     }
+}
+
+/// Two threads calling `next` on one monitor take turns on it: the one whose turn it is must
+/// stay cancellable when the other leaves, every time. Each card event hands the turn over.
+#[test]
+fn two_threads_taking_turns_stay_cancellable() {
+    let reader = lease();
+    let name = reader.name();
+    let monitor = Arc::new(Monitor::new());
+    monitor.drain();
+    let stop = Arc::new(AtomicBool::new(false));
+    let takers: Vec<_> = (0..2)
+        .map(|_| {
+            let (monitor, stop) = (Arc::clone(&monitor), Arc::clone(&stop));
+            thread::spawn(move || loop {
+                match monitor.next(SCM_WAIT_INFINITE) {
+                    Ok(_) if !stop.load(Ordering::SeqCst) => continue,
+                    Ok(_) => return SCM_SCARD_E_CANCELLED,
+                    Err(hr) => return hr,
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        reader.insert();
+        assert!(wait_card(name, true, WAIT));
+        reader.card().remove();
+        assert!(wait_card(name, false, WAIT));
+    }
+    // The last event's hand-over is over: one taker blocked in PC/SC, the other waiting its turn.
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    // A taker that got an event just before the flag may start one more call: cancel until both
+    // are gone, each cancel bounded (a call blocked where no cancel reaches it holds it for ever).
+    let (done, cancels) = mpsc::channel();
+    let canceller = {
+        let monitor = Arc::clone(&monitor);
+        thread::spawn(move || {
+            while !takers.iter().all(thread::JoinHandle::is_finished) {
+                let started = Instant::now();
+                ok(monitor.cancel());
+                done.send(started.elapsed()).unwrap();
+                thread::sleep(Duration::from_millis(20));
+            }
+            takers.into_iter().map(|taker| taker.join().unwrap()).collect::<Vec<_>>()
+        })
+    };
+    loop {
+        match cancels.recv_timeout(WAIT) {
+            Ok(took) => {
+                eprintln!("cancel took {took:?}");
+                assert!(took < PROMPT, "a cancel took {took:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("a cancel did not return within {WAIT:?}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    assert_eq!(canceller.join().unwrap(), [SCM_SCARD_E_CANCELLED; 2]);
 }

@@ -300,8 +300,7 @@ impl Engine {
         // PCSC.framework keeps no counter: the upper bits are not relied on there.
         let counted = match cfg!(target_os = "macos") {
             true => 0,
-            // The counter is 16 bits wide: the step is taken modulo 2^16.
-            false => u32::from((state >> 16).wrapping_sub(reader.state >> 16) as u16),
+            false => counter_step(reader.state, state),
         };
         let steps = transitions(counted, was_present != is_present);
         let name = Arc::clone(&reader.name);
@@ -339,6 +338,12 @@ impl Engine {
     fn push(&mut self, event: Event, reader: &Arc<CStr>, repeat: u32) {
         self.queue.push_back(Pending { event, reader: Arc::clone(reader), repeat });
     }
+}
+
+/// How far a reader's event counter (the upper 16 bits of its event state) moved from `old`
+/// to `new`: it is 16 bits wide, so the step is taken modulo 2^16.
+fn counter_step(old: ffi::DWORD, new: ffi::DWORD) -> u32 {
+    u32::from((new >> 16).wrapping_sub(old >> 16) as u16)
 }
 
 /// How many card events a counter step of `counted` (mod 2^16) and a change of presence (or
@@ -410,9 +415,10 @@ mod tests {
 
     #[test]
     fn a_counter_step_across_the_wrap_counts() {
-        let old: ffi::DWORD = 0xFFFF_0020;
-        let new: ffi::DWORD = 0x0001_0020;
-        assert_eq!((new >> 16).wrapping_sub(old >> 16) & 0xFFFF, 2);
+        assert_eq!(counter_step(0x0003_0020, 0x0005_0022), 2);
+        assert_eq!(counter_step(0xFFFF_0020, 0x0001_0020), 2, "across the wrap");
+        assert_eq!(counter_step(0xFFFE_0022, 0xFFFF_0020), 1);
+        assert_eq!(counter_step(0x0007_0020, 0x0007_0120), 0, "other state bits are no step");
     }
 
     #[test]
