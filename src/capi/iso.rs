@@ -151,12 +151,17 @@ use super::scm_manage;
 /// GET RESPONSE were sent: that answer is lost (send the command again with a buffer of the size
 /// returned, or of `SCM_MAX_APDU_SIZE` bytes, which always fits). `response` is written only on
 /// success. `command` and `response` may be the same buffer. Reuses the manager's buffers: no
-/// allocation per call after the first.
+/// allocation per call after the first, except that an answer longer than any before grows the
+/// manager's answer buffer once. The library's copy of the command (its encoding) is
+/// overwritten before the call returns, so a VERIFY sent this way leaves no code in the
+/// manager.
 ///
 /// A card that breaks the exchange gets `SCM_SCARD_E_COMM_DATA_LOST` and its answer is dropped:
 /// an answer shorter than a status word, more data than the Le of the command that got it, a
 /// GET RESPONSE chain past 65536 bytes or past 1024 rounds, or a third `6Cxx` for one command.
-/// A chained piece answered with anything but `90 00` ends the command with that answer.
+/// A chained piece answered with anything but `90 00` ends the command: with that status word
+/// when it is a refusal (`64xx` to `6Fxx`, no data), with `SCM_SCARD_E_COMM_DATA_LOST` when it
+/// is not (data, `61xx`, a warning: the caller would take it for the whole command's answer).
 ///
 /// Errors: `SCM_E_POINTER` (`m`, `command` or `response_len` NULL), `SCM_E_HANDLE`,
 /// `SCM_E_INVALIDARG` (unknown flag bits, `command_len` 0 or over `SCM_MAX_APDU_SIZE`, a command

@@ -18,12 +18,14 @@ fn references(algorithm: u32, key: u32) -> Result<(u8, u8)> {
     Ok((byte(algorithm)?, byte(key)?))
 }
 
-/// The status of a command whose success must carry data.
-fn with_data(sw: u16, out: &[u8]) -> Result<()> {
+/// The status of a command whose success must carry data, at most `most` bytes of it.
+fn with_data(sw: u16, out: &[u8], most: usize) -> Result<()> {
     sw::check(sw, out.len())?;
-    match out.is_empty() {
-        true => Err(BROKEN_EXCHANGE),
-        false => Ok(()),
+    match out.len() {
+        0 => Err(BROKEN_EXCHANGE),
+        // One answer is bounded by the Le, but a 61xx chain of GET RESPONSE is not.
+        len if len > most => Err(BROKEN_EXCHANGE),
+        _ => Ok(()),
     }
 }
 
@@ -39,7 +41,7 @@ impl Auth {
             return Err(SCM_E_INVALIDARG);
         }
         let sw = manager.iso_command(&Command { ne: len, ..Command::new(0x00, 0x84, 0x00, 0x00) }, out)?;
-        with_data(sw, out)
+        with_data(sw, out, len)
     }
 
     /// INTERNAL AUTHENTICATE (`00 88 P1 P2`, P1 the algorithm, P2 the key, the data, Le for the
@@ -56,7 +58,7 @@ impl Auth {
         let (p1, p2) = references(algorithm, key)?;
         let ne = manager.iso_capabilities()?.max_response_data();
         let sw = manager.iso_command(&Command { data, ne, ..Command::new(0x00, 0x88, p1, p2) }, out)?;
-        with_data(sw, out)
+        with_data(sw, out, MAX_NE)
     }
 
     /// EXTERNAL AUTHENTICATE (`00 82 P1 P2`, the data): a refusal (`63xx`) is
@@ -69,5 +71,20 @@ impl Auth {
             0x6300..=0x63FF => Err(SCM_SCARD_W_SECURITY_VIOLATION),
             sw => sw::check(sw, 0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_success_must_carry_data_within_what_was_asked() {
+        assert_eq!(with_data(0x9000, &[1; 8], 8), Ok(()));
+        assert_eq!(with_data(0x9000, &[1; 4], 8), Ok(()), "fewer than asked");
+        assert_eq!(with_data(0x9000, &[], 8), Err(BROKEN_EXCHANGE));
+        // A GET CHALLENGE of 8 answered 61 10, then 16 bytes through GET RESPONSE.
+        assert_eq!(with_data(0x9000, &[1; 16], 8), Err(BROKEN_EXCHANGE));
+        assert_eq!(with_data(0x6A86, &[], 8), Err(sw::card_status(0x6A86)));
     }
 }

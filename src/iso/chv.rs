@@ -10,6 +10,7 @@ use std::sync::atomic::{compiler_fence, Ordering};
 
 use super::apdu::Command;
 use super::sw::{self, ChvError};
+use super::transport::longest_encoding;
 use crate::hresult::*;
 use crate::manager::Manager;
 
@@ -76,13 +77,10 @@ fn codes_data(codes: &[&[u8]], flags: u32) -> Result<Secret, scm_hresult> {
     Ok(data)
 }
 
-/// The longest encoding of a command with `data`: header, extended Lc and Le.
-const ENCODING_OVERHEAD: usize = 4 + 3 + 2;
-
 /// Sends a command whose data is a secret, encoding it in a wiped buffer, and reads the answer
 /// as reference-data status.
 fn send_secret(manager: &mut Manager, command: &Command) -> ChvResult<()> {
-    let mut encoded = Secret::with_capacity(command.data.len() + ENCODING_OVERHEAD);
+    let mut encoded = Secret::with_capacity(longest_encoding(command.data.len()));
     let mut response = Vec::new();
     let sw = manager.iso_command_in(command, &mut encoded.0, &mut response)?;
     sw::chv_check(sw)

@@ -21,7 +21,8 @@ use crate::hresult::*;
 /// A card's answer that breaks the rules of the exchange: shorter than a status word, more data
 /// than the command's Le allowed, a GET RESPONSE chain past what an extended APDU carries (or
 /// past [`transport::MAX_ROUNDS`] rounds), or a wrong-length correction (6Cxx) repeated past
-/// [`transport::MAX_LE_FIXES`]. The answer is dropped.
+/// [`transport::MAX_LE_FIXES`], or a piece of a chained command answered with anything but
+/// `90 00` or a refusal. The answer is dropped.
 pub(crate) const BROKEN_EXCHANGE: scm_hresult = SCM_SCARD_E_COMM_DATA_LOST;
 
 /// Data from the card that should be BER-TLV (an FCP, a template) and is not: a length that runs

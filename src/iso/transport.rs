@@ -11,6 +11,7 @@ use std::fmt;
 use pcsc::ffi;
 
 use super::apdu::{Command, MAX_NE, MAX_SHORT_DATA, MAX_SHORT_NE};
+use super::chv::wipe;
 use super::BROKEN_EXCHANGE;
 use crate::hresult::*;
 use crate::manager::Manager;
@@ -179,10 +180,16 @@ pub fn run(
                     break;
                 }
                 let (data, sw) = exchange(card, &piece, false, encoded, answer)?;
-                if sw != super::sw::SW_OK || !data.is_empty() {
-                    append(response, data)?;
-                    return Ok(sw);
+                if sw == super::sw::SW_OK && data.is_empty() {
+                    continue;
                 }
+                // The rest of the data never reached the card: only a refusal may end the
+                // command, since anything else would read as the whole command's success.
+                let refusal = data.is_empty() && matches!(sw >> 8, 0x64..=0x6F);
+                return match refusal {
+                    true => Ok(sw),
+                    false => Err(BROKEN_EXCHANGE),
+                };
             }
         }
         // A short command asks for at most 256 bytes; GET RESPONSE collects the rest.
@@ -276,6 +283,71 @@ impl IsoSession {
     pub fn forget_card(&mut self) {
         self.capabilities = None;
     }
+
+    /// Gives the buffers their full size, once: any answer fits, and any command's encoding, so
+    /// that the encoding buffer never grows (growing frees the old allocation as it is).
+    fn ready(&mut self) {
+        if self.answer.len() < scard::MAX_APDU {
+            self.answer.resize(scard::MAX_APDU, 0);
+        }
+        if self.encoded.capacity() < scard::MAX_APDU {
+            self.encoded.clear();
+            self.encoded.reserve_exact(scard::MAX_APDU);
+        }
+    }
+
+    /// [`Manager::iso_transmit`] over `card`, with the command decoded.
+    fn transmit(
+        &mut self,
+        card: &mut impl Exchange,
+        capabilities: Capabilities,
+        flags: u32,
+        command: &Command,
+        was_extended: bool,
+    ) -> Result<Vec<u8>> {
+        let plan = match flags & CHAIN {
+            0 => Plan { extended: was_extended, t0: capabilities.t0 },
+            _ => Plan::automatic(command, capabilities),
+        };
+        let mut response = std::mem::take(&mut self.response);
+        response.clear();
+        // The caller's command may carry a code (a VERIFY of its own): every encoding of it (its
+        // pieces, resends and GET RESPONSEs are no longer) is wiped when the exchange ends,
+        // however it ends, unwinding included.
+        let encoded = Wiped { used: longest_encoding(command.data.len()), buffer: &mut self.encoded };
+        match run(card, command, plan, flags, encoded.buffer, &mut self.answer, &mut response) {
+            Ok(sw) => {
+                response.extend_from_slice(&sw.to_be_bytes());
+                Ok(response)
+            }
+            Err(code) => {
+                self.response = response;
+                Err(code)
+            }
+        }
+    }
+}
+
+/// A buffer overwritten when let go, over the first `used` bytes of its allocation: its length
+/// at the end says only what was written last.
+struct Wiped<'a> {
+    buffer: &'a mut Vec<u8>,
+    used: usize,
+}
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        let used = self.used.min(self.buffer.capacity());
+        // Within the capacity: no new allocation.
+        self.buffer.resize(used.max(self.buffer.len()), 0);
+        wipe(self.buffer);
+    }
+}
+
+/// The longest encoding of a command with `data` and of each piece of it: header, extended Lc
+/// and Le.
+pub(crate) const fn longest_encoding(data: usize) -> usize {
+    data + 4 + 3 + 2
 }
 
 /// The manager's connection with its session, ready for a command.
@@ -295,9 +367,7 @@ impl Manager {
                 *session.capabilities.insert(capabilities)
             }
         };
-        if session.answer.len() < scard::MAX_APDU {
-            session.answer.resize(scard::MAX_APDU, 0);
-        }
+        session.ready();
         Ok((Link { card: Connection { handle, protocol }, session }, capabilities))
     }
 
@@ -339,23 +409,7 @@ impl Manager {
         let (command, was_extended) = Command::parse(raw)?;
         let (link, capabilities) = self.iso_link()?;
         let Link { mut card, session } = link;
-        let plan = match flags & CHAIN {
-            0 => Plan { extended: was_extended, t0: capabilities.t0 },
-            _ => Plan::automatic(&command, capabilities),
-        };
-        let mut response = std::mem::take(&mut session.response);
-        response.clear();
-        match run(&mut card, &command, plan, flags, &mut session.encoded, &mut session.answer, &mut response)
-        {
-            Ok(sw) => {
-                response.extend_from_slice(&sw.to_be_bytes());
-                Ok(response)
-            }
-            Err(code) => {
-                session.response = response;
-                Err(code)
-            }
-        }
+        session.transmit(&mut card, capabilities, flags, &command, was_extended)
     }
 
     /// Gives the buffer [`Manager::iso_transmit`] returned back, for the next call.
@@ -367,7 +421,7 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iso::apdu::MAX_SHORT_DATA;
+    use crate::iso::apdu::{CLA_CHAINING, MAX_SHORT_DATA};
 
     /// A card played by a closure over each command, counting them.
     struct Scripted<F: FnMut(&[u8]) -> Vec<u8>> {
@@ -475,6 +529,25 @@ mod tests {
     }
 
     #[test]
+    fn a_piece_answered_as_if_the_command_were_whole_breaks_the_exchange() {
+        // Only the first 255 of 600 bytes reached the card: an answer the caller would take for
+        // the whole command's success (data, 61xx, 9000 with data, a 62xx warning with data) must
+        // not end it as one.
+        let data = vec![0x42; 600];
+        let update = Command { data: &data, ..Command::new(0x00, 0xD6, 0, 0) };
+        for answer in [vec![0x61, 0x10], vec![1, 2, 0x90, 0x00], vec![1, 0x62, 0x81], vec![0x91, 0x00]] {
+            let mut card = scripted(|_| answer.clone());
+            assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap_err(), BROKEN_EXCHANGE, "{answer:02X?}");
+            assert_eq!(card.commands.len(), 1);
+        }
+        // A refusal without data still ends the command with its status word.
+        for refusal in [0x6882, 0x6A80, 0x6982] {
+            let mut card = scripted(|_| u16::to_be_bytes(refusal).to_vec());
+            assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap(), (vec![], refusal));
+        }
+    }
+
+    #[test]
     fn hostile_answers_get_their_codes() {
         let read = Command { ne: 256, ..Command::new(0x00, 0xB0, 0, 0) };
         // Endless 61xx with full pieces: stopped at 64 KiB.
@@ -519,6 +592,44 @@ mod tests {
         }
         // The lab's default card: T=1, no historical bytes.
         assert!(!Capabilities::from_atr(&[0x3B, 0x80, 0x01, 0x81], false).extended_length);
+    }
+
+    #[test]
+    fn a_raw_command_leaves_no_copy_in_the_session() {
+        // A caller's VERIFY through scm_transmit_ex: its code must not stay in the manager's
+        // buffers (kept for the manager's lifetime, freed unwiped), past their length either (a
+        // GET RESPONSE or a last chained piece is shorter than the command), nor in an
+        // allocation a growing buffer left behind.
+        let code = *b"PIN-4711";
+        let data = [code; 300 / 8 + 1].concat();
+        let verify = [&[0x00, 0x20, 0x00, 0x81, 0x00, 0x01, 0x2C][..], &data[..300]].concat();
+        for extended_length in [true, false] {
+            let mut session = IsoSession::default();
+            session.ready();
+            // Every byte of the allocation initialized, so that all of it can be read below.
+            let capacity = session.encoded.capacity();
+            session.encoded.resize(capacity, 0);
+            session.encoded.clear();
+            let first = session.encoded.as_ptr();
+            let mut card = scripted(|command| match command[1] {
+                0x20 if command[0] & CLA_CHAINING == 0 => vec![0x61, 0x04],
+                0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
+                _ => vec![0x90, 0x00],
+            });
+            let capabilities = Capabilities { extended_length, t0: false };
+            for raw in [&[0x00, 0x84, 0x00, 0x00, 0x08][..], &verify] {
+                let (command, was_extended) = Command::parse(raw).unwrap();
+                let response =
+                    session.transmit(&mut card, capabilities, ALL, &command, was_extended).unwrap();
+                session.response = response;
+            }
+            assert_eq!(card.commands.len(), 1 + 2 + usize::from(!extended_length), "a GET RESPONSE each");
+            assert_eq!(session.encoded.as_ptr(), first, "the encoding buffer never moves");
+            assert!(session.encoded.capacity() >= scard::MAX_APDU);
+            // SAFETY: the whole capacity was initialized above, in this same allocation.
+            unsafe { session.encoded.set_len(capacity) };
+            assert!(!session.encoded.windows(code.len()).any(|bytes| bytes == code), "the code is wiped");
+        }
     }
 
     #[test]
