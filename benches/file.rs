@@ -173,9 +173,8 @@ fn main() {
     let rounds = arg("--rounds", 200);
     let lab = Lab::start(1).expect("starting the PC/SC lab (needs root and the lab's packages)");
     std::env::set_var(SOCKET_ENV, lab.socket_path());
-    let short_only = IsoOptions { t0: false, extended: false, chaining: true };
     let mut benches = Vec::new();
-    for (reader, options) in lab.readers().iter().zip([short_only, IsoOptions::default()]) {
+    for (reader, options) in lab.readers().iter().zip([IsoOptions::SHORT, IsoOptions::default()]) {
         let (card, control) = iso::card(options);
         card.insert(reader.port);
         assert!(

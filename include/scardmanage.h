@@ -294,27 +294,6 @@
 // How many files one `scm_file_access` object keeps open at once (`scm_file_open`).
 #define SCM_FILE_MAX_OPEN 16
 
-// How many files one object keeps open at once; one more is `SCM_E_OUTOFMEMORY`.
-#define MAX_OPEN_FILES 16
-
-// The largest position: the largest offset the library writes into an offset data object
-// (four bytes). A record file's positions count records.
-#define MAX_POSITION (uint64_t)UINT32_MAX
-
-// Seek origins (`SCM_SEEK_*`).
-#define FROM_BEGINNING 0
-
-#define FROM_END 1
-
-#define RELATIVE 2
-
-// The MF's file identifier: a path that starts with it is absolute.
-#define MF 16128
-
-// The identifiers below the MF or a DF name that one SELECT by path can carry in a short
-// APDU's 255 data bytes.
-#define MAX_DEPTH 127
-
 // pcsc-lite's `CM_IOCTL_GET_FEATURE_REQUEST`: `SCARD_CTL_CODE(3400)` (PC/SC part 10).
 #define GET_FEATURE_REQUEST 3400
 
@@ -1233,10 +1212,11 @@ scm_hresult scm_monitor_release(scm_monitor *mon);
 // `SCM_SCARD_E_UNEXPECTED`. Nothing a card answers is trusted: such answers never crash, hang
 // or write past a buffer. Checks come in the order of the header's preamble.
 //
-// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF is
-// `SCM_SCARD_E_NO_DIR` (a card that sends no FCP is taken at its word that the file is a
-// DF); `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged
-// on failure.
+// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF (its file
+// descriptor, tag 82) is `SCM_SCARD_E_NO_DIR` (a card that sends no FCP, or an FCP or FCI
+// without a file descriptor, is taken at its word that the file is a DF);
+// `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged on
+// failure.
 scm_hresult scm_file_change_dir(scm_file_access *f, uint32_t reference, const char *name);
 
 // The object's current directory (COM GetCurrentDir), NUL-terminated, under the buffer rules:
@@ -1270,12 +1250,16 @@ scm_hresult scm_file_open(scm_file_access *f, uint32_t reference, const char *na
 // the count read, fewer than asked where the file ends; the position moves by that count. It
 // sends the file's SELECT (P2 `0C`; for a short EF identifier, its directory's), then READ
 // BINARY commands of as many bytes as one answer holds (256, or with extended length 65533, so
-// that an answer with its status word fits the 16-bit frames of some readers' drivers): `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by
-// short EF identifier names it in P1, up to offset 255), past that the odd instruction `00 B1`
-// with an offset data object (`54`) and the bytes in a `53` object. A card that refuses B1
-// (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are returned, and a
-// read starting past it is `SCM_E_NOTIMPL`. A read that starts at the end (the FCP's size, or
-// 6B00/6282 or an empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
+// that an answer with its status word fits the 16-bit frames of some readers' drivers):
+// `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by short EF
+// identifier names it in P1, up to offset 255), past that the odd instruction `00 B1` with an
+// offset data object (`54`) and the bytes in a `53` object (the first command of a call on a
+// file opened by short EF identifier, past offset 255, is B1 naming it in P2). A card that
+// refuses B1 (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are
+// returned, and a read starting past it is `SCM_E_NOTIMPL`, as is, on a file opened by short
+// EF identifier, a read starting past offset 255. A read that starts at the end (the FCP's
+// size, 4294967296 where reading the byte at the last position leaves it, or 6B00/6282 or an
+// empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
 // `*len` set to 0 (the one output written on failure). The file ends where the card says:
 // a short answer, 6282 or 6B00. When a command fails after some bytes were read, the call
 // succeeds with those bytes; the next call meets the failure.
@@ -1295,9 +1279,10 @@ scm_hresult scm_file_read(scm_file_access *f, uint32_t file, uint8_t *buf, size_
 //
 // Transparent file: writes the `len` bytes at the position with UPDATE BINARY commands of as
 // many bytes as one command carries (255, or with extended length 65528: the whole APDU within
-// 65535 bytes), `00 D6` up to
-// offset 32767 and `00 D7` (offset `54`, data `53`) past it, after the file's SELECT, and moves
-// the position by `len`. More than the FCP's size leaves room for is
+// 65535 bytes), `00 D6` up to offset 32767 and `00 D7` (offset `54`, data `53`) past it,
+// after the file's SELECT (for a file opened by short EF identifier, its directory's SELECT,
+// and the first command names the file: D6 in P1 up to offset 255, D7 in P2 past it), and
+// moves the position by `len`. More than the FCP's size leaves room for is
 // `SCM_SCARD_E_WRITE_TOO_MANY` before anything is sent. `len` 0 sends nothing.
 // `SCM_FILE_APPEND` on a transparent file is `SCM_E_INVALIDARG` (seek to the end instead).
 //

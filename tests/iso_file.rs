@@ -19,9 +19,6 @@ use pcsc::ffi;
 use scardmanage::*;
 use scardmanage_lab::iso::{self, Hostile, IsoOptions};
 
-/// A card without extended length: short APDUs only, over T=1.
-const SHORT_ONLY: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
-
 /// A file access object released on drop.
 struct Files(*mut scm_file_access);
 
@@ -198,7 +195,7 @@ fn big_file_round_trip(lab: &IsoReader, seed: u8) -> (u64, u64) {
 
 #[test]
 fn the_40000_byte_file_through_short_apdus() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let (writes, reads) = big_file_round_trip(&lab, 0x5A);
     // SELECT, then 128 READ BINARY B0 of 256 bytes up to offset 32767 and 29 B1 of 253 past it.
     assert_eq!(reads, 1 + 128 + 29);
@@ -223,12 +220,20 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
     let (_, protocol) = lab.manager.status().unwrap();
     assert_eq!(protocol, SCM_PROTOCOL_T0);
     big_file_round_trip(&lab, 0x3C);
-    // Reads that end inside the file's last 256 bytes: the card corrects the Le with 6Cxx.
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -100), Ok(39_900));
+    let before = lab.card.commands_received();
     let tail = files.read(file, 1000).unwrap();
     same(&tail, &lab.card.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap()[39_900..], "the tail");
+    // The odd READ BINARY has data, so T=0 sends it without Le; its answer comes by 61xx.
+    assert_eq!(lab.card.commands_received() - before, 3, "SELECT, B1, GET RESPONSE");
+    // READ RECORD asks for 256 bytes (Le 00) of a 16-byte record: the card's 6C10 makes the
+    // library ask again with Le 10.
+    let records = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
+    let before = lab.card.commands_received();
+    assert_eq!(files.read(records, 64).unwrap(), iso::initial_record(1));
+    assert_eq!(lab.card.commands_received() - before, 3, "SELECT, READ RECORD, READ RECORD again");
     // The FCP comes through GET RESPONSE.
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -236,7 +241,7 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
 
 #[test]
 fn reads_and_seeks_inside_the_file() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let content = iso::big_content();
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
@@ -277,7 +282,7 @@ fn reads_and_seeks_inside_the_file() {
 
 #[test]
 fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(files.seek(file, SCM_SEEK_FROM_END, -3), Ok(iso::SMALL_CONTENT.len() as u64 - 3));
@@ -295,7 +300,7 @@ fn writes_past_the_known_size_are_refused_before_anything_is_sent() {
 
 #[test]
 fn records_are_read_and_written_one_by_one() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
     for n in 1..=iso::RECORD_COUNT {
@@ -331,7 +336,7 @@ fn records_are_read_and_written_one_by_one() {
 
 #[test]
 fn files_by_short_identifier() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_SHORT_ID, &iso::SFI_BIG.to_string()).unwrap();
@@ -361,7 +366,7 @@ fn files_by_short_identifier() {
 
 #[test]
 fn paths_absolute_relative_and_by_df_name() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     assert_eq!(files.cwd().unwrap(), "3F00");
     let small = iso::SMALL_CONTENT;
@@ -440,7 +445,7 @@ fn paths_absolute_relative_and_by_df_name() {
 
 #[test]
 fn properties_are_the_fcp_as_the_card_sends_it() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -476,7 +481,7 @@ fn properties_are_the_fcp_as_the_card_sends_it() {
 
 #[test]
 fn access_conditions_become_their_codes() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let secret = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SECRET)).unwrap();
     assert_eq!(files.read(secret, 10), Err((SCM_SCARD_W_SECURITY_VIOLATION, 10)));
@@ -488,7 +493,7 @@ fn access_conditions_become_their_codes() {
 
 #[test]
 fn create_delete_deactivate_activate() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     // A transparent EF of 600 bytes; its identifier (83) is added from the reference.
@@ -549,7 +554,7 @@ fn create_delete_deactivate_activate() {
 
 #[test]
 fn the_open_file_table_is_bounded() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let open: Vec<u32> =
         (0..SCM_FILE_MAX_OPEN).map(|_| files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap()).collect();
@@ -564,36 +569,42 @@ fn the_open_file_table_is_bounded() {
 }
 
 /// Hostile cards: each answer is a documented code, quickly, and the object works again once
-/// the card behaves.
-#[test]
-fn hostile_cards_get_documented_codes() {
-    let lab = IsoReader::new(SHORT_ONLY);
+/// the card behaves. Reads start at offset 0 (READ BINARY B0) and past 32767 (B1, the offset and
+/// the bytes in data objects), on each kind of card the lab has.
+fn hostile_cards_get_documented_codes(options: IsoOptions) {
+    let lab = IsoReader::new(options);
     let files = Files::new(&lab.manager);
     let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+    let content = iso::big_content();
     const LOST: scm_hresult = SCM_SCARD_E_COMM_DATA_LOST;
     const MALFORMED: scm_hresult = SCM_SCARD_E_UNEXPECTED;
-    // Mode, then what a read of the big file, an open and a properties call of the small one
-    // give.
+    const ODD: usize = 33_000;
+    // B1's answer, overlong: over T=1 more than its Le asked; over T=0, which sends no Le with
+    // a command that has data, bytes after the 53 object.
+    let overlong_odd = if options.t0 { Err(MALFORMED) } else { Err(LOST) };
+    // Mode, then what a read of the big file from 0 and from ODD, an open and a properties call
+    // of the small one give.
     let cases = [
-        (Hostile::OverlongRead, Err(LOST), Ok(()), Ok(())),
-        (Hostile::FcpLengthLies, Ok(()), Err(MALFORMED), Err(MALFORMED)),
-        (Hostile::FcpTruncated, Ok(()), Err(MALFORMED), Err(MALFORMED)),
-        (Hostile::FcpLongLengthForm, Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::OverlongRead, Err(LOST), overlong_odd, Ok(()), Ok(())),
+        (Hostile::FcpLengthLies, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::FcpTruncated, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
+        (Hostile::FcpLongLengthForm, Ok(()), Ok(()), Err(MALFORMED), Err(MALFORMED)),
         // No FCP at all: opened as a transparent file of unknown size; no template to give.
-        (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
-        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST)),
-        (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST)),
-        (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EmptySuccess, Err(SCM_SCARD_W_EOF), Err(SCM_SCARD_W_EOF), Ok(()), Err(MALFORMED)),
+        (Hostile::OneByteAnswer, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EndlessGetResponse, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::LongChain, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
+        (Hostile::EndlessWrongLe, Err(LOST), Err(LOST), Err(LOST), Err(LOST)),
     ];
-    for (mode, read, open, properties) in cases {
+    for (mode, read, read_odd, open, properties) in cases {
         lab.card.set_hostile(mode);
         let start = Instant::now();
-        assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-        let got = files.read(big, iso::BIG_SIZE).map(|data| {
-            // Whatever a broken card made of it, never more than the file.
-            assert!(data.len() <= iso::BIG_SIZE);
-        });
-        assert_eq!(got.map_err(|(hr, _)| hr), read, "{mode:?}: read");
+        for (at, expected) in [(0, read), (ODD, read_odd)] {
+            assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, at as i64), Ok(at as u64));
+            // Where the card's FCPs lie, its READ BINARY does not: the file's bytes, exactly.
+            let got = files.read(big, iso::BIG_SIZE).map(|data| same(&data, &content[at..], "read"));
+            assert_eq!(got.map_err(|(hr, _)| hr), expected, "{mode:?}: read at {at}");
+        }
         let opened = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).map(|file| ok(files.close(file)));
         assert_eq!(opened, open, "{mode:?}: open");
         let got = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).map(|fcp| assert_eq!(fcp[0], 0x62));
@@ -601,13 +612,28 @@ fn hostile_cards_get_documented_codes() {
         assert!(start.elapsed() < Duration::from_secs(20), "{mode:?} took {:?}", start.elapsed());
         lab.card.set_hostile(Hostile::None);
         assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Ok(0));
-        assert_eq!(files.read(big, 100).unwrap(), iso::big_content()[..100], "{mode:?}: works again");
+        assert_eq!(files.read(big, 100).unwrap(), content[..100], "{mode:?}: works again");
     }
 }
 
 #[test]
+fn hostile_short_apdu_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(IsoOptions::SHORT);
+}
+
+#[test]
+fn hostile_extended_length_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(IsoOptions::default());
+}
+
+#[test]
+fn hostile_t0_cards_get_documented_codes() {
+    hostile_cards_get_documented_codes(IsoOptions::T0);
+}
+
+#[test]
 fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
     let big = files.open(SCM_REF_BY_ID, "5002").unwrap();
@@ -629,17 +655,23 @@ fn the_object_follows_its_manager_through_a_reset_and_reconnect() {
 
     // Detached: every call is NOT_ATTACHED, even those that send nothing; attached again, it
     // works on.
+    let records = files.open(SCM_REF_BY_ID, &format!("{:04X}", iso::EF_RECORDS)).unwrap();
     ok(lab.manager.detach());
     assert_eq!(files.read(big, 1), Err((SCM_E_NOT_ATTACHED, 1)));
     assert_eq!(files.cwd(), Err(SCM_E_NOT_ATTACHED));
     assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 0), Err(SCM_E_NOT_ATTACHED));
+    // Arguments are checked before the manager's state, as the header's preamble orders.
+    assert_eq!(files.seek(big, 3, 0), Err(SCM_E_INVALIDARG), "origin out of range");
+    assert_eq!(files.write(records, &[]), SCM_E_INVALIDARG, "an empty record");
+    assert_eq!(files.append(records, &[]), SCM_E_INVALIDARG, "an empty record");
+    assert_eq!(files.append(big, b"x"), SCM_E_INVALIDARG, "append to a transparent file");
     ok(lab.manager.attach(lab.lease.name()));
     assert_eq!(files.read(big, 100).unwrap(), content[200..300]);
 }
 
 #[test]
 fn calls_after_the_managers_release_are_refused() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let manager = Manager::attached(lab.lease.name());
     let files = Files::new(&manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
@@ -682,7 +714,7 @@ fn calls_after_the_managers_release_are_refused() {
 
 #[test]
 fn read_argument_errors() {
-    let lab = IsoReader::new(SHORT_ONLY);
+    let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     let mut buf = [0u8; 8];
@@ -693,6 +725,30 @@ fn read_argument_errors() {
     assert_eq!(len, 8, "unchanged on failure");
     ok(unsafe { scm_file_read(files.0, file, buf.as_mut_ptr(), &mut len, 0) });
     assert_eq!(&buf[..len], &iso::SMALL_CONTENT[..8]);
+    // A capacity no slice can have is refused before the buffer is touched.
+    let mut len = usize::MAX;
+    assert_eq!(unsafe { scm_file_read(files.0, file, buf.as_mut_ptr(), &mut len, 0) }, SCM_E_INVALIDARG);
+    assert_eq!(len, usize::MAX);
+    // More than one extended APDU carries, for a write and for CREATE FILE's template.
+    let long = vec![0u8; 65_536];
+    assert_eq!(unsafe { scm_file_write(files.0, file, long.as_ptr(), long.len(), 0) }, SCM_E_INVALIDARG);
+    let name = text("5010");
+    assert_eq!(
+        unsafe { scm_file_create(files.0, SCM_REF_BY_ID, name.as_ptr(), long.as_ptr(), long.len(), 0) },
+        SCM_E_INVALIDARG
+    );
+    // Names that are not UTF-8, or have no NUL within 1024 bytes, are refused.
+    let not_utf8 = b"3F00/50\xFF0\0";
+    assert_eq!(
+        unsafe { scm_file_change_dir(files.0, SCM_REF_BY_ID, not_utf8.as_ptr().cast()) },
+        SCM_E_INVALIDARG
+    );
+    let unterminated = [b'5'; 2048];
+    assert_eq!(
+        unsafe { scm_file_change_dir(files.0, SCM_REF_BY_ID, unterminated.as_ptr().cast()) },
+        SCM_E_INVALIDARG
+    );
+    assert_eq!(files.cwd().unwrap(), "3F00", "unchanged");
 }
 
 /// Two objects on one manager, each in its own thread, each selecting its own file before
@@ -754,4 +810,12 @@ fn the_header_declares_every_file_function() {
     for constant in ["#define SCM_FILE_APPEND 1", "#define SCM_FILE_MAX_OPEN 16"] {
         assert!(header.contains(constant), "{constant}");
     }
+    // The library's internal constants stay out of the C namespace (a `MF` or `MAX_DEPTH`
+    // macro would break any program that uses the name): every macro is SCM_'s.
+    let foreign: Vec<&str> = header
+        .lines()
+        .filter_map(|line| line.strip_prefix("#define "))
+        .filter(|macro_| !macro_.starts_with("SCM_") && !macro_.starts_with("SCARDMANAGE_H"))
+        .collect();
+    assert!(foreign.is_empty(), "macros outside SCM_: {foreign:?}");
 }

@@ -93,10 +93,11 @@ fn no_flags(flags: u32) -> Result<()> {
 /// `SCM_SCARD_E_UNEXPECTED`. Nothing a card answers is trusted: such answers never crash, hang
 /// or write past a buffer. Checks come in the order of the header's preamble.
 ///
-/// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF is
-/// `SCM_SCARD_E_NO_DIR` (a card that sends no FCP is taken at its word that the file is a
-/// DF); `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged
-/// on failure.
+/// This call: the SELECT with P2 `04`. A file whose FCP says it is an EF (its file
+/// descriptor, tag 82) is `SCM_SCARD_E_NO_DIR` (a card that sends no FCP, or an FCP or FCI
+/// without a file descriptor, is taken at its word that the file is a DF);
+/// `SCM_REF_BY_SHORT_ID` always is (it names an EF). The current directory is unchanged on
+/// failure.
 #[no_mangle]
 pub unsafe extern "C" fn scm_file_change_dir(
     f: *mut scm_file_access,
@@ -173,12 +174,16 @@ pub unsafe extern "C" fn scm_file_open(
 /// the count read, fewer than asked where the file ends; the position moves by that count. It
 /// sends the file's SELECT (P2 `0C`; for a short EF identifier, its directory's), then READ
 /// BINARY commands of as many bytes as one answer holds (256, or with extended length 65533, so
-/// that an answer with its status word fits the 16-bit frames of some readers' drivers): `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by
-/// short EF identifier names it in P1, up to offset 255), past that the odd instruction `00 B1`
-/// with an offset data object (`54`) and the bytes in a `53` object. A card that refuses B1
-/// (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are returned, and a
-/// read starting past it is `SCM_E_NOTIMPL`. A read that starts at the end (the FCP's size, or
-/// 6B00/6282 or an empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
+/// that an answer with its status word fits the 16-bit frames of some readers' drivers):
+/// `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by short EF
+/// identifier names it in P1, up to offset 255), past that the odd instruction `00 B1` with an
+/// offset data object (`54`) and the bytes in a `53` object (the first command of a call on a
+/// file opened by short EF identifier, past offset 255, is B1 naming it in P2). A card that
+/// refuses B1 (`SCM_E_NOTIMPL`) cannot be read past offset 32767: the bytes before it are
+/// returned, and a read starting past it is `SCM_E_NOTIMPL`, as is, on a file opened by short
+/// EF identifier, a read starting past offset 255. A read that starts at the end (the FCP's
+/// size, 4294967296 where reading the byte at the last position leaves it, or 6B00/6282 or an
+/// empty answer from the card) reads nothing and returns `SCM_SCARD_W_EOF` with
 /// `*len` set to 0 (the one output written on failure). The file ends where the card says:
 /// a short answer, 6282 or 6B00. When a command fails after some bytes were read, the call
 /// succeeds with those bytes; the next call meets the failure.
@@ -239,9 +244,10 @@ pub unsafe extern "C" fn scm_file_read(
 ///
 /// Transparent file: writes the `len` bytes at the position with UPDATE BINARY commands of as
 /// many bytes as one command carries (255, or with extended length 65528: the whole APDU within
-/// 65535 bytes), `00 D6` up to
-/// offset 32767 and `00 D7` (offset `54`, data `53`) past it, after the file's SELECT, and moves
-/// the position by `len`. More than the FCP's size leaves room for is
+/// 65535 bytes), `00 D6` up to offset 32767 and `00 D7` (offset `54`, data `53`) past it,
+/// after the file's SELECT (for a file opened by short EF identifier, its directory's SELECT,
+/// and the first command names the file: D6 in P1 up to offset 255, D7 in P2 past it), and
+/// moves the position by `len`. More than the FCP's size leaves room for is
 /// `SCM_SCARD_E_WRITE_TOO_MANY` before anything is sent. `len` 0 sends nothing.
 /// `SCM_FILE_APPEND` on a transparent file is `SCM_E_INVALIDARG` (seek to the end instead).
 ///

@@ -12,7 +12,7 @@ mod binary;
 mod positions;
 mod reference;
 
-pub use positions::MAX_OPEN_FILES;
+pub(crate) use positions::MAX_OPEN_FILES;
 pub use reference::Reference;
 
 use super::apdu::{Command, MAX_SHORT_DATA, MAX_SHORT_NE};
@@ -103,7 +103,8 @@ struct Session<'a> {
 /// The parts of an FCP the file functions need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Description {
-    directory: bool,
+    /// What the file descriptor (`82`) says: a DF, an EF, or nothing when the card left it out.
+    directory: Option<bool>,
     structure: Structure,
 }
 
@@ -221,7 +222,7 @@ impl FileAccess {
         let location = self.directory.resolve(reference)?.ok_or(SCM_SCARD_E_NO_DIR)?;
         let mut card = Session::new(manager)?;
         card.select(&location, true)?;
-        if describe(&card.answer)?.is_some_and(|file| !file.directory) {
+        if says_ef(&card.answer)? {
             return Err(SCM_SCARD_E_NO_DIR);
         }
         self.directory = location;
@@ -247,7 +248,7 @@ impl FileAccess {
             Place::Selected(location) => {
                 card.select(location, true)?;
                 match describe(&card.answer)? {
-                    Some(file) if file.directory => return Err(SCM_SCARD_E_NO_FILE),
+                    Some(file) if file.directory == Some(true) => return Err(SCM_SCARD_E_NO_FILE),
                     Some(file) => file.structure,
                     None => Structure::Transparent { size: None },
                 }
@@ -286,7 +287,11 @@ impl FileAccess {
 
     pub fn write(&mut self, manager: &mut Manager, number: u32, data: &[u8], append: bool) -> Result<()> {
         let file = self.files.get(number)?;
-        if append && matches!(file.structure, Structure::Transparent { .. }) {
+        let invalid = match file.structure {
+            Structure::Transparent { .. } => append,
+            Structure::Records { .. } => data.is_empty(),
+        };
+        if invalid {
             return Err(SCM_E_INVALIDARG);
         }
         let mut card = Session::new(manager)?;
@@ -310,6 +315,7 @@ impl FileAccess {
     }
 
     pub fn seek(&mut self, manager: &Manager, number: u32, origin: u32, offset: i64) -> Result<u64> {
+        let origin = positions::Origin::from_c(origin)?;
         let file = self.files.get(number)?;
         attached(manager)?;
         file.position = positions::seek(file.position, origin, offset, file.structure.end())?;
@@ -399,17 +405,10 @@ impl Session<'_> {
         position: u64,
         buf: &mut [MaybeUninit<u8>],
     ) -> Result<usize> {
-        let mut want = (buf.len() as u64).min(positions::MAX_POSITION + 1 - position);
-        if let Some(size) = size {
-            if position >= size {
-                return Err(SCM_SCARD_W_EOF);
-            }
-            want = want.min(size - position);
-        }
+        let want = positions::readable(position, size, buf.len())?;
         if want == 0 {
             return Ok(0);
         }
-        let want = want as usize;
         let mut short_id = self.reach(place)?;
         let mut done = 0;
         while done < want {
@@ -528,7 +527,7 @@ impl Session<'_> {
         by_number: bool,
         data: &[u8],
     ) -> Result<u16> {
-        if data.is_empty() || data.len() > self.limits.command {
+        if data.len() > self.limits.command {
             return Err(SCM_E_INVALIDARG);
         }
         let p2 = Self::record_p2(self.reach(place)?, by_number);
@@ -565,7 +564,7 @@ fn describe(answer: &[u8]) -> Result<Option<Description>> {
     let structure = match fcp.structure() {
         Some(tlv::Structure::Df) => {
             return Ok(Some(Description {
-                directory: true,
+                directory: Some(true),
                 structure: Structure::Transparent { size: None },
             }))
         }
@@ -576,7 +575,14 @@ fn describe(answer: &[u8]) -> Result<Option<Description>> {
             Structure::Transparent { size: fcp.size }
         }
     };
-    Ok(Some(Description { directory: false, structure }))
+    Ok(Some(Description { directory: fcp.structure().map(|_| false), structure }))
+}
+
+/// Whether a SELECT's answer says the file is an EF, which `change_dir` refuses. An FCP or FCI
+/// without a file descriptor does not (an application's FCI often holds its DF name and
+/// proprietary data only): like no FCP at all, the card is taken at its word.
+fn says_ef(answer: &[u8]) -> Result<bool> {
+    Ok(describe(answer)?.is_some_and(|file| file.directory == Some(false)))
 }
 
 /// The caller's FCP for CREATE FILE, with the identity the reference gives the file: its file
@@ -627,12 +633,12 @@ mod tests {
     fn what_an_fcp_says() {
         assert_eq!(describe(&[]), Ok(None), "no FCP");
         let df = [0x62, 0x03, 0x82, 0x01, 0x38];
-        assert!(describe(&df).unwrap().unwrap().directory);
+        assert_eq!(describe(&df).unwrap().unwrap().directory, Some(true));
         let ef = [0x62, 0x07, 0x82, 0x01, 0x01, 0x80, 0x02, 0x9C, 0x40];
         assert_eq!(
             describe(&ef),
             Ok(Some(Description {
-                directory: false,
+                directory: Some(false),
                 structure: Structure::Transparent { size: Some(40_000) }
             }))
         );
@@ -646,6 +652,18 @@ mod tests {
         for bad in [&[0x62, 0x05, 0x82, 0x01][..], &[0x90], &[0x62, 0x81]] {
             assert_eq!(describe(bad), Err(MALFORMED_DATA), "{bad:02X?}");
         }
+    }
+
+    #[test]
+    fn only_an_fcp_that_says_ef_is_not_a_directory() {
+        assert_eq!(says_ef(&[]), Ok(false), "no FCP: taken at its word");
+        assert_eq!(says_ef(&[0x62, 0x03, 0x82, 0x01, 0x38]), Ok(false), "a DF");
+        assert_eq!(says_ef(&[0x62, 0x03, 0x82, 0x01, 0x01]), Ok(true), "a transparent EF");
+        assert_eq!(says_ef(&[0x62, 0x05, 0x82, 0x03, 0x02, 0x21, 0x10]), Ok(true), "a record EF");
+        // Templates without a file descriptor (82) say nothing of the structure: an application's
+        // FCI with its DF name only, an FCP with a file identifier only.
+        assert_eq!(says_ef(&[0x6F, 0x07, 0x84, 0x05, 0xA0, 0x00, 0x00, 0x00, 0x63]), Ok(false));
+        assert_eq!(says_ef(&[0x62, 0x04, 0x83, 0x02, 0x50, 0x00]), Ok(false));
     }
 
     #[test]

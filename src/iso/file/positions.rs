@@ -5,28 +5,59 @@ use crate::hresult::*;
 use crate::scard::Result;
 
 /// How many files one object keeps open at once; one more is `SCM_E_OUTOFMEMORY`.
-pub const MAX_OPEN_FILES: usize = 16;
+pub(crate) const MAX_OPEN_FILES: usize = 16;
 /// The largest position: the largest offset the library writes into an offset data object
 /// (four bytes). A record file's positions count records.
-pub const MAX_POSITION: u64 = u32::MAX as u64;
+pub(crate) const MAX_POSITION: u64 = u32::MAX as u64;
 
-/// Seek origins (`SCM_SEEK_*`).
-pub const FROM_BEGINNING: u32 = 0;
-pub const FROM_END: u32 = 1;
-pub const RELATIVE: u32 = 2;
+/// Where a seek counts from (`SCM_SEEK_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Beginning,
+    End,
+    Relative,
+}
+
+impl Origin {
+    /// The caller's `SCM_SEEK_*` value; anything else is `SCM_E_INVALIDARG`.
+    pub fn from_c(origin: u32) -> Result<Origin> {
+        match origin {
+            0 => Ok(Origin::Beginning),
+            1 => Ok(Origin::End),
+            2 => Ok(Origin::Relative),
+            _ => Err(SCM_E_INVALIDARG),
+        }
+    }
+}
 
 /// A new position, or `SCM_SCARD_E_BAD_SEEK` when it would fall before the start or past
 /// [`MAX_POSITION`], or when seeking from the end of a file whose end the card did not say
-/// (`end` is `None`). The arithmetic cannot overflow. An origin out of range is
-/// `SCM_E_INVALIDARG`.
-pub fn seek(position: u64, origin: u32, offset: i64, end: Option<u64>) -> Result<u64> {
+/// (`end` is `None`). The arithmetic cannot overflow.
+pub fn seek(position: u64, origin: Origin, offset: i64, end: Option<u64>) -> Result<u64> {
     let base = match origin {
-        FROM_BEGINNING => 0,
-        FROM_END => end.ok_or(SCM_SCARD_E_BAD_SEEK)?,
-        RELATIVE => position,
-        _ => return Err(SCM_E_INVALIDARG),
+        Origin::Beginning => 0,
+        Origin::End => end.ok_or(SCM_SCARD_E_BAD_SEEK)?,
+        Origin::Relative => position,
     };
     base.checked_add_signed(offset).filter(|&new| new <= MAX_POSITION).ok_or(SCM_SCARD_E_BAD_SEEK)
+}
+
+/// How many bytes a read of up to `room` bytes at `position` of a transparent file asks for:
+/// no more than the file's `size` (when known) leaves, nor past [`MAX_POSITION`].
+/// `SCM_SCARD_W_EOF` when the read starts at the end: the size, or one past [`MAX_POSITION`]
+/// (where reading or writing the last byte leaves the position).
+pub fn readable(position: u64, size: Option<u64>, room: usize) -> Result<usize> {
+    if position > MAX_POSITION {
+        return Err(SCM_SCARD_W_EOF);
+    }
+    let mut want = (room as u64).min(MAX_POSITION + 1 - position);
+    if let Some(size) = size {
+        if position >= size {
+            return Err(SCM_SCARD_W_EOF);
+        }
+        want = want.min(size - position);
+    }
+    Ok(want as usize)
 }
 
 /// A table of open files keyed by the numbers handed to the caller: never 0, not reused while
@@ -86,21 +117,37 @@ mod tests {
 
     #[test]
     fn seeks_stay_within_the_positions() {
-        assert_eq!(seek(10, FROM_BEGINNING, 5, None), Ok(5));
-        assert_eq!(seek(10, RELATIVE, -4, None), Ok(6));
-        assert_eq!(seek(10, RELATIVE, -10, None), Ok(0));
-        assert_eq!(seek(10, RELATIVE, -11, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(10, FROM_END, -1, Some(40_000)), Ok(39_999));
-        assert_eq!(seek(10, FROM_END, 7, Some(40_000)), Ok(40_007));
-        assert_eq!(seek(10, FROM_END, 0, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, -1, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, i64::MAX, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(0, FROM_BEGINNING, MAX_POSITION as i64, None), Ok(MAX_POSITION));
-        assert_eq!(seek(MAX_POSITION, RELATIVE, 1, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(MAX_POSITION, RELATIVE, i64::MIN, None), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, FROM_END, i64::MIN, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, FROM_END, i64::MAX, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
-        assert_eq!(seek(5, 3, 0, Some(9)), Err(SCM_E_INVALIDARG));
+        assert_eq!(seek(10, Origin::Beginning, 5, None), Ok(5));
+        assert_eq!(seek(10, Origin::Relative, -4, None), Ok(6));
+        assert_eq!(seek(10, Origin::Relative, -10, None), Ok(0));
+        assert_eq!(seek(10, Origin::Relative, -11, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(10, Origin::End, -1, Some(40_000)), Ok(39_999));
+        assert_eq!(seek(10, Origin::End, 7, Some(40_000)), Ok(40_007));
+        assert_eq!(seek(10, Origin::End, 0, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, -1, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, i64::MAX, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(0, Origin::Beginning, MAX_POSITION as i64, None), Ok(MAX_POSITION));
+        assert_eq!(seek(MAX_POSITION, Origin::Relative, 1, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(MAX_POSITION, Origin::Relative, i64::MIN, None), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(5, Origin::End, i64::MIN, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(seek(5, Origin::End, i64::MAX, Some(u64::MAX)), Err(SCM_SCARD_E_BAD_SEEK));
+        assert_eq!(Origin::from_c(3), Err(SCM_E_INVALIDARG));
+        assert_eq!(Origin::from_c(u32::MAX), Err(SCM_E_INVALIDARG));
+        assert_eq!(Origin::from_c(1), Ok(Origin::End));
+    }
+
+    #[test]
+    fn reads_stop_at_the_size_and_at_the_last_position() {
+        assert_eq!(readable(0, Some(40_000), 100), Ok(100));
+        assert_eq!(readable(39_990, Some(40_000), 100), Ok(10));
+        assert_eq!(readable(40_000, Some(40_000), 100), Err(SCM_SCARD_W_EOF));
+        assert_eq!(readable(7, None, 0), Ok(0), "nothing asked, nothing to send");
+        assert_eq!(readable(MAX_POSITION, None, 100), Ok(1));
+        // Reading the byte at MAX_POSITION moves the position one past it: the end of what
+        // the library can address, so a read there is EOF, never a success of 0 bytes that
+        // a read-until-EOF loop would repeat forever.
+        assert_eq!(readable(MAX_POSITION + 1, None, 100), Err(SCM_SCARD_W_EOF));
+        assert_eq!(readable(MAX_POSITION + 1, Some(u64::MAX), 100), Err(SCM_SCARD_W_EOF));
     }
 
     #[test]

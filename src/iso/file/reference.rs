@@ -8,12 +8,12 @@ use crate::hresult::*;
 use crate::scard::Result;
 
 /// The MF's file identifier: a path that starts with it is absolute.
-pub const MF: u16 = 0x3F00;
+pub(crate) const MF: u16 = 0x3F00;
 /// A DF name is at most 16 bytes (ISO 7816-4, 5.3.1.3).
 const MAX_DF_NAME: usize = 16;
 /// The identifiers below the MF or a DF name that one SELECT by path can carry in a short
 /// APDU's 255 data bytes.
-pub const MAX_DEPTH: usize = 127;
+pub(crate) const MAX_DEPTH: usize = 127;
 
 /// A file as the caller named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
