@@ -1119,11 +1119,13 @@ scm_hresult scm_monitor_create(scm_monitor **out);
 // thread of its own and looks at PC/SC only inside this call, when it has nothing left to
 // report, asking how each reader differs from what it last saw. PC/SC's per-reader event
 // counter (pcsc-lite, WinSCard; not macOS) is used, so a card inserted and removed between two
-// looks is both events, in order; more than 65535 such changes on one reader between two looks
-// are counted modulo 65536. The events not yet returned are at most three entries per reader
-// at any time (a run of card events on one reader is kept as one entry with its count, then
-// its card and the reader itself when it leaves), so a consumer that never calls costs no
-// memory and no PC/SC traffic.
+// looks is both events, in order. A reader unplugged and plugged in again between two looks
+// comes back under the same name with its counter started again: a counter that went back (a
+// step of 32768 or more) is reported as the reader (and its card) removed, then added (with
+// its card). The events not yet returned are at most four entries per reader at any time (a
+// run of card events on one reader is kept as one entry with its count, then its card and the
+// reader itself when it leaves; or a reader's card, itself, itself again and its card when it
+// comes back), so a consumer that never calls costs no memory and no PC/SC traffic.
 //
 // Buffer rules for the name: `*reader_len` is the capacity in bytes; on success it is the
 // length written, NUL included. `reader` NULL asks for the size: `SCM_S_OK` with `*event` and
@@ -1145,7 +1147,8 @@ scm_hresult scm_monitor_create(scm_monitor **out);
 // it with `SCM_E_HANDLE`, before the release returns.
 //
 // PC/SC calls: `SCardEstablishContext` (once, and again after a service loss),
-// `SCardListReaders` (when the reader list changes, or at the interval when listing) and
+// `SCardListReaders` (before each wait for the notification reader, which on pcsc-lite 1.9
+// reports only changes made during a wait, or at the interval when listing) and
 // `SCardGetStatusChange` on every reader and the notification reader (the blocking wait).
 //
 // Errors: `SCM_E_POINTER` (`mon` or `event` NULL, or `reader` given without `reader_len`),

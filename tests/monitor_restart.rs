@@ -82,10 +82,19 @@ impl Running {
         events
     }
 
-    /// Cancels the consumer's wait; returns what it ended with, and the monitor.
+    /// Cancels the consumer's wait; returns what it ended with, and the monitor. A cancel ends
+    /// only the calls already in progress: one that lands while the consumer is between two
+    /// calls (it has just returned an event) ends nothing, so it is repeated until the consumer
+    /// is gone.
     fn stop(mut self) -> (scm_hresult, Arc<Monitor>) {
-        assert_eq!(self.monitor.cancel(), SCM_S_OK);
-        (self.consumer.take().unwrap().join().unwrap(), self.monitor)
+        let consumer = self.consumer.take().unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !consumer.is_finished() {
+            assert!(Instant::now() < deadline, "the consumer outlived every cancel");
+            assert_eq!(self.monitor.cancel(), SCM_S_OK);
+            thread::sleep(Duration::from_millis(20));
+        }
+        (consumer.join().unwrap(), self.monitor)
     }
 }
 

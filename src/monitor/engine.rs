@@ -120,17 +120,27 @@ impl Engine {
 
     /// One look at PC/SC, blocking at most until `deadline`; queues what it finds.
     fn look(&mut self, deadline: Option<Instant>, interrupt: &Interrupt<'_>) -> Result<()> {
-        let Some(context) = &self.context else {
+        if self.context.is_none() {
             return self.establish(deadline, interrupt);
-        };
+        }
         let now = Instant::now();
-        if self.listing_due.is_some_and(|due| due <= now) {
+        let due = self.listing_due.is_some_and(|due| due <= now);
+        if due {
             self.listing_due = match self.mode {
                 Mode::Poll(interval) => Some(now + interval),
                 Mode::Notify => None,
             };
-            return self.list();
         }
+        // pcsc-lite 1.9.9 counts the readers when a wait starts and flags the notification
+        // reader only for a change after that: a reader that came since the last listing (while
+        // the caller took its time over that listing's events, say) would never be reported.
+        // So the list is read again right before each wait.
+        if due || self.mode == Mode::Notify {
+            self.list()?;
+        }
+        let Some(context) = self.context.as_ref().filter(|_| self.queue.is_empty()) else {
+            return Ok(());
+        };
         let until = match self.listing_due {
             Some(due) => Some(deadline.map_or(due, |deadline| deadline.min(due))),
             None => deadline,
@@ -177,23 +187,19 @@ impl Engine {
                 }
                 self.list()?;
                 // A reader PC/SC does not know but still lists (on its way out) is watched as
-                // unknown from now on, so that the next look waits instead of returning at once.
+                // unknown from now on, so that the next look waits instead of returning at once
+                // (pcsc-lite looks at nothing else for an unknown reader). Whether it held a card
+                // is kept, for when it is reported removed.
                 for seen in gone {
                     if let Some(reader) = self.readers.iter_mut().find(|reader| *reader.name == *seen.name) {
-                        reader.state = seen.state;
+                        reader.state = seen.state | (reader.state & ffi::SCARD_STATE_PRESENT);
                     }
                 }
                 Ok(())
             }
             // A reader left between the listing and this look (WinSCard says so this way).
             Err(SCM_SCARD_E_UNKNOWN_READER) => self.list(),
-            // pcsc-lite 1.9.9 ends a wait whose daemon died with SCARD_W_SECURITY_VIOLATION
-            // (measured), not a service code: any other failure is checked with a call that
-            // says whether the service is still there.
-            Err(code)
-                if scard::is_service_lost(code)
-                    || context.list_readers().is_err_and(scard::is_service_lost) =>
-            {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 Ok(())
             }
@@ -238,7 +244,7 @@ impl Engine {
         let listed = match context.list_readers() {
             Ok(names) => names,
             Err(SCM_SCARD_E_NO_READERS_AVAILABLE) => Vec::new(),
-            Err(code) if scard::is_service_lost(code) => {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 return Ok(());
             }
@@ -262,7 +268,7 @@ impl Engine {
                 arrived.clear();
                 self.listing_due = Some(Instant::now());
             }
-            Err(code) if scard::is_service_lost(code) => {
+            Err(code) if service_lost(context, code) => {
                 self.lose_service();
                 return Ok(());
             }
@@ -295,6 +301,21 @@ impl Engine {
     /// from the presence alone.
     fn card_events(&mut self, index: usize, state: ffi::DWORD) {
         let reader = &self.readers[index];
+        // A counter that went back (a step of 2^15 or more: that many events between two looks
+        // do not happen), or a reader PC/SC did not know at the last look, is another reader
+        // under the same name: one unplugged and plugged in again between two looks, whose
+        // counter started again from 0. Counted as it is, the step would be some 65530 events.
+        let unknown = reader.state & ffi::SCARD_STATE_UNKNOWN != 0;
+        if unknown || (!cfg!(target_os = "macos") && counter_step(reader.state, state) >= 0x8000) {
+            let name = Arc::clone(&reader.name);
+            let gone = std::mem::replace(&mut self.readers[index], Reader { name, state });
+            self.removed(&gone);
+            self.push(Event::ReaderAdded, &gone.name, 1);
+            if self.readers[index].present() {
+                self.push(Event::CardInserted, &gone.name, 1);
+            }
+            return;
+        }
         let was_present = reader.present();
         let is_present = state & ffi::SCARD_STATE_PRESENT != 0;
         // PCSC.framework keeps no counter: the upper bits are not relied on there.
@@ -338,6 +359,14 @@ impl Engine {
     fn push(&mut self, event: Event, reader: &Arc<CStr>, repeat: u32) {
         self.queue.push_back(Pending { event, reader: Arc::clone(reader), repeat });
     }
+}
+
+/// Whether `code`, from a call on `context`, says the service is gone. pcsc-lite 1.9.9 ends a
+/// call whose daemon died with SCARD_W_SECURITY_VIOLATION (measured: it reads the closed
+/// connection as a refusal), not a service code, whichever call it is: any other failure is
+/// checked with a call that says whether the service is still there.
+fn service_lost(context: &Context, code: scm_hresult) -> bool {
+    scard::is_service_lost(code) || context.list_readers().is_err_and(scard::is_service_lost)
 }
 
 /// How far a reader's event counter (the upper 16 bits of its event state) moved from `old`
@@ -411,6 +440,33 @@ mod tests {
         assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardInserted)));
         assert_eq!(next(Ok(true)), (Ok(()), Some(Event::CardRemoved)));
         assert!(engine.queue.is_empty());
+    }
+
+    /// Unplugged and plugged in again between two looks, a reader comes back under the same
+    /// name with its event counter started again from 0.
+    #[test]
+    fn a_reader_back_under_the_same_name_is_removed_and_added() {
+        let name: Arc<CStr> = Arc::from(c"Lab A 00 00");
+        let was = ffi::SCARD_STATE_PRESENT | 0x0005_0000;
+        let events = |now: ffi::DWORD| {
+            let mut engine = Engine::new(Mode::Notify);
+            engine.readers.push(Reader { name: Arc::clone(&name), state: was });
+            engine.card_events(0, now);
+            assert_eq!(engine.readers[0].state, now);
+            engine.queue.iter().map(|pending| (pending.event, pending.repeat)).collect::<Vec<_>>()
+        };
+        let back = [(Event::CardRemoved, 1), (Event::ReaderRemoved, 1), (Event::ReaderAdded, 1)];
+        assert_eq!(events(ffi::SCARD_STATE_EMPTY), back, "counter 5 to 0");
+        let with_card = ffi::SCARD_STATE_PRESENT | 0x0001_0000;
+        assert_eq!(events(with_card), [&back[..], &[(Event::CardInserted, 1)]].concat(), "5 to 1");
+        assert_eq!(events(ffi::SCARD_STATE_PRESENT | 0x0007_0000), [(Event::CardRemoved, 2)], "5 to 7");
+        // Unknown at the last look (its card kept), known again now.
+        let mut engine = Engine::new(Mode::Notify);
+        let unknown = ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_UNAVAILABLE | ffi::SCARD_STATE_PRESENT;
+        engine.readers.push(Reader { name: Arc::clone(&name), state: unknown });
+        engine.card_events(0, ffi::SCARD_STATE_EMPTY | 0x0002_0000);
+        let events: Vec<_> = engine.queue.iter().map(|pending| (pending.event, pending.repeat)).collect();
+        assert_eq!(events, back, "unknown, then known");
     }
 
     #[test]
