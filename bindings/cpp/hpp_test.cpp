@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "check.hpp"
 #include "scardmanage.hpp"
 
 // Every allocation of this program comes here, so a test can make allocations fail: after
@@ -35,23 +36,6 @@ void operator delete(void *p) noexcept { std::free(p); }
 // From C++14 the sized form is replaceable too: a program replacing one replaces both.
 void operator delete(void *p, std::size_t) noexcept { std::free(p); }
 #endif
-
-static int g_failures = 0;
-
-static void Check(bool ok, const char *what)
-{
-    std::printf("%s: %s\n", ok ? "ok" : "FAILED", what);
-    if (!ok)
-        g_failures++;
-}
-
-static void CheckHr(scm_hresult hr, scm_hresult expected, const char *what)
-{
-    if (hr != expected)
-        std::printf("  0x%08lX %s, expected 0x%08lX\n", (unsigned long)(uint32_t)hr, scm::ErrorMessage(hr),
-                    (unsigned long)(uint32_t)expected);
-    Check(hr == expected, what);
-}
 
 static const uint8_t kEcho1[] = {0x80, 0x10, 0x00, 0x00, 0x01, 0x5A};
 
@@ -139,10 +123,5 @@ int main(int argc, char **argv)
     NothingThrows(mgr);
     CheckHr(mgr.Detach(), SCM_S_OK, "Detach");
     MoveAssignmentEmptiesTheSource(argv[1]);
-    if (g_failures != 0) {
-        std::printf("hpp: %d checks failed\n", g_failures);
-        return 1;
-    }
-    std::printf("hpp: all checks passed\n");
-    return 0;
+    return Finish("hpp");
 }

@@ -24,6 +24,7 @@ same arguments, return the same values and raise the same errors.
 import ctypes
 import ctypes.util
 import importlib
+import math
 import operator
 import os
 import sys
@@ -32,6 +33,12 @@ from ctypes import POINTER, byref, c_char_p, c_int32, c_size_t, c_uint16, c_uint
 __all__ = [
     "SCardManage",
     "SCardError",
+    "FileAccess",
+    "CardFile",
+    "ChvVerification",
+    "CardAuth",
+    "Monitor",
+    "MonitorEvent",
     "list_readers",
     "error_message",
     "library_version",
@@ -57,6 +64,23 @@ SCARD_E_NO_SERVICE = 0x8010001D
 SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
 SCARD_W_REMOVED_CARD = 0x80100069
 SCARD_W_RESET_CARD = 0x80100068
+SCARD_E_CANCELLED = 0x80100002
+SCARD_E_TIMEOUT = 0x8010000A
+SCARD_E_UNSUPPORTED_FEATURE = 0x80100022
+SCARD_E_FILE_NOT_FOUND = 0x80100024
+SCARD_E_NO_ACCESS = 0x80100027
+SCARD_E_WRITE_TOO_MANY = 0x80100028
+SCARD_E_BAD_SEEK = 0x80100029
+SCARD_W_SECURITY_VIOLATION = 0x8010006A
+SCARD_W_WRONG_CHV = 0x8010006B
+SCARD_W_CHV_BLOCKED = 0x8010006C
+SCARD_W_EOF = 0x8010006D
+
+
+def card_status(sw):
+    """The result for a status word the library has no SCARD_* code for: SCM_E_CARD_STATUS(sw)."""
+    return 0xA0FF0000 | sw
+
 
 SHARE_EXCLUSIVE, SHARE_SHARED, SHARE_DIRECT = 1, 2, 3
 LEAVE_CARD, RESET_CARD, UNPOWER_CARD, EJECT_CARD = 0, 1, 2, 3
@@ -71,6 +95,16 @@ LEAVE_CARD, RESET_CARD, UNPOWER_CARD, EJECT_CARD = 0, 1, 2, 3
 ) = range(7)
 PROTOCOL_UNDEFINED, PROTOCOL_T0, PROTOCOL_T1, PROTOCOL_ANY, PROTOCOL_RAW = 0, 1, 2, 3, 0xFF
 MAX_APDU_SIZE = 65548
+# scm_transmit_ex's ISO 7816 help.
+ISO_GET_RESPONSE, ISO_FIX_LE, ISO_CHAIN, ISO_ALL = 1, 2, 4, 7
+# A wait with no end (scm_wait_for_change, scm_monitor_next): what timeout=None becomes.
+WAIT_INFINITE = 0xFFFFFFFF
+# Reader attributes (the SCARD_ATTR_* values; scardmanage.h has them all).
+ATTR_VENDOR_NAME = 0x00010100
+ATTR_ATR_STRING = 0x00090303
+ATTR_DEVICE_FRIENDLY_NAME = 0x7FFF0003
+ATTR_DEVICE_SYSTEM_NAME = 0x7FFF0004
+FEATURE_VERIFY_PIN_DIRECT = 0x06
 
 LIBRARY_ENV = "SCARDMANAGE_LIBRARY"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -142,6 +176,13 @@ _declare("scm_get_atr", _hresult, _manage_p, c_char_p, _size_p)
 _declare("scm_get_reader_name", _hresult, _manage_p, c_char_p, _size_p)
 _declare("scm_get_handle", _hresult, _manage_p, POINTER(c_size_t))
 _declare("scm_list_readers", _hresult, c_char_p, _size_p)
+_declare("scm_transmit_ex", _hresult, _manage_p, c_uint32, c_char_p, c_size_t, c_char_p, _size_p)
+_declare("scm_wait_for_change", _hresult, _manage_p, c_uint32, POINTER(c_uint32))
+_declare("scm_cancel", _hresult, _manage_p)
+_declare("scm_get_attrib", _hresult, _manage_p, c_uint32, c_char_p, _size_p)
+_declare("scm_set_attrib", _hresult, _manage_p, c_uint32, c_char_p, c_size_t)
+_declare("scm_control", _hresult, _manage_p, c_uint32, c_char_p, c_size_t, c_char_p, _size_p)
+_declare("scm_get_feature", _hresult, _manage_p, c_uint32, POINTER(c_uint32))
 # Static strings: c_char_p copies them into bytes and never frees them, as the ABI requires.
 _declare("scm_error_message", c_char_p, _hresult)
 _declare("scm_version", c_char_p)
@@ -217,13 +258,16 @@ def _signed(hresult):
 
 
 class SCardError(Exception):
-    """A failed call. ``hresult``: the code, unsigned (0x80100009...); ``message``: the library's text."""
+    """A failed call. ``hresult``: the code, unsigned (0x80100009...); ``message``: the library's
+    text; ``tries_left``: after a wrong or blocked card holder code, how many tries the card still
+    allows (0 when blocked; None when the card does not say, and for every other failure)."""
 
-    def __init__(self, function, hresult):
+    def __init__(self, function, hresult, tries_left=None):
         # error_message first: it refuses what is no 32-bit result, which the mask would wrap.
         self.message = error_message(hresult)
         self.function = function
         self.hresult = hresult & 0xFFFFFFFF
+        self.tries_left = tries_left
         super().__init__("%s: 0x%08X %s" % (function, self.hresult, self.message))
 
     def __reduce__(self):
@@ -252,6 +296,16 @@ def _check(function, hresult):
     return hresult
 
 
+def _timeout_ms(timeout):
+    """A timeout in seconds (None: no end) as the library's milliseconds; a finite wait longer
+    than the library's longest finite one (49.7 days) is that one, never WAIT_INFINITE."""
+    if timeout is None:
+        return WAIT_INFINITE
+    if timeout < 0:
+        raise ValueError("a timeout cannot be negative: %r" % (timeout,))
+    return min(math.ceil(timeout * 1000), WAIT_INFINITE - 1)
+
+
 def _fetch(function, *args):
     """The buffer rules: ask for the size, then fetch; retry if it grew in between."""
     size = c_size_t(0)
@@ -266,7 +320,7 @@ def _fetch(function, *args):
 
 def _utf8z(name):
     if "\0" in name:
-        raise ValueError("a reader name cannot contain NUL")
+        raise ValueError("a name given to the library cannot contain NUL")
     # surrogatepass: a lone surrogate reaches the library, which refuses it (E_INVALIDARG).
     return name.encode("utf-8", "surrogatepass")
 
@@ -310,8 +364,10 @@ def _command(command):
     return bytes(command)
 
 
-def _transmit_ctypes(self, command):
-    """Sends one APDU (bytes); returns the answer, status word included."""
+def _transmit_ctypes(self, command, iso=0):
+    """Sends one APDU (bytes); returns the answer, status word included. iso: see _transmit_iso."""
+    if iso:
+        return _transmit_iso(self, command, iso)
     if type(command) is not bytes:
         command = _command(command)
     try:
@@ -342,30 +398,46 @@ def _status_extension(self):
     return result
 
 
-def _transmit_extension(self, command):
-    """Sends one APDU (bytes); returns the answer, status word included."""
+def _transmit_extension(self, command, iso=0):
+    """Sends one APDU (bytes); returns the answer, status word included. iso: see _transmit_iso."""
+    if iso:
+        return _transmit_iso(self, command, iso)
     answer = _fast_transmit(self._address, command)
     if type(answer) is int:
         raise SCardError("scm_transmit", answer)
     return answer
 
 
-class SCardManage:
-    """One ISCardManage object. A context manager: leaving the block releases it (unlocking and
-    detaching, leaving the card). After close() every call raises SCardError(E_HANDLE)."""
+def _transmit_iso(self, command, iso):
+    """transmit(command, iso=...): scm_transmit_ex, the library's ISO 7816 help. ``iso`` is True
+    (ISO_ALL) or ISO_* flags: the answer of 61xx collected with GET RESPONSE (ISO_GET_RESPONSE),
+    a resend with the Le that 6Cxx names (ISO_FIX_LE), a long command sent with command chaining
+    (ISO_CHAIN)."""
+    flags = ISO_ALL if iso is True else _unsigned("scm_transmit_ex", iso, 32)
+    if type(command) is not bytes:
+        command = _command(command)
+    response = ctypes.create_string_buffer(MAX_APDU_SIZE)
+    size = c_size_t(MAX_APDU_SIZE)
+    self._call("scm_transmit_ex", flags, command, len(command), response, byref(size))
+    return response.raw[: size.value]
 
-    def __init__(self):
-        token = _manage_p()
-        _check("scm_create", _lib.scm_create(byref(token)))
+
+class _Owned:
+    """A token the library handed out and the function that ends it (``_release``, its name).
+    A context manager: leaving the block ends the object. After close() the released token still
+    goes to the library, which refuses it: every call raises SCardError(E_HANDLE)."""
+
+    _release = ""
+
+    def _own(self, token):
         self._token = token
-        self._address = token.value  # the token as an int, for the extension
         self._closed = False
 
     def close(self):
-        """Releases the manager (COM Release). A second close() does nothing."""
+        """Ends the object (COM Release). A second close() does nothing."""
         if not self._closed:
             self._closed = True
-            _check("scm_release", _lib.scm_release(self._token))
+            _check(self._release, getattr(_lib, self._release)(self._token))
 
     def __enter__(self):
         return self
@@ -376,11 +448,24 @@ class SCardManage:
     def __del__(self):
         if getattr(self, "_closed", True) is False:
             self._closed = True
-            _lib.scm_release(self._token)
+            getattr(_lib, self._release)(self._token)
 
-    # After close() the released token still goes to the library, which refuses it with E_HANDLE.
     def _call(self, name, *args):
         return _check(name, getattr(_lib, name)(self._token, *args))
+
+
+class SCardManage(_Owned):
+    """One ISCardManage object. A context manager: leaving the block releases it (unlocking and
+    detaching, leaving the card, ending a wait_for_change in progress). After close() every call
+    raises SCardError(E_HANDLE), also those of the objects it created."""
+
+    _release = "scm_release"
+
+    def __init__(self):
+        token = _manage_p()
+        _check("scm_create", _lib.scm_create(byref(token)))
+        self._own(token)
+        self._address = token.value  # the token as an int, for the extension
 
     def attach_by_handle(self, hicc):
         """Attaches to a card handle (an SCARDHANDLE as int) this process connected; it is borrowed."""
@@ -432,3 +517,81 @@ class SCardManage:
         self._call("scm_get_handle", byref(hicc))
         return hicc.value
 
+
+    def wait_for_change(self, timeout=None):
+        """Blocks until the attached reader's card changes (inserted, removed, reset, swapped)
+        since the manager last looked, or ``timeout`` seconds pass (None: no end). Returns the
+        STATE_* now, or None when the time passed. A change between two calls is never lost.
+        cancel() or close() from another thread ends it: SCardError(SCARD_E_CANCELLED). The
+        interpreter runs on meanwhile (the call releases the GIL)."""
+        state = c_uint32()
+        hresult = _lib.scm_wait_for_change(self._token, _timeout_ms(timeout), byref(state))
+        if hresult & 0xFFFFFFFF == SCARD_E_TIMEOUT:
+            return None
+        _check("scm_wait_for_change", hresult)
+        return state.value
+
+    def cancel(self):
+        """Ends a wait_for_change() in progress on this manager, from any thread."""
+        self._call("scm_cancel")
+
+    def get_attrib(self, attribute):
+        """A reader attribute (SCARD_ATTR_* value, e.g. ATTR_ATR_STRING) as bytes; text attributes
+        are UTF-8 with their NUL. One the reader does not answer: SCARD_E_UNSUPPORTED_FEATURE."""
+        return _fetch(_lib.scm_get_attrib, self._token, _unsigned("scm_get_attrib", attribute, 32))
+
+    def set_attrib(self, attribute, value):
+        value = bytes(value)
+        self._call("scm_set_attrib", _unsigned("scm_set_attrib", attribute, 32), value, len(value))
+
+    def control(self, code, data=b""):
+        """SCardControl: ``code`` up to 0xFFFF is the portable function number of
+        SCARD_CTL_CODE(code), a larger one the OS's own code. Returns the reader's answer."""
+        data = bytes(data)
+        response = ctypes.create_string_buffer(MAX_APDU_SIZE)
+        size = c_size_t(MAX_APDU_SIZE)
+        self._call("scm_control", _unsigned("scm_control", code, 32), data, len(data), response, byref(size))
+        return response.raw[: size.value]
+
+    def get_feature(self, tag):
+        """The control code of the reader's PC/SC part 10 feature ``tag`` (FEATURE_*), for
+        control(); a feature the reader lacks: SCardError(SCARD_E_UNSUPPORTED_FEATURE)."""
+        code = c_uint32()
+        self._call("scm_get_feature", _unsigned("scm_get_feature", tag, 32), byref(code))
+        return code.value
+
+    # The factories (COM Create*): objects that work on the attached card through ISO 7816-4
+    # APDUs; they follow the manager through reconnects and keep it alive while they live.
+    def create_file_access(self):
+        return _objects.FileAccess._create(self, "scm_create_file_access")
+
+    def create_chv_verification(self):
+        return _objects.ChvVerification._create(self, "scm_create_chv_verification")
+
+    def create_card_auth(self):
+        return _objects.CardAuth._create(self, "scm_create_card_auth")
+
+    def create_interface(self, interface):
+        """COM CreateInterface: ``interface`` is an IID (a uuid.UUID, or its 16 bytes in GUID
+        memory order, such as IID_ISCardVerify.bytes_le) or a name ("FileAccess",
+        "CHVerification", "CardAuth"); returns the object create_file_access() and the others
+        give. Any other, such as "CryptoProvider": SCardError(E_NOTIMPL)."""
+        return _objects.create_interface(self, interface)
+
+
+from . import _objects  # noqa: E402  (it builds on everything above)
+from ._monitor import EVENT_CARD_INSERTED, EVENT_CARD_REMOVED, EVENT_READER_ADDED, EVENT_READER_REMOVED  # noqa: E402
+from ._monitor import Monitor, MonitorEvent  # noqa: E402
+from ._objects import (  # noqa: E402
+    IID_ISCardAuth,
+    IID_ISCardFileAccess,
+    IID_ISCardVerify,
+    REF_BY_ID,
+    REF_BY_NAME,
+    REF_BY_SHORT_ID,
+    TRIES_UNKNOWN,
+    CardAuth,
+    CardFile,
+    ChvVerification,
+    FileAccess,
+)
