@@ -132,7 +132,8 @@ enum Command {
     ///
     /// Prints "ok", or what the card said: "wrong PIN: 2 tries left" or "PIN blocked", both
     /// with exit code 5. The card keeps the verification until it is reset or removed: the
-    /// tool leaves it as it is. Ctrl-C at the prompt puts echo back and exits with 130.
+    /// tool leaves it as it is. Ctrl-C at the prompt puts echo back and exits with 130, as do
+    /// Ctrl-\ (131), SIGTERM (143) and a hang-up (129): 128 and the signal's number.
     ///
     /// JSON: {"reader": "...", "reference": "81", "result": "ok", "tries_left": null}
     ///   result: ok, wrong or blocked
@@ -385,7 +386,7 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
         // A cancel only ends a wait in progress: one that comes while the loop below is
         // printing would be lost, so the stop is repeated until the loop has seen it and the
         // process has ended.
-        signals::on_stop(move || loop {
+        signals::on_stop(&[libc::SIGINT, libc::SIGTERM], move |_| loop {
             canceller.cancel();
             std::thread::sleep(Duration::from_millis(50));
         })
@@ -420,11 +421,13 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
 }
 
 fn verify(reader: &str, reference: u8, json: bool) -> Result<String, Failure> {
-    // Echo must come back however the prompt ends.
+    // Echo must come back however the prompt ends: Ctrl-\ (SIGQUIT) and a hang-up too, whose
+    // default would end the process with the terminal left silent.
     #[cfg(unix)]
-    signals::on_stop(|| {
+    signals::on_stop(&[libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP], |signal| {
         pin::restore();
-        std::process::exit(130);
+        // The shell's way of saying which signal ended a command.
+        std::process::exit(128 + signal);
     })
     .map_err(Failure::Output)?;
     let (reader, manager) = attach(reader)?;

@@ -610,6 +610,22 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     assert_eq!(terminal.child.wait().unwrap().code(), Some(130));
     assert!(terminal.echo(), "echo is back after Ctrl-C");
     assert_eq!(iso.commands_received(), 1);
+
+    // Ctrl-\ (SIGQUIT, typed) and SIGTERM (sent) at the prompt: echo back too, and the exit
+    // code says which signal it was.
+    for (signal, typed) in [(libc::SIGQUIT, Some(b"12\x1c")), (libc::SIGTERM, None)] {
+        let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+        assert_eq!(terminal.read_until(": "), "PIN (81): ");
+        assert!(!terminal.echo());
+        match typed {
+            Some(keys) => terminal.master.write_all(keys).unwrap(),
+            // SAFETY: kill(2) on our own child's pid.
+            None => assert_eq!(unsafe { libc::kill(terminal.child.id() as i32, signal) }, 0),
+        }
+        assert_eq!(terminal.child.wait().unwrap().code(), Some(128 + signal), "signal {signal}");
+        assert!(terminal.echo(), "echo is back after signal {signal}");
+    }
+    assert_eq!(iso.commands_received(), 1);
 }
 
 #[test]
