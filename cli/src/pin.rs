@@ -153,14 +153,19 @@ mod terminal {
         if unsafe { libc::tcgetattr(fd, &mut settings) } != 0 {
             return Err(Error::Io(io::Error::last_os_error()));
         }
-        *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some((fd, settings));
         let mut quiet = settings;
         // The typed characters are not shown; the Enter that ends them still is, so what is
         // printed next starts on a line of its own.
         quiet.c_lflag &= !libc::ECHO;
         quiet.c_lflag |= libc::ECHONL;
+        let mut saved = SAVED.lock().unwrap_or_else(PoisonError::into_inner);
+        *saved = Some((fd, settings));
         // SAFETY: as above.
-        let result = if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+        let quieted = unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) };
+        // Held until echo is off: a stop signal's restore between saving and turning echo off
+        // would find echo still on, and the process would exit with it turned off after all.
+        drop(saved);
+        let result = if quieted != 0 {
             Err(Error::Io(io::Error::last_os_error()))
         } else {
             tty.write_all(prompt.as_bytes())
