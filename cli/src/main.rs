@@ -385,10 +385,16 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
         let canceller = monitor.canceller();
         // A cancel only ends a wait in progress: one that comes while the loop below is
         // printing would be lost, so the stop is repeated until the loop has seen it and the
-        // process has ended.
-        signals::on_stop(&[libc::SIGINT, libc::SIGTERM], move |_| loop {
-            canceller.cancel();
-            std::thread::sleep(Duration::from_millis(50));
+        // process has ended. A write to an output nobody reads blocks where no cancel reaches:
+        // then, after a second, the process ends from here, as SIGTERM's default would.
+        signals::on_stop(&[libc::SIGINT, libc::SIGTERM], move |_| {
+            let give_up = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < give_up {
+                canceller.cancel();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Every event printed was flushed with its line: nothing is lost.
+            std::process::exit(0);
         })
         .map_err(Failure::Output)?;
     }

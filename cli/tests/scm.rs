@@ -294,6 +294,50 @@ fn watch_prints_a_card_inserted_and_removed_as_it_happens_until_sigterm() {
     assert_eq!(watch.stop(libc::SIGTERM), (Some(0), String::new()));
 }
 
+/// `scm watch > full-pipe`: the consumer has stopped reading, so the first event's write blocks,
+/// where no cancel of the monitor reaches; SIGTERM must still end it.
+#[test]
+fn watch_blocked_writing_to_a_full_pipe_still_ends_on_sigterm() {
+    let mut fds = [0; 2];
+    // SAFETY: room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are ours, owned from here on.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Filled without blocking, then made blocking again before scm shares it.
+    let mut full = std::fs::File::from(write_end.try_clone().unwrap());
+    // SAFETY: fcntl on our own open descriptor.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+    while full.write(&[b'x'; 4096]).is_ok() {}
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, 0) };
+    shared();
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(Stdio::from(write_end)).spawn().unwrap();
+    // Its main thread in write(1, ...): the lab's readers are its first events.
+    let syscall = format!("/proc/{}/syscall", child.id());
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&syscall).unwrap().starts_with("1 0x1 ") {
+        assert!(Instant::now() < deadline, "scm watch never blocked writing its output");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopped.elapsed() > WAIT {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("scm watch still running {WAIT:?} after SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    drop(read_end);
+}
+
 #[test]
 fn watch_reports_what_is_there_first_and_ends_cleanly_on_sigint() {
     let lease = lease_with_card();
