@@ -33,7 +33,8 @@ stderr as text: the failed call, its HRESULT and the library's message.
 Exit codes:
   0  success
   1  PC/SC or card error (the HRESULT is printed), or the output could not be written
-     (a closed pipe, a full disk): no further APDU is sent then
+     (a closed pipe, a full disk): no further APDU is sent then; scm watch ends with 0 on
+     a closed pipe, the way `scm watch | head -3` ends
   2  usage: unknown subcommand or option, missing argument, bad hex, or a value the library
      refuses as invalid (SCM_E_INVALIDARG: an APDU whose lengths do not match, a bad path)
   3  reader not found: no reader matches READER, or more than one does
@@ -98,7 +99,8 @@ enum Command {
     /// Then one line per change, written out at once: "reader added: NAME", "reader removed:
     /// NAME", "card inserted: NAME", "card removed: NAME". It runs until Ctrl-C (SIGINT) or
     /// SIGTERM, which end it with exit code 0 (on Unix; elsewhere Ctrl-C ends the process),
-    /// or until --count or --timeout.
+    /// until --count or --timeout, or until the reader of its output has gone (a closed pipe,
+    /// seen at the next event: exit code 0 too).
     ///
     /// JSON: one object per line and event: {"event": "card_inserted", "reader": "..."}
     ///   event: reader_added, reader_removed, card_inserted or card_removed

@@ -844,6 +844,21 @@ fn output_that_cannot_be_written_exits_1_and_stops_the_exchange() {
     assert_exit(&output, 3);
 }
 
+/// `scm watch | head -3`: the consumer leaving is how a watch ends, not a failure; a full disk
+/// is one.
+#[test]
+fn watch_ends_with_0_when_its_reader_leaves_and_1_on_a_full_disk() {
+    shared();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(pipe_with_no_reader()).output().unwrap();
+    assert_exit(&output, 0);
+    assert_eq!(stderr(&output), "");
+    let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(full).output().unwrap();
+    assert_exit(&output, 1);
+    assert!(stderr(&output).starts_with("scm: writing the output: No space left"), "{}", stderr(&output));
+}
+
 /// A reader whose driver names it in Latin-1 ("Lab \xE9") is listed with U+FFFD, and that
 /// printed name can be another reader's. `scm` attached by the printed name: `scm apdu #N` on
 /// the empty Latin-1 reader sent the APDU to the card in the reader truly named
