@@ -538,6 +538,32 @@ fn read_says_what_the_card_refused_and_refuses_bad_paths_before_sending() {
     assert_eq!(iso.commands_received(), before, "nothing sent for a bad path");
 }
 
+/// A linear variable record file may hold an empty record (an erased one): it is 0 bytes of the
+/// file, not its end. `scm read` stopped there and printed only the records before it, exit 0.
+#[test]
+fn read_goes_on_past_an_empty_record() {
+    let card = VirtualCard::new(scardmanage_lab::DEFAULT_ATR.to_vec(), |apdu| {
+        let answer: &[u8] = match (apdu[1], apdu[2], apdu[3]) {
+            // SELECT: the MF without an answer, the EF with an FCP saying "linear variable".
+            (0xA4, _, p2) if p2 & 0x0C == 0x0C => &[0x90, 0x00],
+            (0xA4, _, _) => &[0x62, 0x03, 0x82, 0x01, 0x04, 0x90, 0x00],
+            (0xB2, 1, 0x04) => &[0x11, 0x11, 0x90, 0x00],
+            (0xB2, 2, 0x04) => &[0x90, 0x00],
+            (0xB2, 3, 0x04) => &[0x33, 0x90, 0x00],
+            (0xB2, _, 0x04) => &[0x6A, 0x83],
+            _ => &[0x6D, 0x00],
+        };
+        scardmanage_lab::Reply::Respond(answer.to_vec())
+    });
+    let lease = inserted(lease_with(card));
+    let output = scm(&["--json", "read", lease.name(), "2F10"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        format!("{{\"reader\":\"{}\",\"size\":3,\"data\":\"111133\"}}\n", lease.name())
+    );
+}
+
 #[test]
 fn a_pin_verified_by_one_scm_opens_the_file_for_the_next() {
     let (lease, _iso) = lease_with_iso_card(IsoOptions::default());
