@@ -440,6 +440,9 @@ fn verify(reader: &str, reference: u8, json: bool) -> Result<String, Failure> {
     .map_err(Failure::Output)?;
     let (reader, manager) = attach(reader)?;
     let chv = manager.chv()?;
+    // No card connected (SCM_SCARD_E_NO_SMARTCARD, exit 4) is said before the PIN is asked for,
+    // not after it was typed for nothing.
+    manager.atr()?;
     let code = pin::read(&format!("PIN ({reference:02X}): ")).map_err(|e| Failure::Usage(e.to_string()))?;
     let verdict = chv.verify(reference, code.as_bytes())?;
     let text = output::verification(&Verification { reader: &reader, reference, verdict }, json);

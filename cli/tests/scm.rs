@@ -658,6 +658,30 @@ fn echo(terminal: &std::os::fd::OwnedFd) -> bool {
     settings.c_lflag & libc::ECHO != 0
 }
 
+/// With no card in the reader, `scm verify` asked for the PIN anyway, and only said so after
+/// it had been typed.
+#[test]
+fn verify_with_no_card_says_so_before_asking_for_the_pin() {
+    let lease = lease();
+    let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = terminal.child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > WAIT {
+            terminal.child.kill().unwrap();
+            terminal.child.wait().unwrap();
+            panic!("still running; seen: {:?}", terminal.seen.try_iter().map(char::from).collect::<String>());
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(4));
+    let seen = terminal.read_until("\n");
+    assert!(seen.starts_with("scm: ") && seen.contains("no smart card"), "{seen:?}");
+    assert!(terminal.echo());
+}
+
 #[test]
 fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     let (lease, iso) = lease_with_iso_card(IsoOptions::default());
