@@ -135,7 +135,8 @@ enum Command {
     /// Prints "ok", or what the card said: "wrong PIN: 2 tries left" or "PIN blocked", both
     /// with exit code 5. The card keeps the verification until it is reset or removed: the
     /// tool leaves it as it is. Ctrl-C at the prompt puts echo back and exits with 130, as do
-    /// Ctrl-\ (131), SIGTERM (143) and a hang-up (129): 128 and the signal's number.
+    /// Ctrl-\ (131), SIGTERM (143) and a hang-up (129): 128 and the signal's number. Ctrl-Z
+    /// there gives the shell its echo back; fg turns it off again for the PIN.
     ///
     /// JSON: {"reader": "...", "reference": "81", "result": "ok", "tries_left": null}
     ///   result: ok, wrong or blocked
@@ -389,7 +390,7 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
         // printing would be lost, so the stop is repeated until the loop has seen it and the
         // process has ended. A write to an output nobody reads blocks where no cancel reaches:
         // then, after a second, the process ends from here, as SIGTERM's default would.
-        signals::on_stop(&[libc::SIGINT, libc::SIGTERM], move |_| {
+        signals::handle(&[libc::SIGINT, libc::SIGTERM], move |_| {
             let give_up = Instant::now() + Duration::from_secs(1);
             while Instant::now() < give_up {
                 canceller.cancel();
@@ -430,13 +431,21 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
 
 fn verify(reader: &str, reference: u8, json: bool) -> Result<String, Failure> {
     // Echo must come back however the prompt ends: Ctrl-\ (SIGQUIT) and a hang-up too, whose
-    // default would end the process with the terminal left silent.
+    // default would end the process with the terminal left silent. Ctrl-Z and `fg` (SIGTSTP,
+    // SIGCONT) give it back for the time the process is stopped.
     #[cfg(unix)]
-    signals::on_stop(&[libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP], |signal| {
-        pin::restore();
-        // The shell's way of saying which signal ended a command.
-        std::process::exit(128 + signal);
-    })
+    signals::handle(
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGTSTP, libc::SIGCONT],
+        |signal| match signal {
+            libc::SIGTSTP => pin::suspend(),
+            libc::SIGCONT => pin::resume(),
+            _ => {
+                pin::restore();
+                // The shell's way of saying which signal ended a command.
+                std::process::exit(128 + signal);
+            }
+        },
+    )
     .map_err(Failure::Output)?;
     let (reader, manager) = attach(reader)?;
     let chv = manager.chv()?;

@@ -682,6 +682,69 @@ fn verify_with_no_card_says_so_before_asking_for_the_pin() {
     assert!(terminal.echo());
 }
 
+/// Waits until `done()`, or fails saying `what` did not happen.
+#[track_caller]
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` is stopped (state T in /proc).
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The state follows the command's name, which is in parentheses.
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+/// Ctrl-Z at the prompt: the shell gets its terminal back with echo on, and `fg` goes on with
+/// echo on too (the shell put it back), where the PIN would be shown as typed.
+#[test]
+fn verify_stopped_at_the_prompt_puts_echo_back_and_turns_it_off_again_when_continued() {
+    let (lease, iso) = lease_with_iso_card(IsoOptions::default());
+    let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+    assert_eq!(terminal.read_until(": "), "PIN (81): ");
+    let pid = terminal.child.id();
+    let signal = |signal| {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    };
+    // SIGSTOP cannot be caught: what a shell does then, echo on, is undone at SIGCONT.
+    signal(libc::SIGSTOP);
+    wait_until("stopped", || stopped(pid));
+    set_echo(&terminal.slave);
+    signal(libc::SIGCONT);
+    wait_until("echo off again after SIGCONT", || !terminal.echo());
+
+    // SIGTSTP as `kill -TSTP` sends it (the terminal's Ctrl-Z is not sent to this test's
+    // terminal session, which no shell leads).
+    signal(libc::SIGTSTP);
+    wait_until("stopped", || stopped(pid));
+    assert!(terminal.echo(), "echo is on while stopped");
+    signal(libc::SIGCONT);
+    wait_until("echo off again after SIGCONT", || !terminal.echo());
+
+    terminal.master.write_all(b"1234\n").unwrap();
+    assert_eq!(terminal.read_until("ok\r\n"), "\r\nok\r\n");
+    assert_eq!(terminal.child.wait().unwrap().code(), Some(0));
+    assert!(terminal.echo());
+    assert_eq!(iso.commands_received(), 1);
+}
+
+/// Turns echo on, as a shell does when it gets its terminal back.
+fn set_echo(terminal: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data, filled in by tcgetattr on an open terminal.
+    let mut settings = unsafe { std::mem::zeroed::<libc::termios>() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(terminal.as_raw_fd(), &mut settings) }, 0);
+    settings.c_lflag |= libc::ECHO;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcsetattr(terminal.as_raw_fd(), libc::TCSANOW, &settings) }, 0);
+}
+
 #[test]
 fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     let (lease, iso) = lease_with_iso_card(IsoOptions::default());
