@@ -322,20 +322,25 @@ fn watch_blocked_writing_to_a_full_pipe_still_ends_on_sigterm() {
     }
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let stopped = Instant::now();
-    let status = loop {
+    assert_eq!(exit_code_within_wait(&mut child), Some(0));
+    drop(read_end);
+}
+
+/// `child`'s exit code once it has ended; after [`WAIT`], it is killed and the test fails.
+#[track_caller]
+fn exit_code_within_wait(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status.code();
         }
-        if stopped.elapsed() > WAIT {
+        if Instant::now() > deadline {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("scm watch still running {WAIT:?} after SIGTERM");
+            panic!("scm still running after {WAIT:?}");
         }
         thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
-    drop(read_end);
+    }
 }
 
 #[test]
@@ -664,19 +669,7 @@ fn echo(terminal: &std::os::fd::OwnedFd) -> bool {
 fn verify_with_no_card_says_so_before_asking_for_the_pin() {
     let lease = lease();
     let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = terminal.child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WAIT {
-            terminal.child.kill().unwrap();
-            terminal.child.wait().unwrap();
-            panic!("still running; seen: {:?}", terminal.seen.try_iter().map(char::from).collect::<String>());
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(4));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(4));
     let seen = terminal.read_until("\n");
     assert!(seen.starts_with("scm: ") && seen.contains("no smart card"), "{seen:?}");
     assert!(terminal.echo());
@@ -728,7 +721,7 @@ fn verify_stopped_at_the_prompt_puts_echo_back_and_turns_it_off_again_when_conti
 
     terminal.master.write_all(b"1234\n").unwrap();
     assert_eq!(terminal.read_until("ok\r\n"), "\r\nok\r\n");
-    assert_eq!(terminal.child.wait().unwrap().code(), Some(0));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(0));
     assert!(terminal.echo());
     assert_eq!(iso.commands_received(), 1);
 }
@@ -755,7 +748,7 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     // The typed PIN is not shown; the line's end is, then the result (the terminal turns
     // "\n" into "\r\n").
     assert_eq!(terminal.read_until("ok\r\n"), "\r\nok\r\n");
-    assert_eq!(terminal.child.wait().unwrap().code(), Some(0));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(0));
     assert!(terminal.echo(), "echo is back");
     assert_eq!(iso.commands_received(), 1);
 
@@ -764,7 +757,7 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     assert_eq!(terminal.read_until(": "), "PIN (81): ");
     assert!(!terminal.echo());
     terminal.master.write_all(b"12\x03").unwrap();
-    assert_eq!(terminal.child.wait().unwrap().code(), Some(130));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(130));
     assert!(terminal.echo(), "echo is back after Ctrl-C");
     assert_eq!(iso.commands_received(), 1);
 
@@ -779,7 +772,7 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
             // SAFETY: kill(2) on our own child's pid.
             None => assert_eq!(unsafe { libc::kill(terminal.child.id() as i32, signal) }, 0),
         }
-        assert_eq!(terminal.child.wait().unwrap().code(), Some(128 + signal), "signal {signal}");
+        assert_eq!(exit_code_within_wait(&mut terminal.child), Some(128 + signal), "signal {signal}");
         assert!(terminal.echo(), "echo is back after signal {signal}");
     }
     assert_eq!(iso.commands_received(), 1);
