@@ -188,8 +188,9 @@ impl FileAccess {
             match unsafe { scm_file_read(self.0, file, chunk.as_mut_ptr(), &mut len, 0) } {
                 SCM_SCARD_W_EOF => break Ok(()),
                 hr if hr < 0 => break Err(Error { call: "scm_file_read", hr }),
-                // Never seen (the end is SCM_SCARD_W_EOF), but it must not loop forever.
-                _ if len == 0 => break Ok(()),
+                // 0 bytes is an empty record (a linear variable file's erased one), not the end:
+                // the records after it follow. A record file ends by record 254, and a
+                // transparent file's read at its end is SCM_SCARD_W_EOF, so this ends.
                 _ => content.extend_from_slice(&chunk[..len]),
             }
         };

@@ -33,7 +33,8 @@ stderr as text: the failed call, its HRESULT and the library's message.
 Exit codes:
   0  success
   1  PC/SC or card error (the HRESULT is printed), or the output could not be written
-     (a closed pipe, a full disk): no further APDU is sent then
+     (a closed pipe, a full disk): no further APDU is sent then; scm watch ends with 0 on
+     a closed pipe, the way `scm watch | head -3` ends
   2  usage: unknown subcommand or option, missing argument, bad hex, or a value the library
      refuses as invalid (SCM_E_INVALIDARG: an APDU whose lengths do not match, a bad path)
   3  reader not found: no reader matches READER, or more than one does
@@ -98,7 +99,8 @@ enum Command {
     /// Then one line per change, written out at once: "reader added: NAME", "reader removed:
     /// NAME", "card inserted: NAME", "card removed: NAME". It runs until Ctrl-C (SIGINT) or
     /// SIGTERM, which end it with exit code 0 (on Unix; elsewhere Ctrl-C ends the process),
-    /// or until --count or --timeout.
+    /// until --count or --timeout, or until the reader of its output has gone (a closed pipe,
+    /// seen at the next event: exit code 0 too).
     ///
     /// JSON: one object per line and event: {"event": "card_inserted", "reader": "..."}
     ///   event: reader_added, reader_removed, card_inserted or card_removed
@@ -132,7 +134,9 @@ enum Command {
     ///
     /// Prints "ok", or what the card said: "wrong PIN: 2 tries left" or "PIN blocked", both
     /// with exit code 5. The card keeps the verification until it is reset or removed: the
-    /// tool leaves it as it is. Ctrl-C at the prompt puts echo back and exits with 130.
+    /// tool leaves it as it is. Ctrl-C at the prompt puts echo back and exits with 130, as do
+    /// Ctrl-\ (131), SIGTERM (143) and a hang-up (129): 128 and the signal's number. Ctrl-Z
+    /// there gives the shell its echo back; fg turns it off again for the PIN.
     ///
     /// JSON: {"reader": "...", "reference": "81", "result": "ok", "tries_left": null}
     ///   result: ok, wrong or blocked
@@ -384,10 +388,16 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
         let canceller = monitor.canceller();
         // A cancel only ends a wait in progress: one that comes while the loop below is
         // printing would be lost, so the stop is repeated until the loop has seen it and the
-        // process has ended.
-        signals::on_stop(move || loop {
-            canceller.cancel();
-            std::thread::sleep(Duration::from_millis(50));
+        // process has ended. A write to an output nobody reads blocks where no cancel reaches:
+        // then, after a second, the process ends from here, as SIGTERM's default would.
+        signals::handle(&[libc::SIGINT, libc::SIGTERM], move |_| {
+            let give_up = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < give_up {
+                canceller.cancel();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Every event printed was flushed with its line: nothing is lost.
+            std::process::exit(0);
         })
         .map_err(Failure::Output)?;
     }
@@ -420,15 +430,28 @@ fn watch(args: &WatchArgs, json: bool) -> Result<(), Failure> {
 }
 
 fn verify(reader: &str, reference: u8, json: bool) -> Result<String, Failure> {
-    // Echo must come back however the prompt ends.
+    // Echo must come back however the prompt ends: Ctrl-\ (SIGQUIT) and a hang-up too, whose
+    // default would end the process with the terminal left silent. Ctrl-Z and `fg` (SIGTSTP,
+    // SIGCONT) give it back for the time the process is stopped.
     #[cfg(unix)]
-    signals::on_stop(|| {
-        pin::restore();
-        std::process::exit(130);
-    })
+    signals::handle(
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGTSTP, libc::SIGCONT],
+        |signal| match signal {
+            libc::SIGTSTP => pin::suspend(),
+            libc::SIGCONT => pin::resume(),
+            _ => {
+                pin::restore();
+                // The shell's way of saying which signal ended a command.
+                std::process::exit(128 + signal);
+            }
+        },
+    )
     .map_err(Failure::Output)?;
     let (reader, manager) = attach(reader)?;
     let chv = manager.chv()?;
+    // No card connected (SCM_SCARD_E_NO_SMARTCARD, exit 4) is said before the PIN is asked for,
+    // not after it was typed for nothing.
+    manager.atr()?;
     let code = pin::read(&format!("PIN ({reference:02X}): ")).map_err(|e| Failure::Usage(e.to_string()))?;
     let verdict = chv.verify(reference, code.as_bytes())?;
     let text = output::verification(&Verification { reader: &reader, reference, verdict }, json);

@@ -120,7 +120,7 @@ fn read_line(input: &mut impl Read) -> Result<Pin, Error> {
 }
 
 #[cfg(unix)]
-pub use terminal::restore;
+pub use terminal::{restore, resume, suspend};
 
 #[cfg(unix)]
 mod terminal {
@@ -136,12 +136,41 @@ mod terminal {
     static SAVED: Mutex<Option<(i32, libc::termios)>> = Mutex::new(None);
 
     /// Puts the terminal's echo back if this process turned it off. Called on the way out
-    /// whatever the way: the end of the read, or SIGINT/SIGTERM at the prompt.
+    /// whatever the way: the end of the read, or a signal that ends the process at the prompt.
     pub fn restore() {
         if let Some((fd, settings)) = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take() {
             // SAFETY: `fd` is the terminal, open while SAVED holds it; `settings` came from it.
             unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &settings) };
         }
+    }
+
+    /// Ctrl-Z at the prompt: stops the process with the terminal's echo back on, for the shell
+    /// that gets it back; what was typed of the PIN is dropped, not left for the shell to read.
+    pub fn suspend() {
+        if let Some((fd, settings)) = *SAVED.lock().unwrap_or_else(PoisonError::into_inner) {
+            // SAFETY: as in `restore`.
+            unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &settings) };
+        }
+        // SAFETY: stopping this process; SIGSTOP cannot be caught, so this is Ctrl-Z's default.
+        unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+    }
+
+    /// SIGCONT: echo off again if the prompt is still waiting. Shells put their own settings
+    /// back when a job stops (whatever stopped it), and `fg` does not undo that: the PIN typed
+    /// next would be shown.
+    pub fn resume() {
+        if let Some((fd, settings)) = *SAVED.lock().unwrap_or_else(PoisonError::into_inner) {
+            // SAFETY: as in `restore`.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet(settings)) };
+        }
+    }
+
+    /// `settings` with the typed characters not shown; the Enter that ends them still is, so
+    /// what is printed next starts on a line of its own.
+    fn quiet(mut settings: libc::termios) -> libc::termios {
+        settings.c_lflag &= !libc::ECHO;
+        settings.c_lflag |= libc::ECHONL;
+        settings
     }
 
     pub fn read(prompt: &str) -> Result<Pin, Error> {
@@ -153,14 +182,14 @@ mod terminal {
         if unsafe { libc::tcgetattr(fd, &mut settings) } != 0 {
             return Err(Error::Io(io::Error::last_os_error()));
         }
-        *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some((fd, settings));
-        let mut quiet = settings;
-        // The typed characters are not shown; the Enter that ends them still is, so what is
-        // printed next starts on a line of its own.
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
+        let mut saved = SAVED.lock().unwrap_or_else(PoisonError::into_inner);
+        *saved = Some((fd, settings));
         // SAFETY: as above.
-        let result = if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+        let quieted = unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet(settings)) };
+        // Held until echo is off: a stop signal's restore between saving and turning echo off
+        // would find echo still on, and the process would exit with it turned off after all.
+        drop(saved);
+        let result = if quieted != 0 {
             Err(Error::Io(io::Error::last_os_error()))
         } else {
             tty.write_all(prompt.as_bytes())

@@ -294,6 +294,55 @@ fn watch_prints_a_card_inserted_and_removed_as_it_happens_until_sigterm() {
     assert_eq!(watch.stop(libc::SIGTERM), (Some(0), String::new()));
 }
 
+/// `scm watch > full-pipe`: the consumer has stopped reading, so the first event's write blocks,
+/// where no cancel of the monitor reaches; SIGTERM must still end it.
+#[test]
+fn watch_blocked_writing_to_a_full_pipe_still_ends_on_sigterm() {
+    let mut fds = [0; 2];
+    // SAFETY: room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are ours, owned from here on.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Filled without blocking, then made blocking again before scm shares it.
+    let mut full = std::fs::File::from(write_end.try_clone().unwrap());
+    // SAFETY: fcntl on our own open descriptor.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+    while full.write(&[b'x'; 4096]).is_ok() {}
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, 0) };
+    shared();
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(Stdio::from(write_end)).spawn().unwrap();
+    // Its main thread in write(1, ...): the lab's readers are its first events.
+    let syscall = format!("/proc/{}/syscall", child.id());
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&syscall).unwrap().starts_with("1 0x1 ") {
+        assert!(Instant::now() < deadline, "scm watch never blocked writing its output");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(exit_code_within_wait(&mut child), Some(0));
+    drop(read_end);
+}
+
+/// `child`'s exit code once it has ended; after [`WAIT`], it is killed and the test fails.
+#[track_caller]
+fn exit_code_within_wait(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("scm still running after {WAIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn watch_reports_what_is_there_first_and_ends_cleanly_on_sigint() {
     let lease = lease_with_card();
@@ -494,6 +543,32 @@ fn read_says_what_the_card_refused_and_refuses_bad_paths_before_sending() {
     assert_eq!(iso.commands_received(), before, "nothing sent for a bad path");
 }
 
+/// A linear variable record file may hold an empty record (an erased one): it is 0 bytes of the
+/// file, not its end. `scm read` stopped there and printed only the records before it, exit 0.
+#[test]
+fn read_goes_on_past_an_empty_record() {
+    let card = VirtualCard::new(scardmanage_lab::DEFAULT_ATR.to_vec(), |apdu| {
+        let answer: &[u8] = match (apdu[1], apdu[2], apdu[3]) {
+            // SELECT: the MF without an answer, the EF with an FCP saying "linear variable".
+            (0xA4, _, p2) if p2 & 0x0C == 0x0C => &[0x90, 0x00],
+            (0xA4, _, _) => &[0x62, 0x03, 0x82, 0x01, 0x04, 0x90, 0x00],
+            (0xB2, 1, 0x04) => &[0x11, 0x11, 0x90, 0x00],
+            (0xB2, 2, 0x04) => &[0x90, 0x00],
+            (0xB2, 3, 0x04) => &[0x33, 0x90, 0x00],
+            (0xB2, _, 0x04) => &[0x6A, 0x83],
+            _ => &[0x6D, 0x00],
+        };
+        scardmanage_lab::Reply::Respond(answer.to_vec())
+    });
+    let lease = inserted(lease_with(card));
+    let output = scm(&["--json", "read", lease.name(), "2F10"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        format!("{{\"reader\":\"{}\",\"size\":3,\"data\":\"111133\"}}\n", lease.name())
+    );
+}
+
 #[test]
 fn a_pin_verified_by_one_scm_opens_the_file_for_the_next() {
     let (lease, _iso) = lease_with_iso_card(IsoOptions::default());
@@ -588,6 +663,81 @@ fn echo(terminal: &std::os::fd::OwnedFd) -> bool {
     settings.c_lflag & libc::ECHO != 0
 }
 
+/// With no card in the reader, `scm verify` asked for the PIN anyway, and only said so after
+/// it had been typed.
+#[test]
+fn verify_with_no_card_says_so_before_asking_for_the_pin() {
+    let lease = lease();
+    let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(4));
+    let seen = terminal.read_until("\n");
+    assert!(seen.starts_with("scm: ") && seen.contains("no smart card"), "{seen:?}");
+    assert!(terminal.echo());
+}
+
+/// Waits until `done()`, or fails saying `what` did not happen.
+#[track_caller]
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` is stopped (state T in /proc).
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The state follows the command's name, which is in parentheses.
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+/// Ctrl-Z at the prompt: the shell gets its terminal back with echo on, and `fg` goes on with
+/// echo on too (the shell put it back), where the PIN would be shown as typed.
+#[test]
+fn verify_stopped_at_the_prompt_puts_echo_back_and_turns_it_off_again_when_continued() {
+    let (lease, iso) = lease_with_iso_card(IsoOptions::default());
+    let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+    assert_eq!(terminal.read_until(": "), "PIN (81): ");
+    let pid = terminal.child.id();
+    let signal = |signal| {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    };
+    // SIGSTOP cannot be caught: what a shell does then, echo on, is undone at SIGCONT.
+    signal(libc::SIGSTOP);
+    wait_until("stopped", || stopped(pid));
+    set_echo(&terminal.slave);
+    signal(libc::SIGCONT);
+    wait_until("echo off again after SIGCONT", || !terminal.echo());
+
+    // SIGTSTP as `kill -TSTP` sends it (the terminal's Ctrl-Z is not sent to this test's
+    // terminal session, which no shell leads).
+    signal(libc::SIGTSTP);
+    wait_until("stopped", || stopped(pid));
+    assert!(terminal.echo(), "echo is on while stopped");
+    signal(libc::SIGCONT);
+    wait_until("echo off again after SIGCONT", || !terminal.echo());
+
+    terminal.master.write_all(b"1234\n").unwrap();
+    assert_eq!(terminal.read_until("ok\r\n"), "\r\nok\r\n");
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(0));
+    assert!(terminal.echo());
+    assert_eq!(iso.commands_received(), 1);
+}
+
+/// Turns echo on, as a shell does when it gets its terminal back.
+fn set_echo(terminal: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data, filled in by tcgetattr on an open terminal.
+    let mut settings = unsafe { std::mem::zeroed::<libc::termios>() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(terminal.as_raw_fd(), &mut settings) }, 0);
+    settings.c_lflag |= libc::ECHO;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcsetattr(terminal.as_raw_fd(), libc::TCSANOW, &settings) }, 0);
+}
+
 #[test]
 fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     let (lease, iso) = lease_with_iso_card(IsoOptions::default());
@@ -598,7 +748,7 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     // The typed PIN is not shown; the line's end is, then the result (the terminal turns
     // "\n" into "\r\n").
     assert_eq!(terminal.read_until("ok\r\n"), "\r\nok\r\n");
-    assert_eq!(terminal.child.wait().unwrap().code(), Some(0));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(0));
     assert!(terminal.echo(), "echo is back");
     assert_eq!(iso.commands_received(), 1);
 
@@ -607,8 +757,24 @@ fn verify_at_a_terminal_reads_the_pin_with_echo_off_and_puts_echo_back() {
     assert_eq!(terminal.read_until(": "), "PIN (81): ");
     assert!(!terminal.echo());
     terminal.master.write_all(b"12\x03").unwrap();
-    assert_eq!(terminal.child.wait().unwrap().code(), Some(130));
+    assert_eq!(exit_code_within_wait(&mut terminal.child), Some(130));
     assert!(terminal.echo(), "echo is back after Ctrl-C");
+    assert_eq!(iso.commands_received(), 1);
+
+    // Ctrl-\ (SIGQUIT, typed) and SIGTERM (sent) at the prompt: echo back too, and the exit
+    // code says which signal it was.
+    for (signal, typed) in [(libc::SIGQUIT, Some(b"12\x1c")), (libc::SIGTERM, None)] {
+        let mut terminal = Terminal::start(&["verify", lease.name(), "81"]);
+        assert_eq!(terminal.read_until(": "), "PIN (81): ");
+        assert!(!terminal.echo());
+        match typed {
+            Some(keys) => terminal.master.write_all(keys).unwrap(),
+            // SAFETY: kill(2) on our own child's pid.
+            None => assert_eq!(unsafe { libc::kill(terminal.child.id() as i32, signal) }, 0),
+        }
+        assert_eq!(exit_code_within_wait(&mut terminal.child), Some(128 + signal), "signal {signal}");
+        assert!(terminal.echo(), "echo is back after signal {signal}");
+    }
     assert_eq!(iso.commands_received(), 1);
 }
 
@@ -782,6 +948,21 @@ fn output_that_cannot_be_written_exits_1_and_stops_the_exchange() {
         .output()
         .unwrap();
     assert_exit(&output, 3);
+}
+
+/// `scm watch | head -3`: the consumer leaving is how a watch ends, not a failure; a full disk
+/// is one.
+#[test]
+fn watch_ends_with_0_when_its_reader_leaves_and_1_on_a_full_disk() {
+    shared();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(pipe_with_no_reader()).output().unwrap();
+    assert_exit(&output, 0);
+    assert_eq!(stderr(&output), "");
+    let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_scm")).arg("watch").stdout(full).output().unwrap();
+    assert_exit(&output, 1);
+    assert!(stderr(&output).starts_with("scm: writing the output: No space left"), "{}", stderr(&output));
 }
 
 /// A reader whose driver names it in Latin-1 ("Lab \xE9") is listed with U+FFFD, and that
