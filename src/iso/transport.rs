@@ -12,6 +12,7 @@ use pcsc::ffi;
 
 use super::apdu::{Command, MAX_NE, MAX_SHORT_DATA, MAX_SHORT_NE};
 use super::chv::wipe;
+use super::ef_atr::{self, Extended};
 use super::BROKEN_EXCHANGE;
 use crate::hresult::*;
 use crate::manager::Manager;
@@ -266,6 +267,8 @@ fn exchange<'a>(
 #[derive(Default)]
 pub struct IsoSession {
     capabilities: Option<Capabilities>,
+    /// What EF.ATR announced, once a file access object read it on this connection.
+    ef_atr: Option<Option<Extended>>,
     encoded: Vec<u8>,
     answer: Vec<u8>,
     response: Vec<u8>,
@@ -274,7 +277,10 @@ pub struct IsoSession {
 impl fmt::Debug for IsoSession {
     // The buffers may hold what a card or a caller sent: never shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IsoSession").field("capabilities", &self.capabilities).finish_non_exhaustive()
+        f.debug_struct("IsoSession")
+            .field("capabilities", &self.capabilities)
+            .field("ef_atr", &self.ef_atr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -282,6 +288,7 @@ impl IsoSession {
     /// The connection changed (reconnected, detached): its card may be another.
     pub fn forget_card(&mut self) {
         self.capabilities = None;
+        self.ef_atr = None;
     }
 
     /// Gives the buffers their full size, once: any answer fits, and any command's encoding, so
@@ -381,10 +388,59 @@ impl Manager {
     /// final status word. A command asking for more than the card can send in one answer (Ne
     /// over 256 without extended length) asks for 256.
     pub fn iso_command(&mut self, command: &Command, response: &mut Vec<u8>) -> Result<u16> {
-        let (link, capabilities) = self.iso_link()?;
-        let Link { mut card, session } = link;
+        let capabilities = self.iso_capabilities()?;
+        self.iso_command_as(command, capabilities, response)
+    }
+
+    /// [`Manager::iso_command`] for a card that takes what `capabilities` say (learnt beyond the
+    /// ATR: [`Manager::iso_ef_atr`]).
+    pub fn iso_command_as(
+        &mut self,
+        command: &Command,
+        capabilities: Capabilities,
+        response: &mut Vec<u8>,
+    ) -> Result<u16> {
+        let Link { mut card, session } = self.iso_link()?.0;
         let plan = Plan::automatic(command, capabilities);
         run(&mut card, command, plan, ALL, &mut session.encoded, &mut session.answer, response)
+    }
+
+    /// Extended length as EF.ATR announces it, read once per connection (SELECT MF, SELECT 2F01,
+    /// READ BINARY of up to 256 bytes, all short) and only when the ATR announces none on a T=1
+    /// card: `None` when the file is absent, unreadable or malformed. The reads change the card's
+    /// current file, so only callers that select what they work on afterwards may ask
+    /// (file access objects), never `scm_transmit_ex`.
+    pub fn iso_ef_atr(&mut self) -> Result<Option<Extended>> {
+        let capabilities = self.iso_capabilities()?;
+        if capabilities.extended_length || capabilities.t0 {
+            return Ok(None);
+        }
+        if let Some(known) = self.iso.ef_atr {
+            return Ok(known);
+        }
+        let mut content = Vec::new();
+        let announced = match self.read_ef_atr(&mut content) {
+            Ok(true) => ef_atr::parse(&content),
+            Ok(false) | Err(BROKEN_EXCHANGE) => None,
+            // The connection failed, not the card's answer: asked again next time.
+            Err(code) => return Err(code),
+        };
+        self.iso.ef_atr = Some(announced);
+        Ok(announced)
+    }
+
+    /// Reads EF.ATR's first 256 bytes into `content`; `false` when a step is refused.
+    fn read_ef_atr(&mut self, content: &mut Vec<u8>) -> Result<bool> {
+        for id in [super::file::MF, ef_atr::FILE_ID] {
+            let select = Command { data: &id.to_be_bytes(), ..Command::new(0x00, 0xA4, 0x00, 0x0C) };
+            if !matches!(self.iso_command(&select, content)?, 0x9000 | 0x6200..=0x62FF) {
+                return Ok(false);
+            }
+        }
+        content.clear();
+        let read = Command { ne: MAX_SHORT_NE, ..Command::new(0x00, 0xB0, 0x00, 0x00) };
+        let sw = self.iso_command(&read, content)?;
+        Ok(sw == 0x9000 || (sw >> 8 == 0x62 && !content.is_empty()))
     }
 
     /// [`Manager::iso_command`] encoding the command in `encoded`, a buffer of the caller's,
