@@ -252,6 +252,26 @@ fn scm_transmit_ex_takes_a_card_at_its_atr_word_and_selects_nothing_of_its_own()
 }
 
 #[test]
+fn ef_atr_is_read_once_per_connection() {
+    let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
+    let files = Files::new(&lab.manager);
+    let small = in_df(iso::EF_SMALL);
+    let count = |what: &dyn Fn()| {
+        let before = lab.card.commands_received();
+        what();
+        lab.card.commands_received() - before
+    };
+    let open = || {
+        let file = files.open(SCM_REF_BY_ID, &small).unwrap();
+        ok(files.close(file));
+    };
+    assert_eq!(count(&open), 3 + 1, "SELECT MF, SELECT 2F01, READ BINARY, then the file's SELECT");
+    assert_eq!(count(&open), 1, "EF.ATR kept");
+    ok(lab.manager.reconnect());
+    assert_eq!(count(&open), 3 + 1, "read again after scm_reconnect: the card may be another");
+}
+
+#[test]
 fn a_malformed_ef_atr_is_ignored() {
     // The card takes extended APDUs (up to 4 096 bytes) but its EF.ATR is malformed TLV: the
     // library believes none of it and reads and writes as through short APDUs.
