@@ -32,6 +32,9 @@
 //!
 //! ATR: T=1 `3B 87 01 80 31 98 73 B6 01 cc TCK`, T=0 `3B 07 80 31 98 73 B6 01 cc`; cc = 0x80 (chaining) +
 //! 0x40 (extended Lc/Le) + 0x20 (7F66 in EF.ATR). Default options: `3B 87 01 80 31 98 73 B6 01 E0 TCK`.
+//! With `ef_atr: EfAtr::Only` (`IsoOptions::EF_ATR_ONLY`) or `EfAtr::Malformed` the ATR leaves
+//! 0x40 and 0x20 out (`... B6 01 80 TCK`) and only EF.ATR announces extended length, for APDUs of
+//! at most `EF_ATR_MAX_APDU` (4 096) bytes: longer ones, or an Ne above 4 094, answer 67 00.
 //!
 //! # Commands (CLA 00, or 10 when chaining; CLA 80..FE go to the default applet: ECHO 80 10, READ 80 20)
 //!
