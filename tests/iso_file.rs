@@ -252,7 +252,7 @@ fn scm_transmit_ex_takes_a_card_at_its_atr_word_and_selects_nothing_of_its_own()
 }
 
 #[test]
-fn ef_atr_is_read_once_per_connection() {
+fn ef_atr_is_read_once_per_connection_and_may_be_absent() {
     let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
     let files = Files::new(&lab.manager);
     let small = in_df(iso::EF_SMALL);
@@ -269,6 +269,14 @@ fn ef_atr_is_read_once_per_connection() {
     assert_eq!(count(&open), 1, "EF.ATR kept");
     ok(lab.manager.reconnect());
     assert_eq!(count(&open), 3 + 1, "read again after scm_reconnect: the card may be another");
+
+    // Without EF.ATR (its SELECT answers 6A82) the card is taken at its ATR's word: short APDUs.
+    ok(files.delete(SCM_REF_BY_ID, "3F00/2F01"));
+    ok(lab.manager.reconnect());
+    assert_eq!(count(&open), 2 + 1, "SELECT MF, SELECT 2F01 (not found), the file's SELECT");
+    let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+    let read = || same(&files.read(big, iso::BIG_SIZE).unwrap(), &iso::big_content(), "the file");
+    assert_eq!(count(&read), 1 + 128 + 29, "as on a short-APDU card");
 }
 
 #[test]
