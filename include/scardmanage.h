@@ -1207,11 +1207,13 @@ scm_hresult scm_auth_user_auth(scm_auth *a, uint32_t reference, const uint8_t *c
 // manager comes between them; to keep other programs out between calls, hold `scm_lock`.
 // Commands go through the ISO transport (`scm_transmit_ex` with `SCM_ISO_ALL`): GET RESPONSE
 // after 61xx, a resend after 6Cxx, extended length where the card's ATR announces it. Where
-// the ATR does not (on T=1), the first call after each attach or `scm_reconnect` reads EF.ATR
-// first (SELECT `00 A4 00 0C` of 3F00 and of 2F01, READ BINARY `00 B0 00 00 00`) and uses
-// extended length when its card capabilities (`47`, third byte bit `40`) announce it, with
-// APDUs no longer than its extended length information (`7F66`) allows. An EF.ATR that is
-// absent, refused, malformed or names APDUs under 265 bytes leaves the card on short APDUs.
+// the ATR does not, or announces it with its limits in EF.ATR (third byte bit `20`), on T=1,
+// the first call after each attach or `scm_reconnect` reads EF.ATR first (SELECT `00 A4 00
+// 0C` of 3F00 and of 2F01, READ BINARY `00 B0 00 00 00`) and uses extended length when its
+// card capabilities (`47`, third byte bit `40`) announce it, with APDUs no longer than its
+// extended length information (`7F66`) allows. An EF.ATR that is absent, refused, malformed
+// or names APDUs under 265 bytes leaves the card at its ATR's word: short APDUs, or extended
+// ones of up to 65 535 bytes.
 //
 // **Codes, for every `scm_file_*` function.** `SCM_E_POINTER` (`f` or a required pointer
 // NULL), `SCM_E_HANDLE` (`f` not live, or its manager released), `SCM_E_INVALIDARG` (a

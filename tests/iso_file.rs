@@ -227,6 +227,16 @@ fn the_40000_byte_file_through_extended_apdus_that_only_ef_atr_announces() {
 }
 
 #[test]
+fn the_40000_byte_file_within_the_limits_ef_atr_gives_a_card_whose_atr_announces_extended_length() {
+    // The ATR announces extended length and says (0x20) that EF.ATR holds the limits: 4 096
+    // bytes, past which the card answers 67 00. Taking the ATR alone, 65 535-byte APDUs fail.
+    let lab = IsoReader::new(IsoOptions { ef_atr: EfAtr::Limits, ..IsoOptions::default() });
+    let (writes, reads) = big_file_round_trip(&lab, 0x5A);
+    assert_eq!(reads, 1 + 10, "SELECT and ten READ BINARY of at most 4 094 bytes");
+    assert!((1 + 10..=1 + 11).contains(&writes), "SELECT and ten or eleven UPDATE BINARY: {writes}");
+}
+
+#[test]
 fn scm_transmit_ex_takes_a_card_at_its_atr_word_and_selects_nothing_of_its_own() {
     let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
     lab.select_application();

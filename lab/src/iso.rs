@@ -11,7 +11,7 @@
 //! | const | value | notes |
 //! |---|---|---|
 //! | `MF` | `0x3F00` | |
-//! | `EF_ATR` | `0x2F01` | under MF, transparent, no SFI: `47 03 B6 01 cc` (card capabilities; cc as the ATR's, but with extended length even when `ef_atr` keeps it out of the ATR) and, with extended length, `7F66 08 02 02 FF FF 02 02 FF FF` (largest command / response APDU, header and SW included: 65 535; 4 096 with `EfAtr::Only`, malformed with `EfAtr::Malformed`) |
+//! | `EF_ATR` | `0x2F01` | under MF, transparent, no SFI: `47 03 B6 01 cc` (card capabilities; cc as the ATR's, but with extended length even when `ef_atr` keeps it out of the ATR) and, with extended length, `7F66 08 02 02 FF FF 02 02 FF FF` (largest command / response APDU, header and SW included: 65 535; 4 096 with `EfAtr::Only` or `EfAtr::Limits`, malformed with `EfAtr::Malformed`) |
 //! | `DF_ID` | `0x5000` | under MF |
 //! | `DF_NAME` | `F0 53 43 4D 49 53 4F` | SELECT P1 04 |
 //! | `EF_SMALL`, `SFI_SMALL` | `0x5001`, 1 | transparent, content `SMALL_CONTENT` = b"scardmanage ISO lab card: EF 5001" (33 bytes) |
@@ -35,6 +35,8 @@
 //! With `ef_atr: EfAtr::Only` (`IsoOptions::EF_ATR_ONLY`) or `EfAtr::Malformed` the ATR leaves
 //! 0x40 and 0x20 out (`... B6 01 80 TCK`) and only EF.ATR announces extended length, for APDUs of
 //! at most `EF_ATR_MAX_APDU` (4 096) bytes: longer ones, or an Ne above 4 094, answer 67 00.
+//! With `EfAtr::Limits` the ATR announces extended length as by default, and the card holds to
+//! the same 4 096 bytes, which only EF.ATR's `7F66` tells.
 //!
 //! # Commands (CLA 00, or 10 when chaining; CLA 80..FE go to the default applet: ECHO 80 10, READ 80 20)
 //!
@@ -215,10 +217,14 @@ pub enum EfAtr {
     /// Hostile: as `Only` (the same ATR, limit and 67 00), but EF.ATR is malformed TLV: its
     /// `7F66` claims a length of 4 GiB with four bytes after it.
     Malformed,
+    /// In the ATR, whose card capabilities also say (0x20) that EF.ATR holds the limits: its
+    /// `7F66` gives [`EF_ATR_MAX_APDU`], held to as with `Only`.
+    Limits,
 }
 
 /// The largest command and response APDU (header and status word included) of a card whose
-/// extended length is announced in EF.ATR only ([`EfAtr::Only`], [`EfAtr::Malformed`]).
+/// extended length is announced in EF.ATR only ([`EfAtr::Only`], [`EfAtr::Malformed`]), or
+/// whose ATR leaves the limits to EF.ATR ([`EfAtr::Limits`]).
 pub const EF_ATR_MAX_APDU: usize = 4096;
 
 impl IsoOptions {
@@ -248,7 +254,7 @@ impl IsoOptions {
 
     /// ... in the ATR.
     fn atr_capabilities(self) -> u8 {
-        self.capabilities(self.extended_length() && self.apdu_limit().is_none())
+        self.capabilities(self.extended_length() && matches!(self.ef_atr, EfAtr::WithAtr | EfAtr::Limits))
     }
 }
 

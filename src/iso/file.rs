@@ -94,7 +94,8 @@ struct Limits {
 struct Session<'a> {
     manager: &'a mut Manager,
     limits: Limits,
-    /// What the card takes: its ATR's word, or EF.ATR's when that announces extended length;
+    /// What the card takes: its ATR's word, or EF.ATR's when that announces extended length
+    /// (with the limits of `limits`);
     /// on T=0 a command with data carries no Le.
     capabilities: Capabilities,
     /// The data of the last answer, without its status word.
@@ -118,14 +119,14 @@ impl<'a> Session<'a> {
         // what EF.ATR says the card takes: header and extended Lc (or Le) around the data.
         let frame = |apdu: usize| apdu.min(MAX_FRAME);
         let limits = match (capabilities.extended_length, manager.iso_ef_atr()?) {
-            (true, _) => Limits { command: MAX_FRAME - 7, response: MAX_FRAME - 2 },
-            (false, Some(announced)) => {
+            (_, Some(announced)) => {
                 capabilities.extended_length = true;
                 Limits {
                     command: frame(announced.command_apdu) - 7,
                     response: frame(announced.response_apdu) - 2,
                 }
             }
+            (true, None) => Limits { command: MAX_FRAME - 7, response: MAX_FRAME - 2 },
             (false, None) => Limits { command: MAX_SHORT_DATA, response: MAX_SHORT_NE },
         };
         Ok(Session { manager, limits, capabilities, answer: Vec::new(), data: Vec::new() })

@@ -42,6 +42,9 @@ pub struct Capabilities {
     /// The connection runs T=0, which carries no extended APDU (ISO/IEC 7816-3 12.2.5 needs
     /// ENVELOPE) and maps a case 4 command to a case 3 one answered with `61xx`.
     pub t0: bool,
+    /// The card capabilities say (third byte, b6, 0x20) that EF.ATR holds the extended length
+    /// information (`7F66`): the largest APDUs may be less than 65 535 bytes.
+    pub limits_in_ef_atr: bool,
 }
 
 impl Capabilities {
@@ -49,9 +52,9 @@ impl Capabilities {
     /// third byte, bit 7 (0x40) "extended Lc and Le fields" (ISO/IEC 7816-4 8.1.1.2.7), when the
     /// category indicator is `00` or `80`. A malformed ATR says nothing: short APDUs only.
     pub fn from_atr(atr: &[u8], t0: bool) -> Capabilities {
-        let extended_length =
-            card_capabilities(atr).is_some_and(|bytes| bytes.get(2).is_some_and(|b| b & 0x40 != 0));
-        Capabilities { extended_length: extended_length && !t0, t0 }
+        let third = card_capabilities(atr).and_then(|bytes| bytes.get(2).copied()).unwrap_or(0);
+        let extended_length = third & 0x40 != 0 && !t0;
+        Capabilities { extended_length, t0, limits_in_ef_atr: extended_length && third & 0x20 != 0 }
     }
 
     /// The most data one command can ask for (its Ne).
@@ -406,13 +409,13 @@ impl Manager {
     }
 
     /// Extended length as EF.ATR announces it, read once per connection (SELECT MF, SELECT 2F01,
-    /// READ BINARY of up to 256 bytes, all short) and only when the ATR announces none on a T=1
-    /// card: `None` when the file is absent, unreadable or malformed. The reads change the card's
-    /// current file, so only callers that select what they work on afterwards may ask
-    /// (file access objects), never `scm_transmit_ex`.
+    /// READ BINARY of up to 256 bytes, all short) and only on a T=1 card whose ATR announces
+    /// none, or announces it with its limits in EF.ATR: `None` when the file is absent,
+    /// unreadable or malformed. The reads change the card's current file, so only callers that
+    /// select what they work on afterwards may ask (file access objects), never `scm_transmit_ex`.
     pub fn iso_ef_atr(&mut self) -> Result<Option<Extended>> {
         let capabilities = self.iso_capabilities()?;
-        if capabilities.extended_length || capabilities.t0 {
+        if capabilities.t0 || (capabilities.extended_length && !capabilities.limits_in_ef_atr) {
             return Ok(None);
         }
         if let Some(known) = self.iso.ef_atr {
@@ -635,8 +638,19 @@ mod tests {
     fn capabilities_come_from_the_historical_bytes() {
         // TS T0(K=5, TD1) TD1(T=1) | 80 73 00 00 C0 | no TCK check here.
         let atr = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0xC0, 0x00];
-        assert_eq!(Capabilities::from_atr(&atr, false), Capabilities { extended_length: true, t0: false });
-        assert_eq!(Capabilities::from_atr(&atr, true), Capabilities { extended_length: false, t0: true });
+        let t1 = Capabilities { extended_length: true, t0: false, limits_in_ef_atr: false };
+        assert_eq!(Capabilities::from_atr(&atr, false), t1);
+        assert_eq!(Capabilities::from_atr(&atr, true), Capabilities { t0: true, ..Capabilities::default() });
+        let mut with_limits = atr;
+        with_limits[7] = 0xE0;
+        assert_eq!(
+            Capabilities::from_atr(&with_limits, false),
+            Capabilities { limits_in_ef_atr: true, ..t1 }
+        );
+        assert_eq!(
+            Capabilities::from_atr(&with_limits, true),
+            Capabilities { t0: true, ..Capabilities::default() }
+        );
         let no_extended = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0x80, 0x00];
         assert!(!Capabilities::from_atr(&no_extended, false).extended_length);
         // Category 00: the last three historical bytes are a status indicator.
@@ -672,7 +686,7 @@ mod tests {
                 0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
                 _ => vec![0x90, 0x00],
             });
-            let capabilities = Capabilities { extended_length, t0: false };
+            let capabilities = Capabilities { extended_length, ..Capabilities::default() };
             for raw in [&[0x00, 0x84, 0x00, 0x00, 0x08][..], &verify] {
                 let (command, was_extended) = Command::parse(raw).unwrap();
                 let response =
