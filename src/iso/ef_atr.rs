@@ -15,8 +15,8 @@ pub(crate) const FILE_ID: u16 = 0x2F01;
 const MIN_APDU: usize = 4 + 3 + 256 + 2;
 
 /// Extended length as EF.ATR announces it: the largest command and response APDUs the card
-/// takes, header, length fields and status word included (`7F66`; 65 535 when the file does not
-/// say).
+/// takes, header, length fields and status word included (`7F66`; 65 535 when the file neither
+/// says nor promises to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extended {
     pub command_apdu: usize,
@@ -26,19 +26,23 @@ pub struct Extended {
 /// What EF.ATR's content announces: `Some` when its card capabilities (`47`, third byte, bit
 /// 0x40) say extended Lc and Le fields; `None` when they do not, or when anything in the file is
 /// malformed (a data object that runs past the file, a `7F66` without its two INTEGERs of 1 to 4
-/// bytes, limits below [`MIN_APDU`]).
+/// bytes, limits below [`MIN_APDU`], or no `7F66` where the capabilities (bit 0x20) say the
+/// file has one: it may lie past what was read, and 65 535 would be a guess).
 pub fn parse(content: &[u8]) -> Option<Extended> {
-    let mut extended = false;
-    let mut limits = Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF };
+    let (mut capabilities, mut limits) = (0, None);
     for object in Reader::new(content) {
         let object = object.ok()?;
         match object.tag {
-            0x47 => extended = object.value.get(2)? & 0x40 != 0,
-            0x7F66 => limits = extended_length_information(object.value)?,
+            0x47 => capabilities = *object.value.get(2)?,
+            0x7F66 => limits = Some(extended_length_information(object.value)?),
             _ => {}
         }
     }
-    extended.then_some(limits)
+    match (capabilities & 0x40 != 0, capabilities & 0x20 != 0, limits) {
+        (false, _, _) | (true, true, None) => None,
+        (true, _, Some(limits)) => Some(limits),
+        (true, false, None) => Some(Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF }),
+    }
 }
 
 /// The two INTEGERs (`02`) of `7F66`: the largest command APDU, then the largest response APDU.
@@ -66,7 +70,8 @@ mod tests {
     fn capabilities_and_limits_are_read() {
         let lab = [0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 8, 2, 2, 0x10, 0, 2, 2, 0x10, 0];
         assert_eq!(parse(&lab), Some(Extended { command_apdu: 4096, response_apdu: 4096 }));
-        assert_eq!(parse(&lab[..5]), Some(Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF }));
+        let no_information = [0x47, 3, 0xB6, 1, 0xC0];
+        assert_eq!(parse(&no_information), Some(Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF }));
         assert_eq!(parse(&[0x47, 3, 0xB6, 1, 0x80]), None, "no extended Lc/Le");
         assert_eq!(parse(&[]), None);
         let big = [0x47, 3, 0, 0, 0x40, 0x7F, 0x66, 10, 2, 4, 1, 0, 0, 0, 2, 2, 0x01, 0x09];
@@ -82,6 +87,9 @@ mod tests {
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 6, 2, 0, 2, 2, 0x10, 0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 8, 2, 2, 0, 16, 2, 2, 0x10, 0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F],
+            // 0x20 promises a 7F66 that is not there (past the bytes read, say).
+            &[0x47, 3, 0xB6, 1, 0xE0],
+            &[0x47, 3, 0xB6, 1, 0xE0, 0x5F, 0x52, 2, 0x90, 0x00],
         ] {
             assert_eq!(parse(malformed), None, "{malformed:02X?}");
         }
