@@ -82,11 +82,11 @@ fn no_flags(flags: u32) -> Result<()> {
 /// the ATR does not, or announces it with its limits in EF.ATR (third byte bit `20`), on T=1,
 /// the first call after each attach or `scm_reconnect` reads EF.ATR first (SELECT `00 A4 00
 /// 0C` of 3F00 and of 2F01, READ BINARY `00 B0 00 00 00`) and uses extended length when its
-/// card capabilities (`47`, third byte bit `40`) announce it, with APDUs no longer than its
-/// extended length information (`7F66`) allows. An EF.ATR that is absent, refused, malformed,
-/// names APDUs under 265 bytes or lacks the `7F66` its bit `20` promises (within the 256 bytes
-/// read) leaves the card at its ATR's word: short APDUs, or extended
-/// ones of up to 65 535 bytes.
+/// card capabilities (`47`, third byte bit `40`; or the ATR's) announce it, with APDUs no
+/// longer than its extended length information (`7F66`) allows. An EF.ATR that is absent,
+/// refused, malformed, names APDUs under 265 bytes or lacks the `7F66` that bit `20` (its own
+/// or the ATR's) promises within the 256 bytes read leaves the card at its ATR's word: short
+/// APDUs, or extended ones of up to 65 535 bytes.
 ///
 /// **Codes, for every `scm_file_*` function.** `SCM_E_POINTER` (`f` or a required pointer
 /// NULL), `SCM_E_HANDLE` (`f` not live, or its manager released), `SCM_E_INVALIDARG` (a

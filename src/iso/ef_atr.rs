@@ -27,13 +27,16 @@ pub struct Extended {
 /// 0x40) say extended Lc and Le fields; `None` when they do not, or when anything in the file is
 /// malformed (a data object that runs past the file, a `7F66` without its two INTEGERs of 1 to 4
 /// bytes, limits below [`MIN_APDU`], or no `7F66` where the capabilities (bit 0x20) say the
-/// file has one: it may lie past what was read, and 65 535 would be a guess).
-pub fn parse(content: &[u8]) -> Option<Extended> {
-    let (mut capabilities, mut limits) = (0, None);
+/// file has one: it may lie past what was read, and 65 535 would be a guess). With
+/// `atr_promises` (the ATR announced extended length and its information in EF.ATR), the file
+/// need not repeat the card capabilities: its `7F66` alone is enough.
+pub fn parse(content: &[u8], atr_promises: bool) -> Option<Extended> {
+    let mut capabilities = if atr_promises { 0x60 } else { 0 };
+    let mut limits = None;
     for object in Reader::new(content) {
         let object = object.ok()?;
         match object.tag {
-            0x47 => capabilities = *object.value.get(2)?,
+            0x47 => capabilities |= *object.value.get(2)?,
             0x7F66 => limits = Some(extended_length_information(object.value)?),
             _ => {}
         }
@@ -69,13 +72,24 @@ mod tests {
     #[test]
     fn capabilities_and_limits_are_read() {
         let lab = [0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 8, 2, 2, 0x10, 0, 2, 2, 0x10, 0];
-        assert_eq!(parse(&lab), Some(Extended { command_apdu: 4096, response_apdu: 4096 }));
+        assert_eq!(parse(&lab, false), Some(Extended { command_apdu: 4096, response_apdu: 4096 }));
         let no_information = [0x47, 3, 0xB6, 1, 0xC0];
-        assert_eq!(parse(&no_information), Some(Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF }));
-        assert_eq!(parse(&[0x47, 3, 0xB6, 1, 0x80]), None, "no extended Lc/Le");
-        assert_eq!(parse(&[]), None);
+        assert_eq!(
+            parse(&no_information, false),
+            Some(Extended { command_apdu: 0xFFFF, response_apdu: 0xFFFF })
+        );
+        assert_eq!(parse(&[0x47, 3, 0xB6, 1, 0x80], false), None, "no extended Lc/Le");
+        assert_eq!(parse(&[], false), None);
         let big = [0x47, 3, 0, 0, 0x40, 0x7F, 0x66, 10, 2, 4, 1, 0, 0, 0, 2, 2, 0x01, 0x09];
-        assert_eq!(parse(&big), Some(Extended { command_apdu: 0xFFFF, response_apdu: 0x109 }));
+        assert_eq!(parse(&big, false), Some(Extended { command_apdu: 0xFFFF, response_apdu: 0x109 }));
+    }
+
+    #[test]
+    fn after_an_atr_that_promises_it_extended_length_information_alone_is_enough() {
+        let alone = [0x7F, 0x66, 8, 2, 2, 0x10, 0, 2, 2, 0x10, 0];
+        assert_eq!(parse(&alone, true), Some(Extended { command_apdu: 4096, response_apdu: 4096 }));
+        assert_eq!(parse(&alone, false), None, "a silent ATR: the file must announce extended length");
+        assert_eq!(parse(&[], true), None, "the promised 7F66 missing");
     }
 
     #[test]
@@ -91,7 +105,8 @@ mod tests {
             &[0x47, 3, 0xB6, 1, 0xE0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x5F, 0x52, 2, 0x90, 0x00],
         ] {
-            assert_eq!(parse(malformed), None, "{malformed:02X?}");
+            assert_eq!(parse(malformed, false), None, "{malformed:02X?}");
+            assert_eq!(parse(malformed, true), None, "{malformed:02X?}");
         }
     }
 }

@@ -106,7 +106,8 @@ fn tlv_and_fcp_parsers_take_any_input() {
             assert!(fcp.df_name.map_or(true, |name| within(name, &input)), "{}", context());
             assert!(fcp.short_id.map_or(true, |id| (1..=30).contains(&id)), "{}", context());
         }
-        if let Some(limits) = ef_atr::parse(&input) {
+        for limits in [false, true].into_iter().filter_map(|atr_promises| ef_atr::parse(&input, atr_promises))
+        {
             announced += 1;
             for size in [limits.command_apdu, limits.response_apdu] {
                 assert!((4 + 3 + 256 + 2..=0xFFFF).contains(&size), "{}", context());

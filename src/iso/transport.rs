@@ -423,7 +423,7 @@ impl Manager {
         }
         let mut content = Vec::new();
         let announced = match self.read_ef_atr(&mut content) {
-            Ok(true) => ef_atr::parse(&content),
+            Ok(true) => ef_atr::parse(&content, capabilities.limits_in_ef_atr),
             Ok(false) | Err(BROKEN_EXCHANGE) => None,
             // The connection failed, not the card's answer: asked again next time.
             Err(code) => return Err(code),
