@@ -17,7 +17,7 @@ use common::*;
 use iso_support::IsoReader;
 use pcsc::ffi;
 use scardmanage::*;
-use scardmanage_lab::iso::{self, Hostile, IsoOptions};
+use scardmanage_lab::iso::{self, EfAtr, Hostile, IsoOptions};
 
 /// A file access object released on drop.
 struct Files(*mut scm_file_access);
@@ -212,6 +212,93 @@ fn the_40000_byte_file_through_extended_apdus() {
     let (writes, reads) = big_file_round_trip(&lab, 0xA5);
     assert_eq!(reads, 2, "SELECT and one extended READ BINARY");
     assert_eq!(writes, 2, "SELECT and one extended UPDATE BINARY");
+}
+
+#[test]
+fn the_40000_byte_file_through_extended_apdus_that_only_ef_atr_announces() {
+    // The ATR says short APDUs only; EF.ATR says extended ones of at most 4 096 bytes, and the
+    // card answers 67 00 to anything longer: the round trip only succeeds within that size.
+    let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
+    let (writes, reads) = big_file_round_trip(&lab, 0x69);
+    // 4 094 bytes per answer (9 B0 up to offset 32 767, then one B1 for the rest), and
+    // 4 089 per UPDATE (4 096 less header and extended Lc), against 158 and 161 short ones.
+    assert_eq!(reads, 1 + 10, "SELECT and ten READ BINARY");
+    assert!((1 + 10..=1 + 11).contains(&writes), "SELECT and ten or eleven UPDATE BINARY: {writes}");
+}
+
+#[test]
+fn the_40000_byte_file_within_the_limits_ef_atr_gives_a_card_whose_atr_announces_extended_length() {
+    // The ATR announces extended length and says (0x20) that EF.ATR holds the limits: 4 096
+    // bytes, past which the card answers 67 00. Taking the ATR alone, 65 535-byte APDUs fail.
+    let lab = IsoReader::new(IsoOptions { ef_atr: EfAtr::Limits, ..IsoOptions::default() });
+    let (writes, reads) = big_file_round_trip(&lab, 0x5A);
+    assert_eq!(reads, 1 + 10, "SELECT and ten READ BINARY of at most 4 094 bytes");
+    assert!((1 + 10..=1 + 11).contains(&writes), "SELECT and ten or eleven UPDATE BINARY: {writes}");
+}
+
+#[test]
+fn scm_transmit_ex_takes_a_card_at_its_atr_word_and_selects_nothing_of_its_own() {
+    let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
+    lab.select_application();
+    let select_big = [&[0x00, 0xA4, 0x02, 0x0C, 2][..], &iso::EF_BIG.to_be_bytes()].concat();
+    assert_eq!(lab.transmit_ex(SCM_ISO_ALL, &select_big).unwrap(), [0x90, 0x00]);
+    // 600 bytes in extended form: the library picks the form from the ATR, which announces no
+    // extended length, so the card sees three chained short commands and nothing else (reading
+    // EF.ATR would take a SELECT of the MF and of 2F01 first).
+    let data: Vec<u8> = (0..600).map(|i| (i * 13) as u8).collect();
+    let update = [&[0x00, 0xD6, 0x00, 0x00, 0x00, 0x02, 0x58][..], &data].concat();
+    let before = lab.card.commands_received();
+    assert_eq!(lab.transmit_ex(SCM_ISO_ALL, &update).unwrap(), [0x90, 0x00]);
+    assert_eq!(lab.card.commands_received() - before, 3, "255 + 255 + 90 bytes, chained");
+    // The caller's file is still the current one.
+    let read = lab.transmit_ex(SCM_ISO_ALL, &[0x00, 0xB0, 0x00, 0x00, 0x10]).unwrap();
+    assert_eq!(read, [&data[..16], &[0x90, 0x00]].concat());
+    // A file access object on the same manager does use EF.ATR's extended length: one READ.
+    let files = Files::new(&lab.manager);
+    let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+    let before = lab.card.commands_received();
+    same(&files.read(file, 4000).unwrap()[..600], &data, "what scm_transmit_ex wrote");
+    assert_eq!(lab.card.commands_received() - before, 2, "SELECT and one extended READ BINARY");
+}
+
+#[test]
+fn ef_atr_is_read_once_per_connection_and_may_be_absent() {
+    let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
+    let files = Files::new(&lab.manager);
+    let small = in_df(iso::EF_SMALL);
+    let count = |what: &dyn Fn()| {
+        let before = lab.card.commands_received();
+        what();
+        lab.card.commands_received() - before
+    };
+    let open = || {
+        let file = files.open(SCM_REF_BY_ID, &small).unwrap();
+        ok(files.close(file));
+    };
+    assert_eq!(count(&open), 3 + 1, "SELECT MF, SELECT 2F01, READ BINARY, then the file's SELECT");
+    assert_eq!(count(&open), 1, "EF.ATR kept");
+    ok(lab.manager.reconnect());
+    assert_eq!(count(&open), 3 + 1, "read again after scm_reconnect: the card may be another");
+
+    // Without EF.ATR (its SELECT answers 6A82) the card is taken at its ATR's word: short APDUs.
+    ok(files.delete(SCM_REF_BY_ID, "3F00/2F01"));
+    ok(lab.manager.reconnect());
+    assert_eq!(count(&open), 2 + 1, "SELECT MF, SELECT 2F01 (not found), the file's SELECT");
+    let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+    let read = || same(&files.read(big, iso::BIG_SIZE).unwrap(), &iso::big_content(), "the file");
+    assert_eq!(count(&read), 1 + 128 + 29, "as on a short-APDU card");
+}
+
+#[test]
+fn a_malformed_ef_atr_is_ignored() {
+    // The card takes extended APDUs (up to 4 096 bytes) but its EF.ATR is malformed TLV: the
+    // library believes none of it and reads and writes as through short APDUs.
+    let lab = IsoReader::new(IsoOptions { ef_atr: EfAtr::Malformed, ..IsoOptions::EF_ATR_ONLY });
+    let (writes, reads) = big_file_round_trip(&lab, 0x96);
+    assert_eq!(reads, 1 + 128 + 29, "as on a short-APDU card");
+    let d6 = 32_768usize.div_ceil(255);
+    let d7 = (iso::BIG_SIZE - d6 * 255).div_ceil(248);
+    assert_eq!(writes, 1 + d6 as u64 + d7 as u64);
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! | const | value | notes |
 //! |---|---|---|
 //! | `MF` | `0x3F00` | |
-//! | `EF_ATR` | `0x2F01` | under MF, transparent, no SFI: `47 03 B6 01 cc` (card capabilities; cc as the ATR's) and, with extended length, `7F66 08 02 02 FF FF 02 02 FF FF` (largest command / response APDU, header and SW included: 65 535) |
+//! | `EF_ATR` | `0x2F01` | under MF, transparent, no SFI: `47 03 B6 01 cc` (card capabilities; cc as the ATR's, but with extended length even when `ef_atr` keeps it out of the ATR) and, with extended length, `7F66 08 02 02 FF FF 02 02 FF FF` (largest command / response APDU, header and SW included: 65 535; 4 096 with `EfAtr::Only` or `EfAtr::Limits`, malformed with `EfAtr::Malformed`) |
 //! | `DF_ID` | `0x5000` | under MF |
 //! | `DF_NAME` | `F0 53 43 4D 49 53 4F` | SELECT P1 04 |
 //! | `EF_SMALL`, `SFI_SMALL` | `0x5001`, 1 | transparent, content `SMALL_CONTENT` = b"scardmanage ISO lab card: EF 5001" (33 bytes) |
@@ -32,6 +32,11 @@
 //!
 //! ATR: T=1 `3B 87 01 80 31 98 73 B6 01 cc TCK`, T=0 `3B 07 80 31 98 73 B6 01 cc`; cc = 0x80 (chaining) +
 //! 0x40 (extended Lc/Le) + 0x20 (7F66 in EF.ATR). Default options: `3B 87 01 80 31 98 73 B6 01 E0 TCK`.
+//! With `ef_atr: EfAtr::Only` (`IsoOptions::EF_ATR_ONLY`) or `EfAtr::Malformed` the ATR leaves
+//! 0x40 and 0x20 out (`... B6 01 80 TCK`) and only EF.ATR announces extended length, for APDUs of
+//! at most `EF_ATR_MAX_APDU` (4 096) bytes: longer ones, or an Ne above 4 094, answer 67 00.
+//! With `EfAtr::Limits` the ATR announces extended length as by default, and the card holds to
+//! the same 4 096 bytes, which only EF.ATR's `7F66` tells.
 //!
 //! # Commands (CLA 00, or 10 when chaining; CLA 80..FE go to the default applet: ECHO 80 10, READ 80 20)
 //!
@@ -194,28 +199,69 @@ pub struct IsoOptions {
     /// Command chaining (CLA bit 0x10) is accepted (else 68 84) and announced (card
     /// capabilities third byte bit 0x80).
     pub chaining: bool,
+    /// Where extended length is announced (with `extended`; else nothing changes).
+    pub ef_atr: EfAtr,
 }
+
+/// Where a card with extended length announces it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EfAtr {
+    /// In the ATR and in EF.ATR, whose `7F66` gives 65 535 for both APDUs.
+    #[default]
+    WithAtr,
+    /// In EF.ATR only: the ATR's card capabilities leave out 0x40 and 0x20, EF.ATR's `47` has
+    /// them and its `7F66` gives [`EF_ATR_MAX_APDU`] for the largest command and response APDU.
+    /// The card holds to that: a longer command APDU, or an Ne above `EF_ATR_MAX_APDU - 2`,
+    /// answers 67 00.
+    Only,
+    /// Hostile: as `Only` (the same ATR, limit and 67 00), but EF.ATR is malformed TLV: its
+    /// `7F66` claims a length of 4 GiB with four bytes after it.
+    Malformed,
+    /// In the ATR, whose card capabilities also say (0x20) that EF.ATR holds the limits: its
+    /// `7F66` gives [`EF_ATR_MAX_APDU`], held to as with `Only`.
+    Limits,
+}
+
+/// The largest command and response APDU (header and status word included) of a card whose
+/// extended length is announced in EF.ATR only ([`EfAtr::Only`], [`EfAtr::Malformed`]), or
+/// whose ATR leaves the limits to EF.ATR ([`EfAtr::Limits`]).
+pub const EF_ATR_MAX_APDU: usize = 4096;
 
 impl IsoOptions {
     /// A T=0 card: short APDUs, 61xx and 6Cxx, chaining.
-    pub const T0: IsoOptions = IsoOptions { t0: true, extended: false, chaining: true };
+    pub const T0: IsoOptions =
+        IsoOptions { t0: true, extended: false, chaining: true, ef_atr: EfAtr::WithAtr };
     /// A T=1 card without extended length: short APDUs, chaining.
-    pub const SHORT: IsoOptions = IsoOptions { t0: false, extended: false, chaining: true };
+    pub const SHORT: IsoOptions =
+        IsoOptions { t0: false, extended: false, chaining: true, ef_atr: EfAtr::WithAtr };
+    /// A T=1 card whose extended length (APDUs up to [`EF_ATR_MAX_APDU`]) only EF.ATR announces.
+    pub const EF_ATR_ONLY: IsoOptions =
+        IsoOptions { t0: false, extended: true, chaining: true, ef_atr: EfAtr::Only };
 
     fn extended_length(self) -> bool {
         self.extended && !self.t0
     }
 
-    /// The third byte of the card capabilities.
-    fn capabilities(self) -> u8 {
-        (if self.chaining { 0x80 } else { 0 }) | (if self.extended_length() { 0x60 } else { 0 })
+    /// The largest APDU the card takes, when EF.ATR alone announces extended length.
+    pub(crate) fn apdu_limit(self) -> Option<usize> {
+        (self.extended_length() && self.ef_atr != EfAtr::WithAtr).then_some(EF_ATR_MAX_APDU)
+    }
+
+    /// The third byte of the card capabilities, announcing extended length or not.
+    fn capabilities(self, extended: bool) -> u8 {
+        (if self.chaining { 0x80 } else { 0 }) | (if extended { 0x60 } else { 0 })
+    }
+
+    /// ... in the ATR.
+    fn atr_capabilities(self) -> u8 {
+        self.capabilities(self.extended_length() && matches!(self.ef_atr, EfAtr::WithAtr | EfAtr::Limits))
     }
 }
 
 impl Default for IsoOptions {
     /// T=1, extended length, chaining.
     fn default() -> IsoOptions {
-        IsoOptions { t0: false, extended: true, chaining: true }
+        IsoOptions { t0: false, extended: true, chaining: true, ef_atr: EfAtr::WithAtr }
     }
 }
 
@@ -226,7 +272,7 @@ impl Default for IsoOptions {
 /// numbers; 1-byte data units; xx: 0x80 chaining, 0x40 extended Lc/Le, 0x20 extended length
 /// information in EF.ATR).
 pub fn atr(options: IsoOptions) -> Vec<u8> {
-    let historical = [0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, options.capabilities()];
+    let historical = [0x80, 0x31, 0x98, 0x73, 0xB6, 0x01, options.atr_capabilities()];
     let k = historical.len() as u8;
     if options.t0 {
         // No TD1: T=0 only, and no TCK with T=0 alone.
@@ -240,11 +286,14 @@ pub fn atr(options: IsoOptions) -> Vec<u8> {
 
 /// The content of EF.ATR/INFO for `options`.
 fn ef_atr(options: IsoOptions) -> Vec<u8> {
-    let mut out = apdu::tlv(0x47, &[0xB6, 0x01, options.capabilities()]);
-    if options.extended_length() {
+    let mut out = apdu::tlv(0x47, &[0xB6, 0x01, options.capabilities(options.extended_length())]);
+    if options.ef_atr == EfAtr::Malformed && options.extended_length() {
+        out.extend([0x7F, 0x66, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 0x02, 0x02, 0x10, 0x00]);
+    } else if options.extended_length() {
         // The largest command and response APDUs, header and status word included: vpcd
         // frames each with a 16-bit length.
-        out.extend(apdu::tlv(0x7F66, &[0x02, 0x02, 0xFF, 0xFF, 0x02, 0x02, 0xFF, 0xFF]));
+        let [high, low] = options.apdu_limit().map_or(0xFFFF, |limit| limit as u16).to_be_bytes();
+        out.extend(apdu::tlv(0x7F66, &[0x02, 0x02, high, low, 0x02, 0x02, high, low]));
     }
     out
 }

@@ -78,7 +78,15 @@ fn no_flags(flags: u32) -> Result<()> {
 /// threads. A call holds its manager for all its commands, so no other call through that
 /// manager comes between them; to keep other programs out between calls, hold `scm_lock`.
 /// Commands go through the ISO transport (`scm_transmit_ex` with `SCM_ISO_ALL`): GET RESPONSE
-/// after 61xx, a resend after 6Cxx, extended length where the card's ATR announces it.
+/// after 61xx, a resend after 6Cxx, extended length where the card's ATR announces it. Where
+/// the ATR does not, or announces it with its limits in EF.ATR (third byte bit `20`), on T=1,
+/// the first call after each attach or `scm_reconnect` reads EF.ATR first (SELECT `00 A4 00
+/// 0C` of 3F00 and of 2F01, READ BINARY `00 B0 00 00 00`) and uses extended length when its
+/// card capabilities (`47`, third byte bit `40`; or the ATR's) announce it, with APDUs no
+/// longer than its extended length information (`7F66`) allows. An EF.ATR that is absent,
+/// refused, malformed, names APDUs under 265 bytes or lacks the `7F66` that bit `20` (its own
+/// or the ATR's) promises within the 256 bytes read leaves the card at its ATR's word: short
+/// APDUs, or extended ones of up to 65 535 bytes.
 ///
 /// **Codes, for every `scm_file_*` function.** `SCM_E_POINTER` (`f` or a required pointer
 /// NULL), `SCM_E_HANDLE` (`f` not live, or its manager released), `SCM_E_INVALIDARG` (a
@@ -174,7 +182,8 @@ pub unsafe extern "C" fn scm_file_open(
 /// the count read, fewer than asked where the file ends; the position moves by that count. It
 /// sends the file's SELECT (P2 `0C`; for a short EF identifier, its directory's), then READ
 /// BINARY commands of as many bytes as one answer holds (256, or with extended length 65533, so
-/// that an answer with its status word fits the 16-bit frames of some readers' drivers):
+/// that an answer with its status word fits the 16-bit frames of some readers' drivers, or
+/// fewer where EF.ATR's `7F66` names a smaller response APDU):
 /// `00 B0` with the offset in P1-P2 up to 32767 (the first command of a file opened by short EF
 /// identifier names it in P1, up to offset 255), past that the odd instruction `00 B1` with an
 /// offset data object (`54`) and the bytes in a `53` object (the first command of a call on a
@@ -244,7 +253,7 @@ pub unsafe extern "C" fn scm_file_read(
 ///
 /// Transparent file: writes the `len` bytes at the position with UPDATE BINARY commands of as
 /// many bytes as one command carries (255, or with extended length 65528: the whole APDU within
-/// 65535 bytes), `00 D6` up to offset 32767 and `00 D7` (offset `54`, data `53`) past it,
+/// 65535 bytes, or within the command APDU EF.ATR's `7F66` names), `00 D6` up to offset 32767 and `00 D7` (offset `54`, data `53`) past it,
 /// after the file's SELECT (for a file opened by short EF identifier, its directory's SELECT,
 /// and the first command names the file: D6 in P1 up to offset 255, D7 in P2 past it), and
 /// moves the position by `len`. More than the FCP's size leaves room for is

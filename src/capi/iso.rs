@@ -143,7 +143,10 @@ use super::scm_manage;
 /// sent without its Le (ISO/IEC 7816-3 12.2.4: the card answers `61xx`), and extended length is
 /// never used. A short command asks for at most 256 bytes; the rest comes through GET RESPONSE.
 /// The card's capabilities are read from its ATR at the first call after each attach or
-/// `scm_reconnect`. The response is the answer's data, every piece, then the final status word.
+/// `scm_reconnect`, and from its ATR only: a card that announces extended length in EF.ATR
+/// alone gets short (chained) commands here, since reading EF.ATR takes SELECTs that would
+/// change the card's current file, and with it the application or file the caller selected
+/// (file access objects, which select what they work on at every call, do read it). The response is the answer's data, every piece, then the final status word.
 ///
 /// The buffer rules are `scm_transmit`'s: `*response_len` is the capacity in, the bytes written
 /// out; a NULL `response` asks for the size and a too small one gets

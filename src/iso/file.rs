@@ -14,9 +14,11 @@ mod reference;
 
 pub(crate) use positions::MAX_OPEN_FILES;
 pub use reference::Reference;
+pub(crate) use reference::MF;
 
 use super::apdu::{Command, MAX_SHORT_DATA, MAX_SHORT_NE};
 use super::tlv::{self, Fcp};
+use super::transport::Capabilities;
 use super::{sw, BROKEN_EXCHANGE, MALFORMED_DATA};
 use crate::hresult::*;
 use crate::manager::Manager;
@@ -92,8 +94,10 @@ struct Limits {
 struct Session<'a> {
     manager: &'a mut Manager,
     limits: Limits,
-    /// The connection runs T=0, where a command with data carries no Le.
-    t0: bool,
+    /// What the card takes: its ATR's word, or EF.ATR's when that announces extended length
+    /// (with the limits of `limits`);
+    /// on T=0 a command with data carries no Le.
+    capabilities: Capabilities,
     /// The data of the last answer, without its status word.
     answer: Vec<u8>,
     /// A command's data field, built here.
@@ -110,13 +114,22 @@ struct Description {
 
 impl<'a> Session<'a> {
     fn new(manager: &'a mut Manager) -> Result<Session<'a>> {
-        let capabilities = manager.iso_capabilities()?;
-        let limits = match capabilities.extended_length {
-            // A whole APDU, and a whole answer with its status word, within one frame.
-            true => Limits { command: MAX_FRAME - 7, response: MAX_FRAME - 2 },
-            false => Limits { command: MAX_SHORT_DATA, response: MAX_SHORT_NE },
+        let mut capabilities = manager.iso_capabilities()?;
+        // A whole APDU, and a whole answer with its status word, within one frame and within
+        // what EF.ATR says the card takes: header and extended Lc (or Le) around the data.
+        let frame = |apdu: usize| apdu.min(MAX_FRAME);
+        let limits = match (capabilities.extended_length, manager.iso_ef_atr()?) {
+            (_, Some(announced)) => {
+                capabilities.extended_length = true;
+                Limits {
+                    command: frame(announced.command_apdu) - 7,
+                    response: frame(announced.response_apdu) - 2,
+                }
+            }
+            (true, None) => Limits { command: MAX_FRAME - 7, response: MAX_FRAME - 2 },
+            (false, None) => Limits { command: MAX_SHORT_DATA, response: MAX_SHORT_NE },
         };
-        Ok(Session { manager, limits, t0: capabilities.t0, answer: Vec::new(), data: Vec::new() })
+        Ok(Session { manager, limits, capabilities, answer: Vec::new(), data: Vec::new() })
     }
 
     /// Sends `self.data` (when `with_data`) under the header, through the ISO transport (GET
@@ -125,7 +138,11 @@ impl<'a> Session<'a> {
     fn send(&mut self, [cla, ins, p1, p2]: [u8; 4], with_data: bool, ne: usize) -> Result<u16> {
         let data = if with_data { &self.data[..] } else { &[][..] };
         self.answer.clear();
-        self.manager.iso_command(&Command { cla, ins, p1, p2, data, ne }, &mut self.answer)
+        self.manager.iso_command_as(
+            &Command { cla, ins, p1, p2, data, ne },
+            self.capabilities,
+            &mut self.answer,
+        )
     }
 
     /// What a status word means for the answer in `self.answer`.
@@ -443,7 +460,7 @@ impl Session<'_> {
             0x6282 => true,
             sw => self.status(sw).map(|()| false)?,
         };
-        let data = match (step.ins, self.t0) {
+        let data = match (step.ins, self.capabilities.t0) {
             (0xB0, _) => {
                 Some(&self.answer[..]).filter(|data| data.len() <= step.chunk).ok_or(BROKEN_EXCHANGE)
             }

@@ -1,5 +1,5 @@
 //! A seeded property test over everything that reads a card's or a caller's bytes: the BER-TLV
-//! reader, the FCP parser, the command decoder and the transport's answer handling (against a
+//! reader, the FCP and EF.ATR parsers, the command decoder and the transport's answer handling (against a
 //! card that answers at random). No input may panic, read outside its slice or loop without
 //! bound, and what decodes must encode back to the same bytes.
 //!
@@ -7,6 +7,7 @@
 //! debug build); `SCM_FUZZ_SEED` replays a run. A failure prints the seed and the input.
 
 use super::apdu::Command;
+use super::ef_atr;
 use super::tlv::{self, Fcp, Reader};
 use super::transport::{self, Exchange, Plan};
 use crate::scard::{self, Result};
@@ -45,7 +46,7 @@ fn seed() -> u64 {
 }
 
 /// Well-formed templates to mutate: most random bytes fail at the first tag, these reach deep.
-const SEEDS: [&[u8]; 4] = [
+const SEEDS: [&[u8]; 5] = [
     &[
         0x62, 0x17, 0x80, 0x02, 0x9C, 0x40, 0x82, 0x05, 0x02, 0x41, 0x00, 0x20, 0x0A, 0x83, 0x02, 0x2F, 0x01,
         0x88, 0x01, 0x08, 0x8A, 0x01, 0x05, 0xA5, 0x00,
@@ -53,6 +54,8 @@ const SEEDS: [&[u8]; 4] = [
     &[0x6F, 0x0C, 0x82, 0x01, 0x38, 0x83, 0x02, 0x3F, 0x00, 0x84, 0x03, 0xA0, 0x00, 0x01],
     &[0x6F, 0x0A, 0x62, 0x08, 0x82, 0x01, 0x01, 0x81, 0x83, 0x02, 0x50, 0x01],
     &[0xA5, 0x08, 0xA5, 0x06, 0xA5, 0x04, 0x5F, 0x2D, 0x01, 0x65],
+    // EF.ATR: card capabilities and extended length information.
+    &[0x47, 0x03, 0xB6, 0x01, 0xE0, 0x7F, 0x66, 0x08, 0x02, 0x02, 0x10, 0x00, 0x02, 0x02, 0x10, 0x00],
 ];
 
 /// A random input: fresh bytes, or a seed template with a few bytes changed, inserted or cut.
@@ -85,7 +88,7 @@ fn tlv_and_fcp_parsers_take_any_input() {
     let (seed, n) = (seed(), inputs());
     let mut rng = Rng(seed);
     let started = std::time::Instant::now();
-    let (mut parsed, mut walked) = (0, 0);
+    let (mut parsed, mut walked, mut announced) = (0, 0, 0);
     for _ in 0..n {
         let input = tlv_input(&mut rng);
         let context = || format!("seed {seed:#x}, input {input:02X?}");
@@ -103,8 +106,18 @@ fn tlv_and_fcp_parsers_take_any_input() {
             assert!(fcp.df_name.map_or(true, |name| within(name, &input)), "{}", context());
             assert!(fcp.short_id.map_or(true, |id| (1..=30).contains(&id)), "{}", context());
         }
+        for limits in [false, true].into_iter().filter_map(|atr_promises| ef_atr::parse(&input, atr_promises))
+        {
+            announced += 1;
+            for size in [limits.command_apdu, limits.response_apdu] {
+                assert!((4 + 3 + 256 + 2..=0xFFFF).contains(&size), "{}", context());
+            }
+        }
     }
-    eprintln!("tlv/fcp: {n} inputs ({walked} objects, {parsed} FCPs parsed) in {:?}", started.elapsed());
+    eprintln!(
+        "tlv/fcp/EF.ATR: {n} inputs ({walked} objects, {parsed} FCPs parsed, {announced} EF.ATR announcing extended length) in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod apdu;
 pub mod auth;
 pub mod chv;
+pub mod ef_atr;
 pub mod file;
 #[cfg(test)]
 pub(crate) mod fuzz;

@@ -12,6 +12,7 @@ use pcsc::ffi;
 
 use super::apdu::{Command, MAX_NE, MAX_SHORT_DATA, MAX_SHORT_NE};
 use super::chv::wipe;
+use super::ef_atr::{self, Extended};
 use super::BROKEN_EXCHANGE;
 use crate::hresult::*;
 use crate::manager::Manager;
@@ -41,6 +42,9 @@ pub struct Capabilities {
     /// The connection runs T=0, which carries no extended APDU (ISO/IEC 7816-3 12.2.5 needs
     /// ENVELOPE) and maps a case 4 command to a case 3 one answered with `61xx`.
     pub t0: bool,
+    /// The card capabilities say (third byte, b6, 0x20) that EF.ATR holds the extended length
+    /// information (`7F66`): the largest APDUs may be less than 65 535 bytes.
+    pub limits_in_ef_atr: bool,
 }
 
 impl Capabilities {
@@ -48,9 +52,9 @@ impl Capabilities {
     /// third byte, bit 7 (0x40) "extended Lc and Le fields" (ISO/IEC 7816-4 8.1.1.2.7), when the
     /// category indicator is `00` or `80`. A malformed ATR says nothing: short APDUs only.
     pub fn from_atr(atr: &[u8], t0: bool) -> Capabilities {
-        let extended_length =
-            card_capabilities(atr).is_some_and(|bytes| bytes.get(2).is_some_and(|b| b & 0x40 != 0));
-        Capabilities { extended_length: extended_length && !t0, t0 }
+        let third = card_capabilities(atr).and_then(|bytes| bytes.get(2).copied()).unwrap_or(0);
+        let extended_length = third & 0x40 != 0 && !t0;
+        Capabilities { extended_length, t0, limits_in_ef_atr: extended_length && third & 0x20 != 0 }
     }
 
     /// The most data one command can ask for (its Ne).
@@ -266,6 +270,8 @@ fn exchange<'a>(
 #[derive(Default)]
 pub struct IsoSession {
     capabilities: Option<Capabilities>,
+    /// What EF.ATR announced, once a file access object read it on this connection.
+    ef_atr: Option<Option<Extended>>,
     encoded: Vec<u8>,
     answer: Vec<u8>,
     response: Vec<u8>,
@@ -274,7 +280,10 @@ pub struct IsoSession {
 impl fmt::Debug for IsoSession {
     // The buffers may hold what a card or a caller sent: never shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IsoSession").field("capabilities", &self.capabilities).finish_non_exhaustive()
+        f.debug_struct("IsoSession")
+            .field("capabilities", &self.capabilities)
+            .field("ef_atr", &self.ef_atr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -282,6 +291,7 @@ impl IsoSession {
     /// The connection changed (reconnected, detached): its card may be another.
     pub fn forget_card(&mut self) {
         self.capabilities = None;
+        self.ef_atr = None;
     }
 
     /// Gives the buffers their full size, once: any answer fits, and any command's encoding, so
@@ -381,10 +391,59 @@ impl Manager {
     /// final status word. A command asking for more than the card can send in one answer (Ne
     /// over 256 without extended length) asks for 256.
     pub fn iso_command(&mut self, command: &Command, response: &mut Vec<u8>) -> Result<u16> {
-        let (link, capabilities) = self.iso_link()?;
-        let Link { mut card, session } = link;
+        let capabilities = self.iso_capabilities()?;
+        self.iso_command_as(command, capabilities, response)
+    }
+
+    /// [`Manager::iso_command`] for a card that takes what `capabilities` say (learnt beyond the
+    /// ATR: [`Manager::iso_ef_atr`]).
+    pub fn iso_command_as(
+        &mut self,
+        command: &Command,
+        capabilities: Capabilities,
+        response: &mut Vec<u8>,
+    ) -> Result<u16> {
+        let Link { mut card, session } = self.iso_link()?.0;
         let plan = Plan::automatic(command, capabilities);
         run(&mut card, command, plan, ALL, &mut session.encoded, &mut session.answer, response)
+    }
+
+    /// Extended length as EF.ATR announces it, read once per connection (SELECT MF, SELECT 2F01,
+    /// READ BINARY of up to 256 bytes, all short) and only on a T=1 card whose ATR announces
+    /// none, or announces it with its limits in EF.ATR: `None` when the file is absent,
+    /// unreadable or malformed. The reads change the card's current file, so only callers that
+    /// select what they work on afterwards may ask (file access objects), never `scm_transmit_ex`.
+    pub fn iso_ef_atr(&mut self) -> Result<Option<Extended>> {
+        let capabilities = self.iso_capabilities()?;
+        if capabilities.t0 || (capabilities.extended_length && !capabilities.limits_in_ef_atr) {
+            return Ok(None);
+        }
+        if let Some(known) = self.iso.ef_atr {
+            return Ok(known);
+        }
+        let mut content = Vec::new();
+        let announced = match self.read_ef_atr(&mut content) {
+            Ok(true) => ef_atr::parse(&content, capabilities.limits_in_ef_atr),
+            Ok(false) | Err(BROKEN_EXCHANGE) => None,
+            // The connection failed, not the card's answer: asked again next time.
+            Err(code) => return Err(code),
+        };
+        self.iso.ef_atr = Some(announced);
+        Ok(announced)
+    }
+
+    /// Reads EF.ATR's first 256 bytes into `content`; `false` when a step is refused.
+    fn read_ef_atr(&mut self, content: &mut Vec<u8>) -> Result<bool> {
+        for id in [super::file::MF, ef_atr::FILE_ID] {
+            let select = Command { data: &id.to_be_bytes(), ..Command::new(0x00, 0xA4, 0x00, 0x0C) };
+            if !matches!(self.iso_command(&select, content)?, 0x9000 | 0x6200..=0x62FF) {
+                return Ok(false);
+            }
+        }
+        content.clear();
+        let read = Command { ne: MAX_SHORT_NE, ..Command::new(0x00, 0xB0, 0x00, 0x00) };
+        let sw = self.iso_command(&read, content)?;
+        Ok(sw == 0x9000 || (sw >> 8 == 0x62 && !content.is_empty()))
     }
 
     /// [`Manager::iso_command`] encoding the command in `encoded`, a buffer of the caller's,
@@ -579,8 +638,19 @@ mod tests {
     fn capabilities_come_from_the_historical_bytes() {
         // TS T0(K=5, TD1) TD1(T=1) | 80 73 00 00 C0 | no TCK check here.
         let atr = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0xC0, 0x00];
-        assert_eq!(Capabilities::from_atr(&atr, false), Capabilities { extended_length: true, t0: false });
-        assert_eq!(Capabilities::from_atr(&atr, true), Capabilities { extended_length: false, t0: true });
+        let t1 = Capabilities { extended_length: true, t0: false, limits_in_ef_atr: false };
+        assert_eq!(Capabilities::from_atr(&atr, false), t1);
+        assert_eq!(Capabilities::from_atr(&atr, true), Capabilities { t0: true, ..Capabilities::default() });
+        let mut with_limits = atr;
+        with_limits[7] = 0xE0;
+        assert_eq!(
+            Capabilities::from_atr(&with_limits, false),
+            Capabilities { limits_in_ef_atr: true, ..t1 }
+        );
+        assert_eq!(
+            Capabilities::from_atr(&with_limits, true),
+            Capabilities { t0: true, ..Capabilities::default() }
+        );
         let no_extended = [0x3B, 0x85, 0x01, 0x80, 0x73, 0x00, 0x00, 0x80, 0x00];
         assert!(!Capabilities::from_atr(&no_extended, false).extended_length);
         // Category 00: the last three historical bytes are a status indicator.
@@ -616,7 +686,7 @@ mod tests {
                 0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
                 _ => vec![0x90, 0x00],
             });
-            let capabilities = Capabilities { extended_length, t0: false };
+            let capabilities = Capabilities { extended_length, ..Capabilities::default() };
             for raw in [&[0x00, 0x84, 0x00, 0x00, 0x08][..], &verify] {
                 let (command, was_extended) = Command::parse(raw).unwrap();
                 let response =

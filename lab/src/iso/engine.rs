@@ -179,6 +179,12 @@ impl Card {
         if command.extended && !self.options.extended_length() {
             return with_sw(Vec::new(), sw::WRONG_LENGTH);
         }
+        // A card with a smaller buffer, as its EF.ATR says.
+        if let Some(limit) = self.options.apdu_limit() {
+            if apdu.len() > limit || command.ne.is_some_and(|ne| ne > limit - 2) {
+                return with_sw(Vec::new(), sw::WRONG_LENGTH);
+            }
+        }
         if let Err(status) = check_class(command.cla) {
             return with_sw(Vec::new(), status);
         }

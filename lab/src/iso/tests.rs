@@ -401,6 +401,26 @@ fn get_response_hands_out_long_answers_in_parts() {
 }
 
 #[test]
+fn ef_atr_alone_can_announce_extended_length_up_to_its_limit() {
+    assert_eq!(atr(IsoOptions::EF_ATR_ONLY)[9], 0x80, "the ATR keeps it out");
+    let card = iso(IsoOptions::EF_ATR_ONLY);
+    assert_eq!(card.transparent(&[EF_ATR]).unwrap(), x("47 03 B6 01 E0 7F66 08 02021000 02021000"));
+    select_df(&card);
+    assert_eq!(ok_data(&card, &x("00 B0 82 00 00 0F FE")).len(), EF_ATR_MAX_APDU - 2);
+    assert_eq!(sw_of(&card, "00 B0 82 00 00 0F FF"), 0x6700, "an answer past the limit");
+    let data = vec![7; EF_ATR_MAX_APDU - 7];
+    assert_eq!(card.transmit(&apdu([0, 0xD6, 0x82, 0], &data, None)), [0x90, 0]);
+    let data = vec![7; EF_ATR_MAX_APDU - 6];
+    assert_eq!(split(&card.transmit(&apdu([0, 0xD6, 0x82, 0], &data, None))).1, 0x6700);
+    let hostile = iso(IsoOptions { ef_atr: EfAtr::Malformed, ..IsoOptions::EF_ATR_ONLY });
+    assert_eq!(atr(IsoOptions { ef_atr: EfAtr::Malformed, ..IsoOptions::EF_ATR_ONLY })[9], 0x80);
+    assert_eq!(hostile.transparent(&[EF_ATR]).unwrap(), x("47 03 B6 01 E0 7F66 84FFFFFFFF 02021000"));
+    // Every preset of before is unchanged.
+    assert_eq!(IsoOptions::default().apdu_limit(), None);
+    assert_eq!(IsoOptions { ef_atr: EfAtr::Only, ..IsoOptions::SHORT }.apdu_limit(), None);
+}
+
+#[test]
 fn extended_length_is_refused_when_off() {
     let card = iso(IsoOptions { extended: false, ..IsoOptions::default() });
     select_df(&card);
@@ -550,8 +570,11 @@ fn random_apdus_never_panic() {
         0x82, 0xC0, 0x10,
     ];
     let mut rng = Rng(0x5EED_1507_8164_0001);
-    let options =
-        [IsoOptions::default(), IsoOptions::T0, IsoOptions { extended: false, chaining: false, t0: false }];
+    let options = [
+        IsoOptions::default(),
+        IsoOptions::T0,
+        IsoOptions { extended: false, chaining: false, ..IsoOptions::default() },
+    ];
     for (round, options) in options.into_iter().enumerate() {
         let card = iso(options);
         for i in 0..APDUS / 3 {
