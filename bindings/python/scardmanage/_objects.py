@@ -18,6 +18,7 @@ and wipe it, for the best Python can do.
 
 import ctypes
 import io
+import operator
 import uuid
 from contextlib import ExitStack, contextmanager
 from ctypes import POINTER, byref, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
@@ -25,6 +26,7 @@ from ctypes import POINTER, byref, c_char_p, c_int64, c_size_t, c_uint32, c_uint
 from . import (
     E_INVALIDARG,
     MAX_APDU_SIZE,
+    SCARD_E_BAD_SEEK,
     SCARD_W_CHV_BLOCKED,
     SCARD_W_EOF,
     SCARD_W_WRONG_CHV,
@@ -208,6 +210,11 @@ class CardFile:
         """Moves the position as a Python file does (io.SEEK_SET, SEEK_CUR, SEEK_END); returns it."""
         if whence not in _SEEK_ORIGIN:
             raise ValueError("seek: whence is io.SEEK_SET, SEEK_CUR or SEEK_END, not %r" % (whence,))
+        offset = operator.index(offset)
+        if not -(1 << 63) <= offset < 1 << 63:
+            # ctypes would cut it to 64 bits (2**64 to 0, a seek to the start); from any origin
+            # it lands before 0 or past 4294967295, the library's SCARD_E_BAD_SEEK.
+            raise SCardError("scm_file_seek", SCARD_E_BAD_SEEK)
         position = c_uint64()
         self._call("scm_file_seek", _SEEK_ORIGIN[whence], offset, byref(position))
         return position.value

@@ -77,6 +77,16 @@ def test_write_and_read_back_40000_bytes(files):
         assert big.read(12) == b"across 32767"
 
 
+def test_a_seek_offset_beyond_64_bits_is_refused_not_wrapped(files):
+    # ctypes cuts an int to the argument's 64 bits: 2**64 would arrive as 0, -2**64 - 1 as -1.
+    with files.open(scardmanage.REF_BY_ID, "5002") as big:
+        assert big.seek(100) == 100
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, 2**64)
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, 2**64 + 5, io.SEEK_CUR)
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, -(2**64) + 10, io.SEEK_END)
+        assert big.tell() == 100
+
+
 def test_directories_properties_and_missing_files(files):
     assert files.current_dir() == DF_NAME
     fcp = files.properties(scardmanage.REF_BY_ID, "5002")
