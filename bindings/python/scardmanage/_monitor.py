@@ -19,8 +19,9 @@ The thread never dies silently. An error from the library or an exception raised
 goes to on_error(exception) on the thread, when given: if on_error returns, the thread goes on
 (the library's monitor stays usable after an error; the next wait comes after a pause of
 ERROR_PAUSE seconds), if it raises, the thread ends with that exception. Without on_error the
-first error ends the thread. The exception that ended the thread is kept and raised again by
-the next join() or stop() in the thread that calls them. SCardError(E_HANDLE), the monitor
+first error ends the thread. The exception that ended the thread goes at once to
+threading.excepthook (printed to stderr, as any thread's uncaught exception), and is kept and
+raised again by the next join() or stop() in the thread that calls them. SCardError(E_HANDLE), the monitor
 released under the thread, always ends it (after on_error).
 """
 
@@ -133,6 +134,11 @@ class Monitor(_Owned):
                 on_event(event)
             except BaseException as e:  # reported, not swallowed: see the module's text
                 if not self._report(e, on_error):
+                    if self._error is not None:
+                        # Uncaught, for threading.excepthook to print now: a program that lives
+                        # on its callbacks and never calls stop() would not learn otherwise
+                        # that its events ended. stop() and join() still raise it.
+                        raise self._error
                     return
                 time.sleep(ERROR_PAUSE)
 
