@@ -158,7 +158,8 @@ class FileAccess(_CardObject):
 
 class CardFile:
     """An open file of a FileAccess, with a position: read(), write(), seek(), tell(), close();
-    a context manager. Closed, every call raises the library's error for an unknown file."""
+    a context manager, closed also when it is garbage. Closed, every call raises the library's
+    error for an unknown file."""
 
     # As much as one read asks the library for, when read() reads to the end.
     CHUNK = 0x10000
@@ -233,6 +234,14 @@ class CardFile:
 
     def __exit__(self, *exc):
         self.close()
+
+    def __del__(self):
+        # As a Python file object: garbage closes it. The library keeps SCM_FILE_MAX_OPEN (16)
+        # files open per object, and forgotten ones would hold those places until the
+        # FileAccess ends. What the library answers is ignored: nothing may raise here.
+        if getattr(self, "closed", True) is False and not self._access._closed:
+            self.closed = True
+            _lib.scm_file_close(self._access._token, self.number)
 
 
 @contextmanager

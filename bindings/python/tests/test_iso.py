@@ -65,6 +65,16 @@ def test_read_a_small_and_a_40000_byte_file(files):
         raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, -10, io.SEEK_END)
 
 
+def test_a_file_dropped_without_close_gives_back_its_place(files):
+    # The library keeps 16 files open per object (SCM_FILE_MAX_OPEN): a CardFile that is
+    # garbage, as a Python file object, must not hold one of them until the FileAccess ends.
+    for _ in range(20):
+        assert files.open(scardmanage.REF_BY_ID, "5001").read() == SMALL
+    dropped = files.open(scardmanage.REF_BY_ID, "5001")
+    files.close()
+    del dropped  # its FileAccess gone first: nothing to close, and nothing raised
+
+
 def test_write_and_read_back_40000_bytes(files):
     data = bytes((i * 7 + 3) % 256 for i in range(40000))
     with files.open(scardmanage.REF_BY_ID, "5002") as big:
