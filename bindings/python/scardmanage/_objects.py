@@ -176,15 +176,20 @@ class CardFile:
 
     def read(self, n=-1, flags=0):
         """Up to n bytes from the position (all to the end when n is negative or None); b""
-        at the end of the file. The library sends as many READ BINARY commands as it takes."""
+        at the end of the file. The library sends as many READ BINARY commands as it takes.
+        On a record file read(n) reads the one record at the position (n at least its length),
+        read() every record to the end, one after another."""
         if n is not None and n >= 0:
             return self._read(n, flags)
         chunks = []
+        # Until the library says EOF, not until a short chunk: a record file gives one record a
+        # call, and a command that fails after some bytes were read gives those bytes, the
+        # failure coming with the next call; a short chunk ended both as if the file did.
         while True:
             chunk = self._read(self.CHUNK, flags)
-            chunks.append(chunk)
-            if len(chunk) < self.CHUNK:
+            if not chunk:
                 return b"".join(chunks)
+            chunks.append(chunk)
 
     def _read(self, n, flags):
         buffer = ctypes.create_string_buffer(n)

@@ -75,6 +75,15 @@ def test_a_file_dropped_without_close_gives_back_its_place(files):
     del dropped  # its FileAccess gone first: nothing to close, and nothing raised
 
 
+def test_read_to_the_end_of_a_record_file_reads_every_record(files):
+    # EF 5003: 3 records of 16 bytes, record n all n. read(n) takes one record, read() all.
+    with files.open(scardmanage.REF_BY_ID, "5003") as records:
+        assert records.read(16) == bytes([1]) * 16
+        assert records.read() == bytes([2]) * 16 + bytes([3]) * 16
+        assert records.tell() == 3
+        assert records.read() == b""
+
+
 def test_write_and_read_back_40000_bytes(files):
     data = bytes((i * 7 + 3) % 256 for i in range(40000))
     with files.open(scardmanage.REF_BY_ID, "5002") as big:
