@@ -120,6 +120,16 @@ def test_a_monitor_reports_what_is_there_first(readers):
         assert monitor.next(0.5) is None, "nothing more happened"
 
 
+def test_a_name_longer_than_the_buffer_is_fetched_again_whole(readers, monkeypatch):
+    # The library keeps the event when the name does not fit and gives the size it needs; no
+    # lab reader's name is longer than the binding's 512 bytes, so the buffer is made smaller.
+    from scardmanage import _monitor
+
+    monkeypatch.setattr(_monitor, "_READER_CAPACITY", 4)
+    with Monitor() as monitor:
+        assert sorted(collect(monitor, len(readers) + 1)) == sorted(initial_events(readers))
+
+
 def test_a_monitor_sees_the_lab_insert_and_remove(readers, lab):
     with Monitor() as monitor:
         collect(monitor, len(readers) + 1)
