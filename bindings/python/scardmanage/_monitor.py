@@ -173,16 +173,19 @@ class Monitor(_Owned):
         """Ends the thread and waits for it; raises the error that ended it first, if any.
         From on_event itself (the monitor's own thread) it only asks the thread to end."""
         self._stopping = True
-        if self._thread is threading.current_thread():
+        # Read once: a stop() or join() in another thread sets _thread to None when it sees the
+        # thread ended.
+        thread = self._thread
+        if thread is threading.current_thread():
             return
         # A cancel that comes before the thread is in its wait ends nothing: sent again until
         # the thread has seen _stopping.
-        while self._thread is not None and self._thread.is_alive():
+        while thread is not None and thread.is_alive():
             # A monitor released under the thread has no wait to cancel: E_HANDLE ends the thread.
             hresult = _lib.scm_monitor_cancel(self._token)
             if hresult < 0 and hresult & 0xFFFFFFFF != E_HANDLE:
                 _check("scm_monitor_cancel", hresult)
-            self._thread.join(0.05)
+            thread.join(0.05)
         self.join()
 
     def close(self):

@@ -194,6 +194,28 @@ def test_the_callback_thread_survives_a_restart_of_the_service(readers, lab):
     assert sorted(gone[len(readers) + 1 :]) == sorted(initial_events(readers))
 
 
+def test_stop_from_several_threads_at_once():
+    # The first stopper to see the thread ended clears it; the others must not trip over that.
+    for _ in range(20):
+        with Monitor() as monitor:
+            monitor.start(lambda event: None)
+            failures = []
+
+            def stopper():
+                try:
+                    monitor.stop()
+                except BaseException as e:
+                    failures.append(e)
+
+            stoppers = [threading.Thread(target=stopper) for _ in range(3)]
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join(30)
+            assert failures == []
+            assert monitor.join(0) is True
+
+
 def test_stop_from_the_callback_ends_the_thread():
     with Monitor() as monitor:
         seen = []
