@@ -31,6 +31,7 @@ from . import (
     SCARD_W_EOF,
     SCARD_W_WRONG_CHV,
     SCardError,
+    _bytes,
     _check,
     _declare,
     _fetch,
@@ -141,7 +142,7 @@ class FileAccess(_CardObject):
 
     def create(self, ref, name, fcp, flags=0):
         """CREATE FILE with the FCP given (bytes, tag 62 first)."""
-        fcp = bytes(fcp)
+        fcp = _bytes("create: the FCP", fcp)
         self._by_ref("scm_file_create", ref, name, fcp, len(fcp), _arg("scm_file_create", flags))
 
     def delete(self, ref, name, flags=0):
@@ -205,7 +206,7 @@ class CardFile:
         """Writes data at the position (UPDATE BINARY, as many as it takes); returns its length.
         Over 65 535 bytes it takes several calls of the library, each moving the position (a
         record file takes one record per call: write records one at a time)."""
-        data = memoryview(bytes(data))
+        data = memoryview(_bytes("write: the data", data))
         flags = _arg("scm_file_write", flags)
         for start in range(0, max(len(data), 1), self.WRITE_CHUNK):
             chunk = data[start : start + self.WRITE_CHUNK].tobytes()
@@ -338,7 +339,7 @@ class CardAuth(_CardObject):
 
     def internal_authenticate(self, data, algorithm=0, key=0):
         """The card's answer to INTERNAL AUTHENTICATE with data (its proof of a key)."""
-        data = bytes(data)
+        data = _bytes("internal_authenticate: the data", data)
         response = ctypes.create_string_buffer(MAX_APDU_SIZE)
         size = c_size_t(MAX_APDU_SIZE)
         self._call("scm_auth_icc_auth", _arg("scm_auth_icc_auth", algorithm), _arg("scm_auth_icc_auth", key),
@@ -352,7 +353,7 @@ class CardAuth(_CardObject):
     def external_authenticate(self, data, algorithm=0, key=0):
         """EXTERNAL AUTHENTICATE: proves to the card that this side has the key; a wrong answer
         is SCardError(SCARD_W_SECURITY_VIOLATION)."""
-        data = bytes(data)
+        data = _bytes("external_authenticate: the data", data)
         self._call("scm_auth_app_auth", _arg("scm_auth_app_auth", algorithm), _arg("scm_auth_app_auth", key),
                    data, len(data))
 

@@ -84,6 +84,23 @@ def test_read_to_the_end_of_a_record_file_reads_every_record(files):
         assert records.read() == b""
 
 
+def test_an_integer_is_no_data(mgr, files):
+    # bytes(5) is five zero bytes: write(5) would overwrite the file's first bytes with them.
+    with files.open(scardmanage.REF_BY_ID, "5001") as small:
+        with pytest.raises(TypeError):
+            small.write(5)
+        assert small.read() == SMALL
+    with pytest.raises(TypeError):
+        files.create(scardmanage.REF_BY_ID, "5012", 16)
+    with mgr.create_card_auth() as auth:
+        for call in (auth.internal_authenticate, auth.external_authenticate):
+            with pytest.raises(TypeError):
+                call(8)
+    for call in (mgr.set_attrib, mgr.control):
+        with pytest.raises(TypeError):
+            call(scardmanage.ATTR_VENDOR_NAME, 4)
+
+
 def test_write_and_read_back_40000_bytes(files):
     data = bytes((i * 7 + 3) % 256 for i in range(40000))
     with files.open(scardmanage.REF_BY_ID, "5002") as big:
