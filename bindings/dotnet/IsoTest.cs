@@ -202,9 +202,12 @@ static class IsoTest
 
         // With no Error handler, Stop() throws what ended the thread.
         Monitor failing = new Monitor();
-        failing.ReaderAdded += (sender, e) => { throw new InvalidDataException("handler failed"); };
+        ManualResetEvent thrown = new ManualResetEvent(false);
+        failing.ReaderAdded += (sender, e) => { thrown.Set(); throw new InvalidDataException("handler failed"); };
         failing.Start();
-        Thread.Sleep(500);
+        // Not a fixed sleep: a Dispose before the first event would stop a thread that has
+        // nothing to throw yet.
+        Expect(thrown.WaitOne(30000), "the failing handler ran");
         try
         {
             failing.Dispose();
