@@ -204,13 +204,18 @@ public:
     }
     scm_hresult Open(uint32_t ref, const char *name, uint32_t *file) noexcept { return scm_file_open(p_, ref, name, file); }
     /* Reads up to `count` bytes from the file's position into `data` (resized to what was read;
-     * SCARD_W_EOF when the read starts at the end). */
+     * SCARD_W_EOF, with `data` empty, when the read starts at the end). */
     scm_hresult Read(uint32_t file, size_t count, std::vector<uint8_t> &data, uint32_t flags = 0) noexcept
     {
         scm_file_access *f = p_;
-        return detail::Answer(data, count, [f, file, flags](uint8_t *buf, size_t *len) {
+        scm_hresult hr = detail::Answer(data, count, [f, file, flags](uint8_t *buf, size_t *len) {
             return scm_file_read(f, file, buf, len, flags);
         });
+        // The one failure that reads: nothing (*len 0). Left as it was, `data` would hold the
+        // previous read's bytes for a caller that looks at it rather than at the code.
+        if (hr == SCM_SCARD_W_EOF)
+            data.clear();
+        return hr;
     }
     scm_hresult Write(uint32_t file, const std::vector<uint8_t> &data, uint32_t flags = 0) noexcept
     {

@@ -88,6 +88,7 @@ static void Files(scm::SCardManage &mgr)
     CheckHr(files.Read(file, 50000, data), SCM_S_OK, "Read asks for 50 000 bytes");
     Check(data == Big(), "and gets the file's 40 000 bytes, bit-exact");
     CheckHr(files.Read(file, 10, data), SCM_SCARD_W_EOF, "a read at the end is SCARD_W_EOF");
+    Check(data.empty(), "and leaves data empty, as the C call's *len 0 says (not the bytes read before)");
     std::vector<uint8_t> written(40000);
     for (size_t i = 0; i < written.size(); i++)
         written[i] = (uint8_t)(i * 13 + 5);

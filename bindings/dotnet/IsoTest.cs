@@ -8,6 +8,7 @@
 //   mcs -r:ScardManage.dll -out:isotest.exe IsoTest.cs && mono isotest.exe "Reader Name"
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Net.Sockets;
@@ -24,8 +25,19 @@ static class IsoTest
     const string DfName = "F053434D49534F";
     static readonly byte[] Key = Encoding.ASCII.GetBytes("SCM-KEY!");
 
+    const string ExitWithARunningMonitor = "--exit-with-a-running-monitor";
+
     static int Main(string[] args)
     {
+        if (args.Length == 1 && args[0] == ExitWithARunningMonitor)
+        {
+            // A program that ends with its monitor's thread still waiting: no Stop, no Dispose.
+            Monitor monitor = new Monitor();
+            ManualResetEvent first = new ManualResetEvent(false);
+            monitor.ReaderAdded += (sender, e) => first.Set();
+            monitor.Start();
+            return first.WaitOne(30000) ? 0 : 1;
+        }
         if (args.Length != 1)
         {
             Console.Error.WriteLine("usage: mono isotest.exe \"Reader Name\"");
@@ -48,6 +60,7 @@ static class IsoTest
         Watch(args[0], empty);
         MonitorErrorIsRaised(args[0]);
         AfterRelease(args[0]);
+        ProcessEndsWithARunningMonitor();
         Console.WriteLine("dotnet iso: all checks passed");
         return 0;
     }
@@ -202,9 +215,12 @@ static class IsoTest
 
         // With no Error handler, Stop() throws what ended the thread.
         Monitor failing = new Monitor();
-        failing.ReaderAdded += (sender, e) => { throw new InvalidDataException("handler failed"); };
+        ManualResetEvent thrown = new ManualResetEvent(false);
+        failing.ReaderAdded += (sender, e) => { thrown.Set(); throw new InvalidDataException("handler failed"); };
         failing.Start();
-        Thread.Sleep(500);
+        // Not a fixed sleep: a Dispose before the first event would stop a thread that has
+        // nothing to throw yet.
+        Expect(thrown.WaitOne(30000), "the failing handler ran");
         try
         {
             failing.Dispose();
@@ -238,6 +254,23 @@ static class IsoTest
         {
             Console.WriteLine("disposed CardAuth: ObjectDisposedException");
         }
+    }
+
+    // The monitor's thread is a background thread: it must not keep the process from ending.
+    static void ProcessEndsWithARunningMonitor()
+    {
+        ProcessStartInfo start = new ProcessStartInfo(Process.GetCurrentProcess().MainModule.FileName,
+            "\"" + System.Reflection.Assembly.GetEntryAssembly().Location + "\" " + ExitWithARunningMonitor);
+        start.UseShellExecute = false;
+        using (Process child = Process.Start(start))
+        {
+            bool ended = child.WaitForExit(30000);
+            if (!ended)
+                child.Kill();
+            Expect(ended && child.ExitCode == 0, "a program that ends with its monitor running ends (exit " +
+                   (ended ? child.ExitCode.ToString() : "none in 30 s") + ")");
+        }
+        Console.WriteLine("a program ending with its monitor running: ends");
     }
 
     static byte[] UnderKey(byte[] data)

@@ -910,15 +910,21 @@ namespace ScardManage
         /// <summary>Ends a Next() in progress, from any thread.</summary>
         public void Cancel() { NativeMethods.Check("scm_monitor_cancel", NativeMethods.scm_monitor_cancel(handle)); }
 
-        /// <summary>Raises the events from a background thread until Stop().</summary>
+        /// <summary>Raises the events from a background thread until Stop(), or until the process
+        /// ends (its end cancels the wait).</summary>
         public void Start()
         {
             if (thread != null)
                 throw new InvalidOperationException("the monitor's thread was started already");
             stopping = false;
             thread = new Thread(Run) { IsBackground = true, Name = "ScardManage.Monitor" };
+            // A background thread waiting in native code keeps Mono from ending the process (it
+            // hung there): a program that ends without Stop() has the wait ended as Stop() would.
+            AppDomain.CurrentDomain.ProcessExit += EndAtProcessExit;
             thread.Start();
         }
+
+        private void EndAtProcessExit(object sender, EventArgs e) { End(); }
 
         private void Run()
         {
@@ -979,10 +985,23 @@ namespace ScardManage
         /// took it. From a handler (the monitor's own thread) it only asks the thread to end.</summary>
         public void Stop()
         {
+            if (!End())
+                return;
+            thread = null;
+            ExceptionDispatchInfo unhandled = failure;
+            failure = null;
+            if (unhandled != null)
+                unhandled.Throw();
+        }
+
+        /// <summary>Asks the thread to end and, unless this is that thread, waits for it (then
+        /// true).</summary>
+        private bool End()
+        {
             stopping = true;
             Thread running = thread;
             if (running == null || running == Thread.CurrentThread)
-                return;
+                return false;
             // A cancel that comes before the thread is in its wait ends nothing: sent again until
             // the thread has seen the flag.
             while (running.IsAlive)
@@ -990,11 +1009,8 @@ namespace ScardManage
                 NativeMethods.scm_monitor_cancel(handle);
                 running.Join(50);
             }
-            thread = null;
-            ExceptionDispatchInfo unhandled = failure;
-            failure = null;
-            if (unhandled != null)
-                unhandled.Throw();
+            AppDomain.CurrentDomain.ProcessExit -= EndAtProcessExit;
+            return true;
         }
 
         /// <summary>Stop(), then releases the monitor.</summary>

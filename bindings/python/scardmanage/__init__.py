@@ -356,12 +356,16 @@ def _status_ctypes(self):
     return result
 
 
+def _bytes(what, data):
+    """bytes(data), but an integer is a TypeError: bytes(5) is five zero bytes, which would go to
+    the card or the reader as data. The extension refuses what has __index__ alike."""
+    if hasattr(type(data), "__index__"):
+        raise TypeError("%s is bytes, not an integer (%s)" % (what, type(data).__name__))
+    return bytes(data)
+
+
 def _command(command):
-    """bytes(command), but an integer is a TypeError: bytes(5) is five zero bytes, which would go
-    to the card as a command. The extension refuses what has __index__ alike."""
-    if hasattr(type(command), "__index__"):
-        raise TypeError("transmit: the command is bytes, not an integer (%s)" % type(command).__name__)
-    return bytes(command)
+    return _bytes("transmit: the command", command)
 
 
 def _transmit_ctypes(self, command, iso=0):
@@ -541,13 +545,13 @@ class SCardManage(_Owned):
         return _fetch(_lib.scm_get_attrib, self._token, _unsigned("scm_get_attrib", attribute, 32))
 
     def set_attrib(self, attribute, value):
-        value = bytes(value)
+        value = _bytes("set_attrib: the value", value)
         self._call("scm_set_attrib", _unsigned("scm_set_attrib", attribute, 32), value, len(value))
 
     def control(self, code, data=b""):
         """SCardControl: ``code`` up to 0xFFFF is the portable function number of
         SCARD_CTL_CODE(code), a larger one the OS's own code. Returns the reader's answer."""
-        data = bytes(data)
+        data = _bytes("control: the data", data)
         response = ctypes.create_string_buffer(MAX_APDU_SIZE)
         size = c_size_t(MAX_APDU_SIZE)
         self._call("scm_control", _unsigned("scm_control", code, 32), data, len(data), response, byref(size))

@@ -19,8 +19,9 @@ The thread never dies silently. An error from the library or an exception raised
 goes to on_error(exception) on the thread, when given: if on_error returns, the thread goes on
 (the library's monitor stays usable after an error; the next wait comes after a pause of
 ERROR_PAUSE seconds), if it raises, the thread ends with that exception. Without on_error the
-first error ends the thread. The exception that ended the thread is kept and raised again by
-the next join() or stop() in the thread that calls them. SCardError(E_HANDLE), the monitor
+first error ends the thread. The exception that ended the thread goes at once to
+threading.excepthook (printed to stderr, as any thread's uncaught exception), and is kept and
+raised again by the next join() or stop() in the thread that calls them. SCardError(E_HANDLE), the monitor
 released under the thread, always ends it (after on_error).
 """
 
@@ -133,6 +134,11 @@ class Monitor(_Owned):
                 on_event(event)
             except BaseException as e:  # reported, not swallowed: see the module's text
                 if not self._report(e, on_error):
+                    if self._error is not None:
+                        # Uncaught, for threading.excepthook to print now: a program that lives
+                        # on its callbacks and never calls stop() would not learn otherwise
+                        # that its events ended. stop() and join() still raise it.
+                        raise self._error
                     return
                 time.sleep(ERROR_PAUSE)
 
@@ -167,16 +173,19 @@ class Monitor(_Owned):
         """Ends the thread and waits for it; raises the error that ended it first, if any.
         From on_event itself (the monitor's own thread) it only asks the thread to end."""
         self._stopping = True
-        if self._thread is threading.current_thread():
+        # Read once: a stop() or join() in another thread sets _thread to None when it sees the
+        # thread ended.
+        thread = self._thread
+        if thread is threading.current_thread():
             return
         # A cancel that comes before the thread is in its wait ends nothing: sent again until
         # the thread has seen _stopping.
-        while self._thread is not None and self._thread.is_alive():
+        while thread is not None and thread.is_alive():
             # A monitor released under the thread has no wait to cancel: E_HANDLE ends the thread.
             hresult = _lib.scm_monitor_cancel(self._token)
             if hresult < 0 and hresult & 0xFFFFFFFF != E_HANDLE:
                 _check("scm_monitor_cancel", hresult)
-            self._thread.join(0.05)
+            thread.join(0.05)
         self.join()
 
     def close(self):

@@ -18,6 +18,7 @@ and wipe it, for the best Python can do.
 
 import ctypes
 import io
+import operator
 import uuid
 from contextlib import ExitStack, contextmanager
 from ctypes import POINTER, byref, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
@@ -25,10 +26,12 @@ from ctypes import POINTER, byref, c_char_p, c_int64, c_size_t, c_uint32, c_uint
 from . import (
     E_INVALIDARG,
     MAX_APDU_SIZE,
+    SCARD_E_BAD_SEEK,
     SCARD_W_CHV_BLOCKED,
     SCARD_W_EOF,
     SCARD_W_WRONG_CHV,
     SCardError,
+    _bytes,
     _check,
     _declare,
     _fetch,
@@ -139,7 +142,7 @@ class FileAccess(_CardObject):
 
     def create(self, ref, name, fcp, flags=0):
         """CREATE FILE with the FCP given (bytes, tag 62 first)."""
-        fcp = bytes(fcp)
+        fcp = _bytes("create: the FCP", fcp)
         self._by_ref("scm_file_create", ref, name, fcp, len(fcp), _arg("scm_file_create", flags))
 
     def delete(self, ref, name, flags=0):
@@ -156,7 +159,8 @@ class FileAccess(_CardObject):
 
 class CardFile:
     """An open file of a FileAccess, with a position: read(), write(), seek(), tell(), close();
-    a context manager. Closed, every call raises the library's error for an unknown file."""
+    a context manager, closed also when it is garbage. Closed, every call raises the library's
+    error for an unknown file."""
 
     # As much as one read asks the library for, when read() reads to the end.
     CHUNK = 0x10000
@@ -173,15 +177,20 @@ class CardFile:
 
     def read(self, n=-1, flags=0):
         """Up to n bytes from the position (all to the end when n is negative or None); b""
-        at the end of the file. The library sends as many READ BINARY commands as it takes."""
+        at the end of the file. The library sends as many READ BINARY commands as it takes.
+        On a record file read(n) reads the one record at the position (n at least its length),
+        read() every record to the end, one after another."""
         if n is not None and n >= 0:
             return self._read(n, flags)
         chunks = []
+        # Until the library says EOF, not until a short chunk: a record file gives one record a
+        # call, and a command that fails after some bytes were read gives those bytes, the
+        # failure coming with the next call; a short chunk ended both as if the file did.
         while True:
             chunk = self._read(self.CHUNK, flags)
-            chunks.append(chunk)
-            if len(chunk) < self.CHUNK:
+            if not chunk:
                 return b"".join(chunks)
+            chunks.append(chunk)
 
     def _read(self, n, flags):
         buffer = ctypes.create_string_buffer(n)
@@ -197,7 +206,7 @@ class CardFile:
         """Writes data at the position (UPDATE BINARY, as many as it takes); returns its length.
         Over 65 535 bytes it takes several calls of the library, each moving the position (a
         record file takes one record per call: write records one at a time)."""
-        data = memoryview(bytes(data))
+        data = memoryview(_bytes("write: the data", data))
         flags = _arg("scm_file_write", flags)
         for start in range(0, max(len(data), 1), self.WRITE_CHUNK):
             chunk = data[start : start + self.WRITE_CHUNK].tobytes()
@@ -208,6 +217,11 @@ class CardFile:
         """Moves the position as a Python file does (io.SEEK_SET, SEEK_CUR, SEEK_END); returns it."""
         if whence not in _SEEK_ORIGIN:
             raise ValueError("seek: whence is io.SEEK_SET, SEEK_CUR or SEEK_END, not %r" % (whence,))
+        offset = operator.index(offset)
+        if not -(1 << 63) <= offset < 1 << 63:
+            # ctypes would cut it to 64 bits (2**64 to 0, a seek to the start); from any origin
+            # it lands before 0 or past 4294967295, the library's SCARD_E_BAD_SEEK.
+            raise SCardError("scm_file_seek", SCARD_E_BAD_SEEK)
         position = c_uint64()
         self._call("scm_file_seek", _SEEK_ORIGIN[whence], offset, byref(position))
         return position.value
@@ -226,6 +240,14 @@ class CardFile:
 
     def __exit__(self, *exc):
         self.close()
+
+    def __del__(self):
+        # As a Python file object: garbage closes it. The library keeps SCM_FILE_MAX_OPEN (16)
+        # files open per object, and forgotten ones would hold those places until the
+        # FileAccess ends. What the library answers is ignored: nothing may raise here.
+        if getattr(self, "closed", True) is False and not self._access._closed:
+            self.closed = True
+            _lib.scm_file_close(self._access._token, self.number)
 
 
 @contextmanager
@@ -317,7 +339,7 @@ class CardAuth(_CardObject):
 
     def internal_authenticate(self, data, algorithm=0, key=0):
         """The card's answer to INTERNAL AUTHENTICATE with data (its proof of a key)."""
-        data = bytes(data)
+        data = _bytes("internal_authenticate: the data", data)
         response = ctypes.create_string_buffer(MAX_APDU_SIZE)
         size = c_size_t(MAX_APDU_SIZE)
         self._call("scm_auth_icc_auth", _arg("scm_auth_icc_auth", algorithm), _arg("scm_auth_icc_auth", key),
@@ -331,7 +353,7 @@ class CardAuth(_CardObject):
     def external_authenticate(self, data, algorithm=0, key=0):
         """EXTERNAL AUTHENTICATE: proves to the card that this side has the key; a wrong answer
         is SCardError(SCARD_W_SECURITY_VIOLATION)."""
-        data = bytes(data)
+        data = _bytes("external_authenticate: the data", data)
         self._call("scm_auth_app_auth", _arg("scm_auth_app_auth", algorithm), _arg("scm_auth_app_auth", key),
                    data, len(data))
 

@@ -2,6 +2,8 @@
 (scm-lab run --pairs 2 ...): a default-applet card in the first reader, the second ("... 00 01",
 index 1) empty. A test that inserts a card there removes it again."""
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -118,6 +120,16 @@ def test_a_monitor_reports_what_is_there_first(readers):
         assert monitor.next(0.5) is None, "nothing more happened"
 
 
+def test_a_name_longer_than_the_buffer_is_fetched_again_whole(readers, monkeypatch):
+    # The library keeps the event when the name does not fit and gives the size it needs; no
+    # lab reader's name is longer than the binding's 512 bytes, so the buffer is made smaller.
+    from scardmanage import _monitor
+
+    monkeypatch.setattr(_monitor, "_READER_CAPACITY", 4)
+    with Monitor() as monitor:
+        assert sorted(collect(monitor, len(readers) + 1)) == sorted(initial_events(readers))
+
+
 def test_a_monitor_sees_the_lab_insert_and_remove(readers, lab):
     with Monitor() as monitor:
         collect(monitor, len(readers) + 1)
@@ -182,6 +194,28 @@ def test_the_callback_thread_survives_a_restart_of_the_service(readers, lab):
     assert sorted(gone[len(readers) + 1 :]) == sorted(initial_events(readers))
 
 
+def test_stop_from_several_threads_at_once():
+    # The first stopper to see the thread ended clears it; the others must not trip over that.
+    for _ in range(20):
+        with Monitor() as monitor:
+            monitor.start(lambda event: None)
+            failures = []
+
+            def stopper():
+                try:
+                    monitor.stop()
+                except BaseException as e:
+                    failures.append(e)
+
+            stoppers = [threading.Thread(target=stopper) for _ in range(3)]
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join(30)
+            assert failures == []
+            assert monitor.join(0) is True
+
+
 def test_stop_from_the_callback_ends_the_thread():
     with Monitor() as monitor:
         seen = []
@@ -190,12 +224,15 @@ def test_stop_from_the_callback_ends_the_thread():
         assert len(seen) == 1
 
 
-def test_an_exception_in_the_callback_is_raised_by_stop():
+def test_an_exception_in_the_callback_is_raised_by_stop(monkeypatch):
+    printed = []
+    monkeypatch.setattr(threading, "excepthook", printed.append)
     monitor = Monitor()
     monitor.start(lambda event: 1 / 0)
     thread = monitor._thread
     thread.join(30)
     assert not thread.is_alive(), "the first event ends the thread"
+    assert [type(args.exc_value) for args in printed] == [ZeroDivisionError], "reported when it happened"
     with pytest.raises(ZeroDivisionError):
         monitor.stop()
     assert monitor.join() is True, "the error is raised once"
@@ -239,7 +276,9 @@ def test_the_thread_goes_on_when_on_error_returns(readers, lab):
     assert events[len(readers) + 1 :] == [MonitorEvent(INSERTED, readers[1]), MonitorEvent(CARD_REMOVED, readers[1])]
 
 
-def test_a_failing_on_error_is_raised_by_stop():
+def test_a_failing_on_error_is_raised_by_stop(monkeypatch):
+    printed = []
+    monkeypatch.setattr(threading, "excepthook", printed.append)
     monitor = Monitor()
 
     def on_error(error):
@@ -250,3 +289,13 @@ def test_a_failing_on_error_is_raised_by_stop():
         monitor.join(30)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
     monitor.close()
+    assert [args.exc_value for args in printed] == [info.value]
+
+
+def test_a_thread_ended_by_an_error_says_so_even_if_stop_never_comes():
+    # A program that lives on its callbacks may never call stop(): the error that ended the thread
+    # must not wait for it. As any thread's uncaught exception, it goes to stderr at once.
+    program = "import scardmanage, time; m = scardmanage.Monitor(); m.start(lambda e: 1 / 0); time.sleep(2)"
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "ZeroDivisionError" in run.stderr and "scardmanage.Monitor" in run.stderr, run.stderr

@@ -65,6 +65,42 @@ def test_read_a_small_and_a_40000_byte_file(files):
         raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, -10, io.SEEK_END)
 
 
+def test_a_file_dropped_without_close_gives_back_its_place(files):
+    # The library keeps 16 files open per object (SCM_FILE_MAX_OPEN): a CardFile that is
+    # garbage, as a Python file object, must not hold one of them until the FileAccess ends.
+    for _ in range(20):
+        assert files.open(scardmanage.REF_BY_ID, "5001").read() == SMALL
+    dropped = files.open(scardmanage.REF_BY_ID, "5001")
+    files.close()
+    del dropped  # its FileAccess gone first: nothing to close, and nothing raised
+
+
+def test_read_to_the_end_of_a_record_file_reads_every_record(files):
+    # EF 5003: 3 records of 16 bytes, record n all n. read(n) takes one record, read() all.
+    with files.open(scardmanage.REF_BY_ID, "5003") as records:
+        assert records.read(16) == bytes([1]) * 16
+        assert records.read() == bytes([2]) * 16 + bytes([3]) * 16
+        assert records.tell() == 3
+        assert records.read() == b""
+
+
+def test_an_integer_is_no_data(mgr, files):
+    # bytes(5) is five zero bytes: write(5) would overwrite the file's first bytes with them.
+    with files.open(scardmanage.REF_BY_ID, "5001") as small:
+        with pytest.raises(TypeError):
+            small.write(5)
+        assert small.read() == SMALL
+    with pytest.raises(TypeError):
+        files.create(scardmanage.REF_BY_ID, "5012", 16)
+    with mgr.create_card_auth() as auth:
+        for call in (auth.internal_authenticate, auth.external_authenticate):
+            with pytest.raises(TypeError):
+                call(8)
+    for call in (mgr.set_attrib, mgr.control):
+        with pytest.raises(TypeError):
+            call(scardmanage.ATTR_VENDOR_NAME, 4)
+
+
 def test_write_and_read_back_40000_bytes(files):
     data = bytes((i * 7 + 3) % 256 for i in range(40000))
     with files.open(scardmanage.REF_BY_ID, "5002") as big:
@@ -75,6 +111,16 @@ def test_write_and_read_back_40000_bytes(files):
         big.write(b"across 32767")
         assert big.seek(-12, io.SEEK_CUR) == 32760
         assert big.read(12) == b"across 32767"
+
+
+def test_a_seek_offset_beyond_64_bits_is_refused_not_wrapped(files):
+    # ctypes cuts an int to the argument's 64 bits: 2**64 would arrive as 0, -2**64 - 1 as -1.
+    with files.open(scardmanage.REF_BY_ID, "5002") as big:
+        assert big.seek(100) == 100
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, 2**64)
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, 2**64 + 5, io.SEEK_CUR)
+        raises(scardmanage.SCARD_E_BAD_SEEK, big.seek, -(2**64) + 10, io.SEEK_END)
+        assert big.tell() == 100
 
 
 def test_directories_properties_and_missing_files(files):
