@@ -316,7 +316,9 @@ fn watch_blocked_writing_to_a_full_pipe_still_ends_on_sigterm() {
     // Its main thread in write(1, ...): the lab's readers are its first events.
     let syscall = format!("/proc/{}/syscall", child.id());
     let deadline = Instant::now() + WAIT;
-    while !std::fs::read_to_string(&syscall).unwrap().starts_with("1 0x1 ") {
+    // The syscall's number first (write is 1 on x86_64, 4 on i386), then its first argument.
+    let in_write = format!("{} 0x1 ", libc::SYS_write);
+    while !std::fs::read_to_string(&syscall).unwrap().starts_with(&in_write) {
         assert!(Instant::now() < deadline, "scm watch never blocked writing its output");
         thread::sleep(Duration::from_millis(20));
     }

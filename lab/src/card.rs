@@ -235,11 +235,16 @@ fn run(core: &Core, control: &Control, port: u16) {
             *slot = stream.try_clone().ok();
         }
         core.connections.fetch_add(1, Ordering::SeqCst);
-        let end = serve(core, &stream);
+        let vanished = matches!(serve(core, &stream), End::Vanished);
+        if vanished {
+            // Marked ended before the reader can see the card go: a caller whose transmit
+            // failed because of it already finds the card out.
+            control.ended.store(true, Ordering::SeqCst);
+            vanish(&stream);
+        }
         lock(&control.connection).take();
         drop(stream);
-        if let End::Vanished = end {
-            control.ended.store(true, Ordering::SeqCst);
+        if vanished {
             return;
         }
         thread::sleep(RECONNECT_DELAY);
@@ -274,10 +279,7 @@ fn serve(core: &Core, mut stream: &TcpStream) -> End {
                 core.apdus.fetch_add(1, Ordering::SeqCst);
                 match (core.handler)(apdu) {
                     Reply::Respond(response) => Some(response),
-                    Reply::Vanish => {
-                        vanish(stream);
-                        return End::Vanished;
-                    }
+                    Reply::Vanish => return End::Vanished,
                 }
             }
         };
