@@ -42,11 +42,11 @@ impl Files {
     }
 
     fn cwd(&self) -> Result<String, scm_hresult> {
-        let mut buf = [0 as c_char; 256];
+        let mut buf = [0u8; 256];
         let mut len = buf.len();
-        match unsafe { scm_file_get_current_dir(self.0, buf.as_mut_ptr(), &mut len) } {
+        match unsafe { scm_file_get_current_dir(self.0, buf.as_mut_ptr().cast(), &mut len) } {
             SCM_S_OK => {
-                let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
+                let bytes = &buf[..len];
                 assert_eq!(bytes.last(), Some(&0), "NUL-terminated, counted");
                 Ok(String::from_utf8(bytes[..len - 1].to_vec()).unwrap())
             }
