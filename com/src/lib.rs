@@ -3,4 +3,18 @@
 //! the workspace builds, tests and lints everywhere.
 
 #[cfg(windows)]
+mod byte_buffer;
+#[cfg(windows)]
+mod dispatch;
+#[cfg(windows)]
 mod exports;
+#[cfg(windows)]
+mod factories;
+#[cfg(windows)]
+mod factory;
+#[cfg(windows)]
+mod manage;
+#[cfg(windows)]
+mod registry;
+#[cfg(windows)]
+mod server;
