@@ -13,8 +13,10 @@
 //! with the lab's WinSCard bridge as its `winscard.dll` (see [`scardmanage_lab::bridge`] and
 //! [`scardmanage_lab::wine`]); the folder named by `SCM_WINDOWS_DLL_DIR`, if set, is on its
 //! `PATH` (for `scardmanage.dll`). CMD may be a bare name of one of Wine's own programs (`cmd`,
-//! `cscript`, `regsvr32`, `reg`, ...: `cmd /c "regsvr32 /s Z:\\x.dll && cscript //nologo
-//! Z:\\x.vbs"`), which runs in the same prefix, its children with the same bridge.
+//! `cscript`, `regsvr32`, `reg`, ...: `cmd /c "regsvr32 /s Z:\\x.dll & if errorlevel 1 (exit 1)
+//! else cscript //nologo Z:\\x.vbs"`), which runs in the same prefix, its children with the same
+//! bridge. (Wine 8.0's `cmd` runs what follows `&&` even after an external program failed: test
+//! `errorlevel` instead.)
 
 use scardmanage_lab::control::LabControl;
 use scardmanage_lab::iso::IsoOptions;
@@ -38,8 +40,9 @@ const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pair
     --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
     bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
     32-bit Wine. CMD may name one of Wine's own programs (cmd, cscript, regsvr32, reg):\n\
-    -- cmd /c \"regsvr32 /s Z:\\x.dll && cscript //nologo Z:\\x.vbs\" runs both in the\n\
-    same prefix, against the same lab.\n\
+    -- cmd /c \"regsvr32 /s Z:\\x.dll & if errorlevel 1 (exit 1) else cscript Z:\\x.vbs\"\n\
+    runs both in the same prefix, against the same lab (Wine 8.0's cmd runs what\n\
+    follows && even after a program failed: test errorlevel).\n\
     --iso makes every card an ISO/IEC 7816-4 card (T=1, extended length, chaining; control\n\
     requests iso-hostile, iso-reset, iso-commands), --iso-short one without extended length,\n\
     --iso-t0 a T=0 one.";
