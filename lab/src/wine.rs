@@ -96,6 +96,7 @@ pub fn build_dlls(arch: Arch) -> io::Result<PathBuf> {
 pub struct Prefix {
     dir: PathBuf,
     loader: PathBuf,
+    arch: Arch,
 }
 
 impl Prefix {
@@ -110,7 +111,7 @@ impl Prefix {
         let dir = runs.join(format!("{}-{}", std::process::id(), unique()));
         let _ = fs::remove_dir_all(&dir);
         run(Command::new("cp").arg("-al").arg(&template).arg(&dir))?;
-        let prefix = Prefix { dir, loader };
+        let prefix = Prefix { dir, loader, arch };
         for entry in fs::read_dir(&template)?.flatten() {
             let name = entry.file_name();
             if name.to_string_lossy().ends_with(".reg") {
@@ -131,6 +132,23 @@ impl Prefix {
     /// The prefix's folder (`WINEPREFIX`).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Wine's own program called `name` (`cmd`, `cscript`, `regsvr32`, `reg`..., with or
+    /// without `.exe`) as this prefix's Windows path to it, or `None` when `name` is a path or
+    /// no such program is in the prefix's system folder. Given by its full path: Wine looks for
+    /// a bare name in the current folder first, so a `cmd.exe` there would run instead.
+    pub fn system_program(&self, name: &Path) -> Option<String> {
+        let name = name.to_str().filter(|n| !n.is_empty() && !n.contains(['/', '\\', ':']))?;
+        // Windows names ignore case; the prefix's files are lower case.
+        let name = name.to_ascii_lowercase();
+        let file = if name.ends_with(".exe") { name } else { format!("{name}.exe") };
+        let system = self.arch.system_dir();
+        self.dir
+            .join(system)
+            .join(&file)
+            .is_file()
+            .then(|| format!("C:\\{}\\{file}", system.trim_start_matches("drive_c/").replace('/', "\\")))
     }
 
     /// A command running `program` (a Windows executable) with `args` in this prefix, quiet,

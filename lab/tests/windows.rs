@@ -144,3 +144,38 @@ fn a_windows_program_gets_the_labs_environment_prng_dll_folder_and_exit_code() {
     }
     assert_eq!(output.status.code(), Some(42), "scm-lab passes the program's exit code on");
 }
+
+/// A path as Wine's `Z:` drive shows it, for the command line of a Windows program.
+fn z_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// Wine's own programs by name (`cmd`, `reg`, `cscript`), all in one prefix: what `reg`
+/// writes, `cscript` reads; a program `cmd` starts reaches the card through the bridge; the
+/// lab's environment gets through; the last program's exit code is the run's. A `cmd.exe` in
+/// the current folder, which Wine would prefer for the bare name, is not the one run.
+#[test]
+fn wines_own_programs_run_by_name_in_one_prefix_against_the_lab() {
+    let folder = folder("x86_64").join("by-name");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("cmd.exe"), b"not a program").unwrap();
+    let child = folder.join("child.exe");
+    compile("x86_64", "child", &child, &["-lwinscard"]);
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("windows/tests/probe.vbs");
+    let line = format!(
+        r"reg add HKCU\Software\ScmLabProbe /v Written /d by-reg.exe /f && {} && cscript //nologo {}",
+        z_path(&child),
+        z_path(&probe)
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_scm-lab"))
+        .args(["run", "--windows", "--", "cmd", "/c", &line])
+        .current_dir(&folder)
+        .output()
+        .expect("running scm-lab");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for check in ["bridge", "registry", "environment"] {
+        assert!(stdout.lines().any(|l| l.starts_with(&format!("ok {check}: "))), "{check} did not pass");
+    }
+    assert_eq!(output.status.code(), Some(42), "WScript.Quit's code is the run's");
+}

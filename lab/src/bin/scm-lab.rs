@@ -12,7 +12,11 @@
 //! With `--windows`, CMD is a Windows program run under Wine in a prefix private to the run,
 //! with the lab's WinSCard bridge as its `winscard.dll` (see [`scardmanage_lab::bridge`] and
 //! [`scardmanage_lab::wine`]); the folder named by `SCM_WINDOWS_DLL_DIR`, if set, is on its
-//! `PATH` (for `scardmanage.dll`).
+//! `PATH` (for `scardmanage.dll`). CMD may be a bare name of one of Wine's own programs (`cmd`,
+//! `cscript`, `regsvr32`, `reg`, ...: `cmd /c "regsvr32 /s Z:\\x.dll & if errorlevel 1 (exit 1)
+//! else cscript //nologo Z:\\x.vbs"`), which runs in the same prefix, its children with the same
+//! bridge. (Wine 8.0's `cmd` runs what follows `&&` even after an external program failed: test
+//! `errorlevel` instead.)
 
 use scardmanage_lab::control::LabControl;
 use scardmanage_lab::iso::IsoOptions;
@@ -35,9 +39,13 @@ const USAGE: &str = "usage: scm-lab run [--windows [--arch x86_64|i686]] [--pair
     milliseconds later (a program waiting for a card).\n\
     --windows runs CMD, a Windows program, under Wine (private prefix, the lab's WinSCard\n\
     bridge as winscard.dll, SCM_WINDOWS_DLL_DIR on its PATH); --arch picks 64 (default) or\n\
-    32-bit Wine. --iso makes every card an ISO/IEC 7816-4 card (T=1, extended length,\n\
-    chaining; control requests iso-hostile, iso-reset, iso-commands), --iso-short one\n\
-    without extended length, --iso-t0 a T=0 one.";
+    32-bit Wine. CMD may name one of Wine's own programs (cmd, cscript, regsvr32, reg):\n\
+    -- cmd /c \"regsvr32 /s Z:\\x.dll & if errorlevel 1 (exit 1) else cscript Z:\\x.vbs\"\n\
+    runs both in the same prefix, against the same lab (Wine 8.0's cmd runs what\n\
+    follows && even after a program failed: test errorlevel).\n\
+    --iso makes every card an ISO/IEC 7816-4 card (T=1, extended length, chaining; control\n\
+    requests iso-hostile, iso-reset, iso-commands), --iso-short one without extended length,\n\
+    --iso-t0 a T=0 one.";
 
 struct Options {
     /// The architecture of a Windows program, or `None` for a Linux one.
@@ -250,13 +258,15 @@ fn main() -> ExitCode {
 }
 
 /// The command running a Windows program under Wine against this process's lab: a private
-/// prefix with the lab's DLLs, and the bridge's relay listening (`SCM_LAB_BRIDGE`).
+/// prefix with the lab's DLLs, and the bridge's relay listening (`SCM_LAB_BRIDGE`). A bare
+/// name of one of Wine's own programs (`cmd`, `cscript`, `regsvr32`, `reg`) runs that program.
 fn windows_command(arch: Arch, program: &Path) -> std::io::Result<(Command, Prefix)> {
     let dlls = wine::build_dlls(arch)?;
     let prefix = Prefix::create(arch, &dlls)?;
     let dll_dirs: Vec<PathBuf> =
         std::env::var_os("SCM_WINDOWS_DLL_DIR").map(PathBuf::from).into_iter().collect();
-    let mut command = prefix.command(program, &dll_dirs);
+    let program = prefix.system_program(program).map_or_else(|| program.to_path_buf(), PathBuf::from);
+    let mut command = prefix.command(&program, &dll_dirs);
     command.env("SCM_LAB_BRIDGE", bridge::serve()?.to_string());
     Ok((command, prefix))
 }
