@@ -64,8 +64,8 @@ pub(crate) unsafe trait IAutomation: IUnknown {
     ) -> HRESULT;
 }
 
-/// `ISupportErrorInfo` (IID DF0B3D60-548F-101B-8E65-08002B2BF9E0).
-#[interface("DF0B3D60-548F-101B-8E65-08002B2BF9E0")]
+/// `ISupportErrorInfo` (IID DF0B3D60-548F-101B-8E65-08002B2BD119).
+#[interface("DF0B3D60-548F-101B-8E65-08002B2BD119")]
 pub(crate) unsafe trait IErrorSupport: IUnknown {
     fn InterfaceSupportsErrorInfo(&self, iid: *const GUID) -> HRESULT;
 }
