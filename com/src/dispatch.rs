@@ -184,6 +184,20 @@ fn clear_error_info() {
     let _ = unsafe { SetErrorInfo(0, None) };
 }
 
+/// A BSTR (or any NUL-terminated UTF-16 string) from a vtable caller, without its NUL; NULL is
+/// the empty string, as BSTR semantics say.
+pub(crate) fn wide<'a>(text: *const u16) -> &'a [u16] {
+    if text.is_null() {
+        return &[];
+    }
+    // SAFETY: non-NULL: a NUL-terminated UTF-16 string the caller keeps alive for the call
+    // (every BSTR is NUL-terminated): its characters up to the NUL are readable.
+    unsafe {
+        let len = PCWSTR(text).len();
+        std::slice::from_raw_parts(text, len)
+    }
+}
+
 /// Writes `value` through a caller's out-pointer: `E_POINTER` when it is NULL.
 pub(crate) fn write<T>(out: *mut T, value: T) -> Result<()> {
     if out.is_null() {

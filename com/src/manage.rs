@@ -11,7 +11,7 @@ use windows::Win32::System::Com::IIDFromString;
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::dispatch::{
-    call, object_variant, scm, write, write_interface, Args, Automation, Failure, IAutomation,
+    call, object_variant, scm, wide, write, write_interface, Args, Automation, Failure, IAutomation,
     IAutomation_Impl, IAutomation_Vtbl, IErrorSupport, Result,
 };
 use crate::factories;
@@ -170,20 +170,6 @@ impl Drop for Manage {
         // SAFETY: the token is this object's own, released once, here. Its result (unlocked,
         // detached) has nobody to go to: Release returns a count.
         unsafe { scardmanage::scm_release(self.token()) };
-    }
-}
-
-/// A BSTR (or any NUL-terminated UTF-16 string) from a vtable caller, without its NUL; NULL is
-/// the empty string, as BSTR semantics say.
-fn wide<'a>(text: *const u16) -> &'a [u16] {
-    if text.is_null() {
-        return &[];
-    }
-    // SAFETY: non-NULL: a NUL-terminated UTF-16 string the caller keeps alive for the call
-    // (every BSTR is NUL-terminated): its characters up to the NUL are readable.
-    unsafe {
-        let len = PCWSTR(text).len();
-        std::slice::from_raw_parts(text, len)
     }
 }
 

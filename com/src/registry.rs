@@ -138,11 +138,14 @@ pub(crate) fn unregister(root: HKEY) -> windows::core::Result<()> {
         keys.push(format!("{classes}\\{progid}.1"));
     }
     keys.push(format!("{classes}\\TypeLib\\{}", braced(&LIBID)));
-    for (iid, _) in interfaces()? {
-        keys.push(format!("{classes}\\Interface\\{}", braced(&iid)));
+    // Without the type library's list of interfaces the rest is removed all the same.
+    let listed = interfaces();
+    for (iid, _) in listed.as_deref().unwrap_or_default() {
+        keys.push(format!("{classes}\\Interface\\{}", braced(iid)));
     }
-    keys.iter()
-        .map(|key| delete(root, key))
-        .find(|status| *status != ERROR_SUCCESS)
-        .map_or(Ok(()), |status| status.ok())
+    // Every key is tried (collected first: `find` alone would stop at the first failure).
+    let statuses: Vec<WIN32_ERROR> = keys.iter().map(|key| delete(root, key)).collect();
+    let failed = statuses.into_iter().find(|status| *status != ERROR_SUCCESS);
+    listed?;
+    failed.map_or(Ok(()), |status| status.ok())
 }
