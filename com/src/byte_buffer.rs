@@ -10,7 +10,7 @@
 
 use std::ffi::c_void;
 use std::sync::{Mutex, MutexGuard};
-use windows::core::{implement, interface, IUnknown, Interface, GUID, HRESULT};
+use windows::core::{implement, interface, IUnknown, Interface, BSTR, GUID, HRESULT};
 use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, E_POINTER, STG_E_INVALIDFUNCTION};
 use windows::Win32::System::Variant::VARIANT;
 
@@ -284,40 +284,46 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
     }
 }
 
-/// Late-bound use (scripts): bytes go one at a time as numbers, `b.Write 65, 1` and
-/// `b.Read v, 1` (the byte into variable `v`); Initialize takes a size (zeros); Seek, SetSize,
-/// Commit, Revert as in the vtable. DISPIDs as in scardmanage.idl.
+/// Late-bound use (scripts), where BYTE* cannot be passed: bytes travel as a string whose
+/// characters are the bytes (U+0000..U+00FF, "A" = 0x41), which a script can build and compare
+/// directly. `b.Write "1234"` (or a byte array, VT_ARRAY|VT_UI1, or a number 0..255 for one
+/// byte; an optional count takes the first bytes only), `b.Read s, 33` (up to 33 bytes into `s`
+/// as such a string; optional third variable: the count), `b.Initialize 16` (16 zero bytes),
+/// `b.Clone c` (a copy into `c`), `pos = b.Seek(0, 0)`, `b.SetSize n`, `b.Commit`, `b.Revert`.
+/// DISPIDs as in scardmanage.idl.
 impl Automation for ByteBuffer_Impl {
     const IID: GUID = IByteBuffer::IID;
 
     fn invoke(&self, id: i32, args: &Args<'_>) -> Result<VARIANT> {
         let none = VARIANT::default();
+        let counted = |pos: usize| if args.len() > pos { args.out(pos).map(Some) } else { Ok(None) };
         match id {
+            2 => {
+                args.count(1, 1)?;
+                let target = args.out(0)?;
+                target.set_object(&ByteBuffer::with(self.state().clone()).into());
+                Ok(none)
+            }
             3 | 8 => Ok(none),
             5 => {
-                args.count(0, 1)?;
+                args.count(0, 2)?;
                 self.initialize(vec![0; length(args.i32_or(0, 1)?)?]);
                 Ok(none)
             }
             7 => {
                 args.count(2, 3)?;
-                let target = args.out(0)?;
-                let counted = if args.len() > 2 { Some(args.out(2)?) } else { None };
-                if args.i32(1)? != 1 {
-                    return Err(E_INVALIDARG.into());
-                }
-                let data = self.read(1);
-                if let Some(&byte) = data.first() {
-                    target.set_i32(i32::from(byte));
-                }
+                let (target, counted) = (args.out(0)?, counted(2)?);
+                let data = self.read(length(args.i32(1)?)?);
+                let text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
+                target.set_bstr(BSTR::from_wide(&text));
                 if let Some(counted) = counted {
-                    counted.set_i32(data.len() as i32);
+                    counted.set_i32(long(data.len())?);
                 }
                 Ok(none)
             }
             9 => {
                 args.count(2, 3)?;
-                let moved_to = if args.len() > 2 { Some(args.out(2)?) } else { None };
+                let moved_to = counted(2)?;
                 let now = self.seek(args.i32(0)?, args.i32(1)?)?;
                 if let Some(out) = moved_to {
                     out.set_i32(now);
@@ -329,19 +335,19 @@ impl Automation for ByteBuffer_Impl {
                 self.set_size(args.i32(0)?).map(|()| none)
             }
             13 => {
-                args.count(2, 3)?;
-                let counted = if args.len() > 2 { Some(args.out(2)?) } else { None };
-                let byte = u8::try_from(args.i32(0)?).map_err(|_| Failure::from(E_INVALIDARG))?;
-                if args.i32(1)? != 1 {
-                    return Err(E_INVALIDARG.into());
+                args.count(1, 3)?;
+                let counted = counted(2)?;
+                let mut data = args.bytes(0)?;
+                if args.len() > 1 {
+                    data.truncate(length(args.i32(1)?)?);
                 }
-                self.write_bytes(&[byte])?;
+                self.write_bytes(&data)?;
                 if let Some(counted) = counted {
-                    counted.set_i32(1);
+                    counted.set_i32(long(data.len())?);
                 }
                 Ok(none)
             }
-            1 | 2 | 4 | 6 | 11 | 12 => Err(E_NOTIMPL.into()),
+            1 | 4 | 6 | 11 | 12 => Err(E_NOTIMPL.into()),
             _ => Err(Failure::unknown_member()),
         }
     }

@@ -27,10 +27,12 @@ use windows::Win32::System::Com::{
     IDispatch, IErrorInfo, ITypeInfo, ITypeLib, SetErrorInfo, DISPATCH_METHOD, DISPATCH_PROPERTYGET,
     DISPPARAMS, EXCEPINFO,
 };
-use windows::Win32::System::Ole::{CreateErrorInfo, LoadTypeLibEx, REGKIND_NONE};
+use windows::Win32::System::Ole::{
+    CreateErrorInfo, LoadTypeLibEx, SafeArrayAccessData, SafeArrayGetDim, SafeArrayUnaccessData, REGKIND_NONE,
+};
 use windows::Win32::System::Variant::{
-    VariantChangeType, VARENUM, VARIANT, VAR_CHANGE_FLAGS, VT_BSTR, VT_BYREF, VT_ERROR, VT_I4, VT_I8,
-    VT_UNKNOWN, VT_VARIANT,
+    VariantChangeType, VARENUM, VARIANT, VAR_CHANGE_FLAGS, VT_ARRAY, VT_BSTR, VT_BYREF, VT_DISPATCH,
+    VT_EMPTY, VT_ERROR, VT_I4, VT_I8, VT_NULL, VT_UI1, VT_UNKNOWN, VT_VARIANT,
 };
 
 use crate::server::{guard, module_path};
@@ -492,23 +494,67 @@ impl Args<'_> {
         Ok(self.convert(pos, VT_BSTR)?.map(take_bstr))
     }
 
+    /// Bytes for a script: a byte array (VT_ARRAY|VT_UI1), a string whose characters are the
+    /// bytes (each U+0000..U+00FF, else `E_INVALIDARG`), or a number 0..255 for one byte.
+    pub(crate) fn bytes(&self, pos: usize) -> Result<Vec<u8>> {
+        let mismatch = || Failure::Dispatch { hr: DISP_E_TYPEMISMATCH, arg: Some(self.index(pos)) };
+        let Some(var) = self.get(pos) else { return self.required(pos, VT_BSTR).map(|_| Vec::new()) };
+        let kind = vt(var);
+        if kind == VARENUM(VT_ARRAY.0 | VT_UI1.0) || kind == VARENUM(VT_BYREF.0 | VT_ARRAY.0 | VT_UI1.0) {
+            // SAFETY: parray (or *pparray for VT_BYREF) is the active field of a byte array
+            // variant; the SAFEARRAY is the caller's, alive for the call, read under SafeArrayAccessData.
+            unsafe {
+                let field = &var.Anonymous.Anonymous.Anonymous;
+                let array = if kind.0 & VT_BYREF.0 != 0 { *field.pparray } else { field.parray };
+                if array.is_null() {
+                    return Ok(Vec::new());
+                }
+                if SafeArrayGetDim(array) != 1 {
+                    return Err(mismatch());
+                }
+                let count = (*array).rgsabound[0].cElements as usize;
+                let mut data = std::ptr::null_mut();
+                SafeArrayAccessData(array, &mut data).map_err(|_| mismatch())?;
+                let bytes = std::slice::from_raw_parts(data.cast::<u8>(), count).to_vec();
+                let _ = SafeArrayUnaccessData(array);
+                return Ok(bytes);
+            }
+        }
+        if kind == VT_BSTR || kind == VARENUM(VT_BYREF.0 | VT_BSTR.0) {
+            let text = self.required(pos, VT_BSTR).map(take_bstr)?;
+            return text.iter().map(|&c| u8::try_from(c).map_err(|_| Failure::from(E_INVALIDARG))).collect();
+        }
+        let byte = self.i32(pos)?;
+        Ok(vec![u8::try_from(byte).map_err(|_| Failure::from(E_INVALIDARG))?])
+    }
+
     /// An object argument as interface `I` (QueryInterface): `DISP_E_TYPEMISMATCH` when it is
-    /// not an object or lacks `I`, `E_POINTER` (a call failure) for `Nothing`.
+    /// not an object or lacks `I`, `E_POINTER` (a call failure) for `Nothing` or no argument.
     #[allow(dead_code)] // for com-objects' methods that take an IByteBuffer
     pub(crate) fn object<I: Interface>(&self, pos: usize) -> Result<I> {
-        let var = self.required(pos, VT_UNKNOWN)?;
+        self.object_opt(pos)?.ok_or(E_POINTER.into())
+    }
+
+    /// An object argument that may be left unset: missing, `Nothing`, Empty or Null are `None`.
+    pub(crate) fn object_opt<I: Interface>(&self, pos: usize) -> Result<Option<I>> {
+        match self.get(pos).map(vt) {
+            None | Some(VT_EMPTY) | Some(VT_NULL) => return Ok(None),
+            Some(_) => {}
+        }
+        let Some(var) = self.convert(pos, VT_UNKNOWN)? else { return Ok(None) };
         // SAFETY: punkVal is the active field of a VT_UNKNOWN; borrowed, `var` keeps it alive.
-        let unknown = unsafe { &var.Anonymous.Anonymous.Anonymous.punkVal };
-        let unknown: &Option<IUnknown> = unknown;
-        let unknown = unknown.as_ref().ok_or(Failure::from(E_POINTER))?;
+        let unknown: &Option<IUnknown> = unsafe { &var.Anonymous.Anonymous.Anonymous.punkVal };
+        let Some(unknown) = unknown.as_ref() else { return Ok(None) };
         unknown
             .cast::<I>()
+            .map(Some)
             .map_err(|_| Failure::Dispatch { hr: DISP_E_TYPEMISMATCH, arg: Some(self.index(pos)) })
     }
 
-    /// An `[out]` argument: a variable passed by reference, `VT_BYREF|VT_I4` (C++, VB6 with a
-    /// Long) or `VT_BYREF|VT_VARIANT` (VBScript, VB6 with a Variant). Checked before the call,
-    /// written after it with [`Out::set_i32`].
+    /// An `[out]` argument: a variable passed by reference, `VT_BYREF|VT_VARIANT` (VBScript, VB6
+    /// with a Variant) or typed: `VT_BYREF|VT_I4`, `|VT_BSTR`, `|VT_DISPATCH`, `|VT_UNKNOWN` (C++,
+    /// VB6 with a Long, String, Object). Checked before the call, written after it with the
+    /// `Out::set_*` methods.
     pub(crate) fn out(&self, pos: usize) -> Result<Out<'_>> {
         let mismatch = Failure::Dispatch {
             hr: DISP_E_TYPEMISMATCH,
@@ -527,10 +573,11 @@ impl Args<'_> {
         let by_ref = VARENUM(kind.0 & !VT_BYREF.0);
         // SAFETY: `byref` is the active field of any VT_BYREF variant.
         let target = unsafe { var.Anonymous.Anonymous.Anonymous.byref };
-        if kind.0 & VT_BYREF.0 == 0 || target.is_null() || (by_ref != VT_I4 && by_ref != VT_VARIANT) {
+        let accepted = [VT_VARIANT, VT_I4, VT_BSTR, VT_DISPATCH, VT_UNKNOWN].contains(&by_ref);
+        if kind.0 & VT_BYREF.0 == 0 || target.is_null() || !accepted {
             return Err(Failure::Dispatch { hr: DISP_E_TYPEMISMATCH, arg: Some(self.index(pos)) });
         }
-        Ok(Out { target, variant: by_ref == VT_VARIANT, _args: std::marker::PhantomData })
+        Ok(Out { target, kind: by_ref, _args: std::marker::PhantomData })
     }
 }
 
@@ -548,20 +595,64 @@ fn take_bstr(var: VARIANT) -> BSTR {
 /// A checked `[out]` argument of an `Invoke` (see [`Args::out`]).
 pub(crate) struct Out<'a> {
     target: *mut c_void,
-    variant: bool,
+    /// What the target holds: VT_VARIANT, VT_I4, VT_BSTR, VT_DISPATCH or VT_UNKNOWN.
+    kind: VARENUM,
     _args: std::marker::PhantomData<&'a ()>,
 }
 
 impl Out<'_> {
     pub(crate) fn set_i32(self, value: i32) {
-        if self.variant {
-            let target = self.target.cast::<VARIANT>();
+        self.set(VARIANT::from(value));
+    }
+
+    /// A string into the caller's variable.
+    pub(crate) fn set_bstr(self, value: BSTR) {
+        let mut var = VARIANT::default();
+        // SAFETY: a fresh VT_EMPTY VARIANT made a VT_BSTR owning `value` (freed with it).
+        unsafe {
+            (*var.Anonymous.Anonymous).vt = VT_BSTR;
+            (*var.Anonymous.Anonymous).Anonymous.bstrVal = ManuallyDrop::new(value);
+        }
+        self.set(var);
+    }
+
+    /// An object into the caller's variable, as `VT_DISPATCH` (VBScript's `Set` wants it) when
+    /// it has IDispatch (every object of this server does).
+    pub(crate) fn set_object(self, value: &IUnknown) {
+        match value.cast::<IDispatch>() {
+            Ok(dispatch) => self.set(VARIANT::from(dispatch)),
+            Err(_) => self.set(VARIANT::from(value.clone())),
+        }
+    }
+
+    /// Stores `value` in the target, converted to the target's type (a typed variable that
+    /// cannot hold it is left as it was: the type was checked before the call).
+    fn set(self, value: VARIANT) {
+        if self.kind == VT_VARIANT {
             // SAFETY: a VT_BYREF|VT_VARIANT target: a live VARIANT of the caller's. Assigning
             // drops (VariantClear) the old value first, as writing a Variant variable must.
-            unsafe { *target = VARIANT::from(value) };
-        } else {
-            // SAFETY: a VT_BYREF|VT_I4 target: the caller's writable LONG.
-            unsafe { self.target.cast::<i32>().write(value) };
+            unsafe { *self.target.cast::<VARIANT>() = value };
+            return;
+        }
+        let mut typed = VARIANT::default();
+        // SAFETY: both VARIANTs are live; `typed` owns what the conversion puts in it.
+        if unsafe { VariantChangeType(&mut typed, &value, VAR_CHANGE_FLAGS(0), self.kind) }.is_err() {
+            return;
+        }
+        // SAFETY: `typed` holds a value of the target's type (checked in Args::out); its field
+        // is moved into the caller's typed variable, whose old value is dropped (freed or
+        // released) by the assignment, and `typed` is left VT_EMPTY so nothing is freed twice.
+        unsafe {
+            let field = &mut (*typed.Anonymous.Anonymous).Anonymous;
+            match self.kind {
+                VT_I4 => self.target.cast::<i32>().write(field.lVal),
+                VT_BSTR => *self.target.cast::<BSTR>() = ManuallyDrop::take(&mut field.bstrVal),
+                VT_DISPATCH => {
+                    *self.target.cast::<Option<IDispatch>>() = ManuallyDrop::take(&mut field.pdispVal)
+                }
+                _ => *self.target.cast::<Option<IUnknown>>() = ManuallyDrop::take(&mut field.punkVal),
+            }
+            (*typed.Anonymous.Anonymous).vt = VT_EMPTY;
         }
     }
 }
