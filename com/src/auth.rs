@@ -17,7 +17,8 @@ use crate::dispatch::{
 };
 use crate::manage::ISCardManage;
 use crate::objects::{
-    borrowed, data_ptr, give, give_late, optional_bytes, required_bytes, tries_context, Secret,
+    arg_bytes, arg_bytes_required, borrowed, data_ptr, give, give_late, optional_bytes, required_bytes,
+    tries_context, Secret,
 };
 use crate::server::Live;
 use scardmanage::{scm_auth, scm_manage, SCM_TRIES_UNKNOWN};
@@ -200,20 +201,20 @@ impl Automation for Auth_Impl {
         match id {
             1 => {
                 args.count(3, 3)?;
-                let param = optional_bytes(args.object_opt::<IByteBuffer>(1)?.as_ref())?;
-                let data = crate::byte_buffer::read_all(&args.object::<IByteBuffer>(2)?)?;
+                let param = arg_bytes(args, 1)?.unwrap_or_default();
+                let data = arg_bytes_required(args, 2)?;
                 self.app_auth(args.i32(0)?, &param, &data).map(|()| none)
             }
             2 => {
                 args.count(3, 4)?;
-                let param = optional_bytes(args.object_opt::<IByteBuffer>(2)?.as_ref())?;
+                let param = arg_bytes(args, 2)?.unwrap_or_default();
                 let existing = if args.len() == 4 { args.object_opt::<IByteBuffer>(3)? } else { None };
                 let challenge = self.challenge(args.i32(0)?, args.i32(1)?, &param)?;
                 give_late(args, 3, existing, &challenge)
             }
             3 => {
                 args.count(2, 3)?;
-                let param = optional_bytes(args.object_opt::<IByteBuffer>(1)?.as_ref())?;
+                let param = arg_bytes(args, 1)?.unwrap_or_default();
                 let existing = if args.len() == 3 { args.object_opt::<IByteBuffer>(2)? } else { None };
                 let data = optional_bytes(existing.as_ref())?;
                 let answer = self.icc_auth(args.i32(0)?, &param, &data)?;
@@ -221,8 +222,8 @@ impl Automation for Auth_Impl {
             }
             4 => {
                 args.count(3, 3)?;
-                let param = optional_bytes(args.object_opt::<IByteBuffer>(1)?.as_ref())?;
-                let code = Secret(crate::byte_buffer::read_all(&args.object::<IByteBuffer>(2)?)?);
+                let param = arg_bytes(args, 1)?.unwrap_or_default();
+                let code = Secret(arg_bytes_required(args, 2)?);
                 self.user_auth(args.i32(0)?, &param, &code).map(|()| none)
             }
             _ => Err(Failure::unknown_member()),

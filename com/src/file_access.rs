@@ -18,7 +18,8 @@ use crate::dispatch::{
 };
 use crate::manage::ISCardManage;
 use crate::objects::{
-    borrowed, data_ptr, file_flags, give, give_late, name, optional_bytes, required_bytes, unknown,
+    arg_bytes, arg_bytes_required, borrowed, data_ptr, file_flags, give, give_late, name, optional_bytes,
+    required_bytes, unknown,
 };
 use crate::server::Live;
 use scardmanage::{
@@ -468,13 +469,8 @@ impl Automation for FileAccess_Impl {
             }
             3 => {
                 args.count(4, 5)?;
-                let fcp = args.object::<IByteBuffer>(2)?;
-                let data = match args.len() {
-                    5 => args.object_opt::<IByteBuffer>(4)?,
-                    _ => None,
-                };
-                let data = optional_bytes(data.as_ref())?;
-                let fcp = byte_buffer::read_all(&fcp)?;
+                let fcp = arg_bytes_required(args, 2)?;
+                let data = arg_bytes(args, 4)?.unwrap_or_default();
                 self.create_file(args.i32(0)?, &args.bstr(1)?, &fcp, args.i32(3)?, &data).map(|()| none)
             }
             4 => {
@@ -561,13 +557,12 @@ impl Automation for FileAccess_Impl {
             }
             14 => {
                 args.count(4, 4)?;
-                let table = args.object_opt::<IByteBuffer>(3)?;
-                let table = optional_bytes(table.as_ref())?;
+                let table = arg_bytes(args, 3)?.unwrap_or_default();
                 self.set_properties(args.i32(0)?, &args.bstr(1)?, args.i32(2)?, &table).map(|()| none)
             }
             15 => {
                 args.count(3, 3)?;
-                let data = byte_buffer::read_all(&args.object::<IByteBuffer>(1)?)?;
+                let data = arg_bytes_required(args, 1)?;
                 self.write(args.i32(0)?, &data, args.i32(2)?).map(|()| none)
             }
             _ => Err(Failure::unknown_member()),

@@ -5,7 +5,7 @@
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{compiler_fence, Ordering};
 use windows::core::{IUnknown, Interface, HRESULT};
-use windows::Win32::Foundation::{E_INVALIDARG, E_POINTER};
+use windows::Win32::Foundation::{DISP_E_TYPEMISMATCH, E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::byte_buffer::{self, IByteBuffer};
@@ -77,6 +77,23 @@ pub(crate) fn required_bytes(buffer: Option<&IByteBuffer>) -> Result<Vec<u8>> {
 /// The bytes of a buffer that may be left out (`Nothing` / NULL): none.
 pub(crate) fn optional_bytes(buffer: Option<&IByteBuffer>) -> Result<Vec<u8>> {
     buffer.map_or(Ok(Vec::new()), byte_buffer::read_all)
+}
+
+/// An `[in] IByteBuffer *` argument of an `Invoke`, as bytes: the buffer's content or, for a
+/// script that has no buffer at hand, bytes as IByteBuffer's own late-bound Write takes them (a
+/// string of byte-valued characters such as "1234", a byte array). `Nothing` or left out: none.
+pub(crate) fn arg_bytes(args: &Args<'_>, pos: usize) -> Result<Option<Vec<u8>>> {
+    match args.object_opt::<IByteBuffer>(pos) {
+        Ok(Some(buffer)) => byte_buffer::read_all(&buffer).map(Some),
+        Ok(None) => Ok(None),
+        Err(Failure::Dispatch { hr, .. }) if hr == DISP_E_TYPEMISMATCH => args.bytes(pos).map(Some),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// A buffer argument the method needs: `Nothing` is `E_POINTER`, as through the vtable.
+pub(crate) fn arg_bytes_required(args: &Args<'_>, pos: usize) -> Result<Vec<u8>> {
+    arg_bytes(args, pos)?.ok_or(Failure::from(E_POINTER))
 }
 
 /// Gives `bytes` to an `[in, out] IByteBuffer **`: the caller's buffer, when it passed one,

@@ -16,7 +16,9 @@ use crate::dispatch::{
     Result,
 };
 use crate::manage::ISCardManage;
-use crate::objects::{borrowed, code_reference, data_ptr, optional_bytes, tries_context, Secret};
+use crate::objects::{
+    arg_bytes, arg_bytes_required, borrowed, code_reference, data_ptr, optional_bytes, tries_context, Secret,
+};
 use crate::server::Live;
 use scardmanage::{scm_chv, scm_manage, SCM_TRIES_UNKNOWN};
 
@@ -160,8 +162,8 @@ impl Automation for Verify_Impl {
         match id {
             1 => {
                 args.count(4, 4)?;
-                let old = code(args.object_opt::<IByteBuffer>(0)?.as_ref())?;
-                let new = code(args.object_opt::<IByteBuffer>(1)?.as_ref())?;
+                let old = Secret(arg_bytes(args, 0)?.unwrap_or_default());
+                let new = Secret(arg_bytes(args, 1)?.unwrap_or_default());
                 self.change_code(&old, &new, args.i32(2)?, args.i32(3)?).map(|()| none)
             }
             2 => {
@@ -174,7 +176,7 @@ impl Automation for Verify_Impl {
             }
             4 => {
                 args.count(3, 3)?;
-                let code = code(Some(&args.object::<IByteBuffer>(0)?))?;
+                let code = Secret(arg_bytes_required(args, 0)?);
                 self.verify(&code, args.i32(1)?, args.i32(2)?).map(|()| none)
             }
             _ => Err(Failure::unknown_member()),
