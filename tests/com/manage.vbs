@@ -109,7 +109,7 @@ Function BufferText(buffer, count)
     buffer.Seek 0, 0
     For i = 1 To count
         buffer.Read value, 1
-        ' Under Wine the byte comes back as a one-character string.
+        ' The server gives scripts bytes as a string of byte-valued characters (here one).
         If VarType(value) = vbString Then
             BufferText = BufferText & value
         Else
