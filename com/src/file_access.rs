@@ -11,15 +11,15 @@ use windows::Win32::Foundation::{E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Com::SAFEARRAY;
 use windows::Win32::System::Variant::VARIANT;
 
-use crate::byte_buffer::{self, IByteBuffer};
+use crate::byte_buffer;
 use crate::dispatch::{
     call, scm, wide, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl,
     IErrorSupport, Result,
 };
 use crate::manage::ISCardManage;
 use crate::objects::{
-    arg_bytes, arg_bytes_required, borrowed, data_ptr, file_flags, give, give_late, name, optional_bytes,
-    required_bytes, unknown,
+    arg_bytes, arg_bytes_required, borrowed, data_ptr, file_flags, give, name, optional_bytes,
+    required_bytes, unknown, BufferResult,
 };
 use crate::server::Live;
 use scardmanage::{
@@ -500,9 +500,8 @@ impl Automation for FileAccess_Impl {
             }
             8 => {
                 args.count(3, 4)?;
-                let existing = if args.len() == 4 { args.object_opt::<IByteBuffer>(3)? } else { None };
-                let fcp = self.properties(args.i32(0)?, &args.bstr(1)?, args.i32(2)?)?;
-                give_late(args, 3, existing, &fcp)
+                let result = BufferResult::new(args, 3)?;
+                result.give(&self.properties(args.i32(0)?, &args.bstr(1)?, args.i32(2)?)?)
             }
             9 => {
                 args.count(2, 2)?;
