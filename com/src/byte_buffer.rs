@@ -288,7 +288,8 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
 /// characters are the bytes (U+0000..U+00FF, "A" = 0x41), which a script can build and compare
 /// directly. `b.Write "1234"` (or a byte array, VT_ARRAY|VT_UI1, or a number 0..255 for one
 /// byte; an optional count takes the first bytes only), `b.Read s, 33` (up to 33 bytes into `s`
-/// as such a string; optional third variable: the count), `b.Initialize 16` (16 zero bytes),
+/// as such a string; `b.Read v, 1` gives the one byte as a number; optional third variable: the
+/// count), `b.Initialize 16` (16 zero bytes),
 /// `b.Clone c` (a copy into `c`), `pos = b.Seek(0, 0)`, `b.SetSize n`, `b.Commit`, `b.Revert`.
 /// DISPIDs as in scardmanage.idl.
 impl Automation for ByteBuffer_Impl {
@@ -313,9 +314,17 @@ impl Automation for ByteBuffer_Impl {
             7 => {
                 args.count(2, 3)?;
                 let (target, counted) = (args.out(0)?, counted(2)?);
-                let data = self.read(length(args.i32(1)?)?);
-                let text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
-                target.set_bstr(BSTR::from_wide(&text));
+                let wanted = length(args.i32(1)?)?;
+                let data = self.read(wanted);
+                match (wanted, data.first()) {
+                    // One byte is a number, as `b.Write 65` writes one.
+                    (1, Some(&byte)) => target.set_i32(i32::from(byte)),
+                    (1, None) => {}
+                    _ => {
+                        let text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
+                        target.set_bstr(BSTR::from_wide(&text));
+                    }
+                }
                 if let Some(counted) = counted {
                     counted.set_i32(long(data.len())?);
                 }

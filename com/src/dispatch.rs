@@ -422,8 +422,9 @@ impl Args<'_> {
     }
 
     /// The index in `rgvarg` of argument `pos`, as `puArgErr` reports it.
+    /// (0 for an argument past the end: a missing one is reported at the last.)
     fn index(&self, pos: usize) -> u32 {
-        (self.vars.len() - 1 - pos) as u32
+        self.vars.len().saturating_sub(pos + 1) as u32
     }
 
     /// Argument `pos`, seen through one `VT_BYREF|VT_VARIANT` (a VBScript variable passed by
@@ -458,10 +459,8 @@ impl Args<'_> {
     }
 
     fn required(&self, pos: usize, to: VARENUM) -> Result<VARIANT> {
-        self.convert(pos, to)?.ok_or(Failure::Dispatch {
-            hr: DISP_E_PARAMNOTFOUND,
-            arg: Some(self.index(pos.min(self.vars.len().saturating_sub(1)))),
-        })
+        self.convert(pos, to)?
+            .ok_or(Failure::Dispatch { hr: DISP_E_PARAMNOTFOUND, arg: Some(self.index(pos)) })
     }
 
     /// A `LONG` (or enumeration) argument.
@@ -556,19 +555,9 @@ impl Args<'_> {
     /// VB6 with a Long, String, Object). Checked before the call, written after it with the
     /// `Out::set_*` methods.
     pub(crate) fn out(&self, pos: usize) -> Result<Out<'_>> {
-        let mismatch = Failure::Dispatch {
-            hr: DISP_E_TYPEMISMATCH,
-            arg: Some(self.index(pos.min(self.vars.len().saturating_sub(1)))),
-        };
-        let var = self
-            .vars
-            .get(
-                self.vars
-                    .len()
-                    .checked_sub(pos + 1)
-                    .ok_or(Failure::Dispatch { hr: DISP_E_PARAMNOTFOUND, arg: None })?,
-            )
-            .ok_or(mismatch)?;
+        let var = (self.vars.len().checked_sub(pos + 1))
+            .and_then(|index| self.vars.get(index))
+            .ok_or(Failure::Dispatch { hr: DISP_E_PARAMNOTFOUND, arg: None })?;
         let kind = vt(var);
         let by_ref = VARENUM(kind.0 & !VT_BYREF.0);
         // SAFETY: `byref` is the active field of any VT_BYREF variant.

@@ -271,6 +271,8 @@ impl Automation for Manage_Impl {
                 let share_mode = args.i32_or(1, SCM_SHARE_SHARED as i32)?;
                 self.attach_by_ifd(&reader, share_mode).map(|()| none)
             }
+            // The methods without parameters take no arguments either.
+            3..=8 if args.len() > 0 => args.count(0, 0).map(|()| none),
             3 => object_variant(&self.create(&self.this(), Kind::FileAccess)?),
             4 => object_variant(&self.create(&self.this(), Kind::Auth)?),
             5 => object_variant(&self.create(&self.this(), Kind::Verify)?),
