@@ -120,6 +120,33 @@ pub(crate) fn give(buffer: *mut *mut c_void, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// A trailing `[out]` of an `Invoke`: into the caller's variable when one was passed, else the
+/// call's result (`h = fa.Open(...)` as well as `fa.Open ..., h`).
+pub(crate) fn out_or_result<'a, T>(
+    out: Option<Out<'a>>,
+    value: T,
+    set: impl FnOnce(Out<'a>, T),
+    result: impl FnOnce(T) -> Result<VARIANT>,
+) -> Result<VARIANT> {
+    match out {
+        Some(out) => {
+            set(out, value);
+            Ok(VARIANT::default())
+        }
+        None => result(value),
+    }
+}
+
+/// A new buffer given to a late-bound caller (see [`out_or_result`]), as VBScript's `Set` wants.
+pub(crate) fn buffer_out_or_result(out: Option<Out<'_>>, buffer: &IByteBuffer) -> Result<VARIANT> {
+    out_or_result(
+        out,
+        buffer.cast::<IUnknown>()?,
+        |out, made| out.set_object(&made),
+        |made| object_variant(&made),
+    )
+}
+
 /// Argument `pos` of an `Invoke` of an `[in, out] IByteBuffer **` method, checked before the
 /// work: the caller's buffer (refilled with the result), a variable to put a new buffer in, or
 /// left out (the new buffer is the call's result).
@@ -142,20 +169,11 @@ impl<'a> BufferResult<'a> {
     }
 
     pub(crate) fn give(self, bytes: &[u8]) -> Result<VARIANT> {
-        match (fill_or_new(self.existing.as_ref(), bytes)?, self.out) {
-            (Some(made), Some(out)) => {
-                out.set_object(&unknown(&made)?);
-                Ok(VARIANT::default())
-            }
-            (Some(made), None) => object_variant(&unknown(&made)?),
-            (None, _) => Ok(VARIANT::default()),
+        match fill_or_new(self.existing.as_ref(), bytes)? {
+            Some(made) => buffer_out_or_result(self.out, &made),
+            None => Ok(VARIANT::default()),
         }
     }
-}
-
-/// A buffer as the `IUnknown` an `Invoke` result or `[out]` variable takes.
-pub(crate) fn unknown(buffer: &IByteBuffer) -> Result<IUnknown> {
-    Ok(buffer.cast::<IUnknown>()?)
 }
 
 /// The context a code's failure gets: how many tries the card says are left. Microsoft's
