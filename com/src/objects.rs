@@ -195,6 +195,10 @@ pub(crate) struct Secret(pub(crate) Vec<u8>);
 
 impl Drop for Secret {
     fn drop(&mut self) {
+        // The whole allocation: past the length may lie bytes of the code too (never a
+        // reallocation: the capacity is there already).
+        let capacity = self.0.capacity();
+        self.0.resize(capacity, 0);
         for byte in self.0.iter_mut() {
             // SAFETY: `byte` is a valid, exclusive reference; a volatile write is not dropped
             // as a dead store.
