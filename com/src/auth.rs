@@ -10,15 +10,14 @@ use windows::core::{implement, interface, Interface, GUID, HRESULT};
 use windows::Win32::Foundation::{E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Variant::VARIANT;
 
-use crate::byte_buffer::IByteBuffer;
 use crate::dispatch::{
     call, scm, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl, IErrorSupport,
     Result,
 };
 use crate::manage::ISCardManage;
 use crate::objects::{
-    arg_bytes, arg_bytes_required, borrowed, data_ptr, give, give_late, optional_bytes, required_bytes,
-    tries_context, Secret,
+    arg_bytes, arg_bytes_required, borrowed, data_ptr, give, optional_bytes, required_bytes, tries_context,
+    BufferResult, Secret,
 };
 use crate::server::Live;
 use scardmanage::{scm_auth, scm_manage, SCM_TRIES_UNKNOWN};
@@ -208,17 +207,15 @@ impl Automation for Auth_Impl {
             2 => {
                 args.count(3, 4)?;
                 let param = arg_bytes(args, 2)?.unwrap_or_default();
-                let existing = if args.len() == 4 { args.object_opt::<IByteBuffer>(3)? } else { None };
-                let challenge = self.challenge(args.i32(0)?, args.i32(1)?, &param)?;
-                give_late(args, 3, existing, &challenge)
+                let result = BufferResult::new(args, 3)?;
+                result.give(&self.challenge(args.i32(0)?, args.i32(1)?, &param)?)
             }
             3 => {
                 args.count(2, 3)?;
                 let param = arg_bytes(args, 1)?.unwrap_or_default();
-                let existing = if args.len() == 3 { args.object_opt::<IByteBuffer>(2)? } else { None };
-                let data = optional_bytes(existing.as_ref())?;
-                let answer = self.icc_auth(args.i32(0)?, &param, &data)?;
-                give_late(args, 2, existing, &answer)
+                let result = BufferResult::new(args, 2)?;
+                let data = optional_bytes(result.existing())?;
+                result.give(&self.icc_auth(args.i32(0)?, &param, &data)?)
             }
             4 => {
                 args.count(3, 3)?;

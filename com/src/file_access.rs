@@ -11,15 +11,15 @@ use windows::Win32::Foundation::{E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Com::SAFEARRAY;
 use windows::Win32::System::Variant::VARIANT;
 
-use crate::byte_buffer::{self, IByteBuffer};
+use crate::byte_buffer;
 use crate::dispatch::{
     call, scm, wide, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl,
-    IErrorSupport, Result,
+    IErrorSupport, Out, Result,
 };
 use crate::manage::ISCardManage;
 use crate::objects::{
-    arg_bytes, arg_bytes_required, borrowed, data_ptr, file_flags, give, give_late, name, optional_bytes,
-    required_bytes, unknown,
+    arg_bytes, arg_bytes_required, borrowed, buffer_out_or_result, data_ptr, file_flags, give, name,
+    optional_bytes, out_or_result, required_bytes, BufferResult,
 };
 use crate::server::Live;
 use scardmanage::{
@@ -485,14 +485,7 @@ impl Automation for FileAccess_Impl {
                 // The path through a variable passed by reference, or as the result when left out.
                 args.count(0, 1)?;
                 let out = (args.len() == 1).then(|| args.out(0)).transpose()?;
-                let path = self.current_dir()?;
-                match out {
-                    Some(out) => {
-                        out.set_bstr(path);
-                        Ok(none)
-                    }
-                    None => Ok(VARIANT::from(path)),
-                }
+                out_or_result(out, self.current_dir()?, Out::set_bstr, |path| Ok(VARIANT::from(path)))
             }
             7 => {
                 args.count(3, 3)?;
@@ -500,9 +493,8 @@ impl Automation for FileAccess_Impl {
             }
             8 => {
                 args.count(3, 4)?;
-                let existing = if args.len() == 4 { args.object_opt::<IByteBuffer>(3)? } else { None };
-                let fcp = self.properties(args.i32(0)?, &args.bstr(1)?, args.i32(2)?)?;
-                give_late(args, 3, existing, &fcp)
+                let result = BufferResult::new(args, 3)?;
+                result.give(&self.properties(args.i32(0)?, &args.bstr(1)?, args.i32(2)?)?)
             }
             9 => {
                 args.count(2, 2)?;
@@ -511,14 +503,9 @@ impl Automation for FileAccess_Impl {
             10 => {
                 args.count(2, 3)?;
                 let out = (args.len() == 3).then(|| args.out(2)).transpose()?;
-                let file = self.open(args.i32(0)?, &args.bstr(1)?)?;
-                match out {
-                    Some(out) => {
-                        out.set_i32(file);
-                        Ok(none)
-                    }
-                    None => Ok(VARIANT::from(file)),
-                }
+                out_or_result(out, self.open(args.i32(0)?, &args.bstr(1)?)?, Out::set_i32, |file| {
+                    Ok(VARIANT::from(file))
+                })
             }
             11 => {
                 args.count(3, 4)?;
@@ -527,17 +514,11 @@ impl Automation for FileAccess_Impl {
                 let buffer_out = (args.len() == 4).then(|| args.out(3)).transpose()?;
                 match self.read(args.i32(0)?, args.i32(1)?, args.i32(2)?) {
                     Ok(data) => {
-                        let made = unknown(&byte_buffer::new_buffer(&data)?)?;
+                        let made = byte_buffer::new_buffer(&data)?;
                         if let Some(count_out) = count_out {
                             count_out.set_i32(data.len() as i32);
                         }
-                        match buffer_out {
-                            Some(out) => {
-                                out.set_object(&made);
-                                Ok(none)
-                            }
-                            None => crate::dispatch::object_variant(&made),
-                        }
+                        buffer_out_or_result(buffer_out, &made)
                     }
                     Err(ReadFailure { failure, count }) => {
                         if let (Some(count), Some(count_out)) = (count, count_out) {

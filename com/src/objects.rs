@@ -9,7 +9,7 @@ use windows::Win32::Foundation::{DISP_E_TYPEMISMATCH, E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::byte_buffer::{self, IByteBuffer};
-use crate::dispatch::{object_variant, write, Args, Failure, Result};
+use crate::dispatch::{object_variant, write, Args, Failure, Out, Result};
 use scardmanage::{SCM_E_NOTIMPL, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN};
 
 /// `SCARD_FLAGS` (objects.idl): the low byte is the library's own flags word, passed through.
@@ -120,29 +120,60 @@ pub(crate) fn give(buffer: *mut *mut c_void, bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// An `Invoke` of an `[in, out] IByteBuffer **` method: the caller's buffer (argument `pos`, a
-/// variable holding one) refilled, or a new one put in the variable; left out, the new buffer
-/// is the call's result.
-pub(crate) fn give_late(
-    args: &Args<'_>,
-    pos: usize,
-    existing: Option<IByteBuffer>,
-    bytes: &[u8],
+/// A trailing `[out]` of an `Invoke`: into the caller's variable when one was passed, else the
+/// call's result (`h = fa.Open(...)` as well as `fa.Open ..., h`).
+pub(crate) fn out_or_result<'a, T>(
+    out: Option<Out<'a>>,
+    value: T,
+    set: impl FnOnce(Out<'a>, T),
+    result: impl FnOnce(T) -> Result<VARIANT>,
 ) -> Result<VARIANT> {
-    let out = (args.len() > pos).then(|| args.out(pos)).transpose()?;
-    match (fill_or_new(existing.as_ref(), bytes)?, out) {
-        (Some(made), Some(out)) => {
-            out.set_object(&unknown(&made)?);
+    match out {
+        Some(out) => {
+            set(out, value);
             Ok(VARIANT::default())
         }
-        (Some(made), None) => object_variant(&unknown(&made)?),
-        (None, _) => Ok(VARIANT::default()),
+        None => result(value),
     }
 }
 
-/// A buffer as the `IUnknown` an `Invoke` result or `[out]` variable takes.
-pub(crate) fn unknown(buffer: &IByteBuffer) -> Result<IUnknown> {
-    Ok(buffer.cast::<IUnknown>()?)
+/// A new buffer given to a late-bound caller (see [`out_or_result`]), as VBScript's `Set` wants.
+pub(crate) fn buffer_out_or_result(out: Option<Out<'_>>, buffer: &IByteBuffer) -> Result<VARIANT> {
+    out_or_result(
+        out,
+        buffer.cast::<IUnknown>()?,
+        |out, made| out.set_object(&made),
+        |made| object_variant(&made),
+    )
+}
+
+/// Argument `pos` of an `Invoke` of an `[in, out] IByteBuffer **` method, checked before the
+/// work: the caller's buffer (refilled with the result), a variable to put a new buffer in, or
+/// left out (the new buffer is the call's result).
+pub(crate) struct BufferResult<'a> {
+    existing: Option<IByteBuffer>,
+    out: Option<Out<'a>>,
+}
+
+impl<'a> BufferResult<'a> {
+    pub(crate) fn new(args: &'a Args<'_>, pos: usize) -> Result<Self> {
+        let given = args.len() > pos;
+        let existing = if given { args.object_opt::<IByteBuffer>(pos)? } else { None };
+        let out = if given && existing.is_none() { Some(args.out(pos)?) } else { None };
+        Ok(BufferResult { existing, out })
+    }
+
+    /// The caller's buffer, if it passed one (ICC_Auth reads its input from it).
+    pub(crate) fn existing(&self) -> Option<&IByteBuffer> {
+        self.existing.as_ref()
+    }
+
+    pub(crate) fn give(self, bytes: &[u8]) -> Result<VARIANT> {
+        match fill_or_new(self.existing.as_ref(), bytes)? {
+            Some(made) => buffer_out_or_result(self.out, &made),
+            None => Ok(VARIANT::default()),
+        }
+    }
 }
 
 /// The context a code's failure gets: how many tries the card says are left. Microsoft's
@@ -164,6 +195,10 @@ pub(crate) struct Secret(pub(crate) Vec<u8>);
 
 impl Drop for Secret {
     fn drop(&mut self) {
+        // The whole allocation: past the length may lie bytes of the code too (never a
+        // reallocation: the capacity is there already).
+        let capacity = self.0.capacity();
+        self.0.resize(capacity, 0);
         for byte in self.0.iter_mut() {
             // SAFETY: `byte` is a valid, exclusive reference; a volatile write is not dropped
             // as a dead store.
