@@ -162,6 +162,16 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_extended_command_is_sent() {
+        let data = vec![0xA5; MAX_EXTENDED_DATA];
+        let longest = Command { data: &data, ne: MAX_NE, ..Command::new(0x00, 0xD6, 0x00, 0x00) };
+        let out = encoded(&longest, true);
+        assert_eq!(out[4..7], [0x00, 0xFF, 0xFF], "extended Lc 65535");
+        assert_eq!(out.len(), 4 + 3 + MAX_EXTENDED_DATA + 2);
+        assert!(Command::parse(&out).unwrap() == (longest, true));
+    }
+
+    #[test]
     fn encoding_and_parsing_agree() {
         let data: Vec<u8> = (0..300).map(|i| i as u8).collect();
         for nc in [0, 1, 255, 256, 300] {
