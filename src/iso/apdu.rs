@@ -215,6 +215,10 @@ mod tests {
         assert_eq!((pieces[1].cla, pieces[1].data.len(), pieces[1].ne), (0x10, 255, 0));
         assert_eq!((pieces[2].cla, pieces[2].data.len(), pieces[2].ne), (0x00, 90, 256));
         assert!(pieces.iter().all(Command::fits_short));
+        // A class that already says "chained" (a caller chaining a longer sequence itself):
+        // every piece still says it, the last one too.
+        let chaining = Command { cla: 0x10 | 0x01, ..command };
+        assert!(chaining.chained().all(|piece| piece.cla == 0x11));
         let empty = Command::new(0x00, 0x84, 0, 0);
         assert_eq!(empty.chained().count(), 1);
         let exact = Command { data: &data[..255], ..empty };
