@@ -257,6 +257,12 @@ mod tests {
         assert_eq!(objects[0].value, b"en");
         assert_eq!(objects[1].tag, 0x9F8101);
         assert_eq!(objects[1].value, [0xAA]);
+        // The longest tag taken: four bytes.
+        let four = [0xDF, 0x81, 0x82, 0x03, 0x01, 0xAA];
+        assert_eq!(
+            Reader::new(&four).next(),
+            Some(Ok(Tlv { tag: 0xDF81_8203, value: &[0xAA], constructed: false }))
+        );
         let long = [&[0x53, 0x82, 0x01, 0x00][..], &[0x11; 256]].concat();
         assert_eq!(Reader::new(&long).next().unwrap().unwrap().value.len(), 256);
         let padded = [0x00, 0xFF, 0x80, 0x00, 0x00];
