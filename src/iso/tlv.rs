@@ -314,6 +314,9 @@ mod tests {
         let with_structure = [0x62, 0x08, 0x80, 0x02, 0x01, 0x00, 0x81, 0x02, 0x01, 0x20];
         let fcp = Fcp::parse(&with_structure).unwrap();
         assert_eq!((fcp.size, fcp.total_size), (Some(256), Some(288)));
+        // An empty 88: the file has no short identifier.
+        let no_sfi = [0x62, 0x06, 0x83, 0x02, 0x2F, 0x02, 0x88, 0x00];
+        assert_eq!(Fcp::parse(&no_sfi).map(|fcp| (fcp.file_id, fcp.short_id)), Ok((Some(0x2F02), None)));
         let df = [0x6F, 0x0C, 0x82, 0x01, 0x38, 0x83, 0x02, 0x3F, 0x00, 0x84, 0x03, 0xA0, 0x00, 0x01];
         let fcp = Fcp::parse(&df).unwrap();
         assert_eq!(fcp.structure(), Some(Structure::Df));
