@@ -580,6 +580,11 @@ mod tests {
         let mut card = scripted(|_| vec![0x90, 0x00]);
         assert_eq!(send(&mut card, &update, SHORT, GET_RESPONSE).unwrap_err(), SCM_E_INVALIDARG);
         assert!(card.commands.is_empty());
+        // 255 bytes fit one short command: sent as it is, CHAIN or not.
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        let full = Command { data: &data[..MAX_SHORT_DATA], ..update };
+        assert_eq!(send(&mut card, &full, SHORT, GET_RESPONSE).unwrap().1, 0x9000);
+        assert_eq!(card.commands.iter().map(|c| (c[0], c.len())).collect::<Vec<_>>(), [(0x00, 5 + 255)]);
         // A refused piece ends the command with its answer.
         let mut card = scripted(|_| vec![0x68, 0x84]);
         assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap().1, 0x6884);
