@@ -561,6 +561,11 @@ mod tests {
         assert_eq!((data, sw), (vec![1; 8], 0x9000));
         assert_eq!(card.commands[0], [0x00, 0x88, 0, 0, 3, 1, 2, 3]);
         assert_eq!(card.commands[1], [0x00, 0xC0, 0, 0, 8]);
+        // Without GET_RESPONSE the caller collects the answer: the command keeps its Le, and
+        // the 61xx comes back as it is.
+        card.commands.clear();
+        assert_eq!(send(&mut card, &auth, T0, FIX_LE).unwrap(), (vec![], 0x6108));
+        assert_eq!(card.commands, [[0x00, 0x88, 0, 0, 3, 1, 2, 3, 0]]);
     }
 
     #[test]
