@@ -709,6 +709,7 @@ mod tests {
             // SAFETY: the whole capacity was initialized above, in this same allocation.
             unsafe { session.encoded.set_len(capacity) };
             assert!(!session.encoded.windows(code.len()).any(|bytes| bytes == code), "the code is wiped");
+            assert!(session.encoded.iter().all(|&byte| byte == 0), "every byte of every encoding wiped");
         }
     }
 
