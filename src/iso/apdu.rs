@@ -162,6 +162,16 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_extended_command_is_sent() {
+        let data = vec![0xA5; MAX_EXTENDED_DATA];
+        let longest = Command { data: &data, ne: MAX_NE, ..Command::new(0x00, 0xD6, 0x00, 0x00) };
+        let out = encoded(&longest, true);
+        assert_eq!(out[4..7], [0x00, 0xFF, 0xFF], "extended Lc 65535");
+        assert_eq!(out.len(), 4 + 3 + MAX_EXTENDED_DATA + 2);
+        assert!(Command::parse(&out).unwrap() == (longest, true));
+    }
+
+    #[test]
     fn encoding_and_parsing_agree() {
         let data: Vec<u8> = (0..300).map(|i| i as u8).collect();
         for nc in [0, 1, 255, 256, 300] {
@@ -205,6 +215,10 @@ mod tests {
         assert_eq!((pieces[1].cla, pieces[1].data.len(), pieces[1].ne), (0x10, 255, 0));
         assert_eq!((pieces[2].cla, pieces[2].data.len(), pieces[2].ne), (0x00, 90, 256));
         assert!(pieces.iter().all(Command::fits_short));
+        // A class that already says "chained" (a caller chaining a longer sequence itself):
+        // every piece still says it, the last one too.
+        let chaining = Command { cla: 0x10 | 0x01, ..command };
+        assert!(chaining.chained().all(|piece| piece.cla == 0x11));
         let empty = Command::new(0x00, 0x84, 0, 0);
         assert_eq!(empty.chained().count(), 1);
         let exact = Command { data: &data[..255], ..empty };

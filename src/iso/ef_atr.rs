@@ -85,6 +85,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_below_a_full_short_exchange_are_not_believed() {
+        // 265 bytes: a short command with 255 data bytes and Le, or 256 data bytes and SW.
+        let limits = |command: u16| {
+            let [high, low] = command.to_be_bytes();
+            [0x47, 3, 0, 0, 0x40, 0x7F, 0x66, 8, 2, 2, high, low, 2, 2, 0x01, 0x09]
+        };
+        assert_eq!(parse(&limits(265), false), Some(Extended { command_apdu: 265, response_apdu: 265 }));
+        assert_eq!(parse(&limits(264), false), None);
+    }
+
+    #[test]
     fn after_an_atr_that_promises_it_extended_length_information_alone_is_enough() {
         let alone = [0x7F, 0x66, 8, 2, 2, 0x10, 0, 2, 2, 0x10, 0];
         assert_eq!(parse(&alone, true), Some(Extended { command_apdu: 4096, response_apdu: 4096 }));
@@ -100,6 +111,8 @@ mod tests {
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 4, 2, 2, 0x10, 0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 6, 2, 0, 2, 2, 0x10, 0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 8, 2, 2, 0, 16, 2, 2, 0x10, 0],
+            // An INTEGER of five bytes (4096 with a leading zero byte too many).
+            &[0x47, 3, 0xB6, 1, 0xE0, 0x7F, 0x66, 12, 2, 3, 0, 0x10, 0, 2, 5, 0, 0, 0, 0x10, 0],
             &[0x47, 3, 0xB6, 1, 0xE0, 0x7F],
             // 0x20 promises a 7F66 that is not there (past the bytes read, say).
             &[0x47, 3, 0xB6, 1, 0xE0],

@@ -257,6 +257,12 @@ mod tests {
         assert_eq!(objects[0].value, b"en");
         assert_eq!(objects[1].tag, 0x9F8101);
         assert_eq!(objects[1].value, [0xAA]);
+        // The longest tag taken: four bytes.
+        let four = [0xDF, 0x81, 0x82, 0x03, 0x01, 0xAA];
+        assert_eq!(
+            Reader::new(&four).next(),
+            Some(Ok(Tlv { tag: 0xDF81_8203, value: &[0xAA], constructed: false }))
+        );
         let long = [&[0x53, 0x82, 0x01, 0x00][..], &[0x11; 256]].concat();
         assert_eq!(Reader::new(&long).next().unwrap().unwrap().value.len(), 256);
         let padded = [0x00, 0xFF, 0x80, 0x00, 0x00];
@@ -305,6 +311,12 @@ mod tests {
         assert_eq!(fcp.file_id, Some(0x2F01));
         assert_eq!(fcp.short_id, Some(1));
         assert_eq!(fcp.life_cycle, Some(5));
+        let with_structure = [0x62, 0x08, 0x80, 0x02, 0x01, 0x00, 0x81, 0x02, 0x01, 0x20];
+        let fcp = Fcp::parse(&with_structure).unwrap();
+        assert_eq!((fcp.size, fcp.total_size), (Some(256), Some(288)));
+        // An empty 88: the file has no short identifier.
+        let no_sfi = [0x62, 0x06, 0x83, 0x02, 0x2F, 0x02, 0x88, 0x00];
+        assert_eq!(Fcp::parse(&no_sfi).map(|fcp| (fcp.file_id, fcp.short_id)), Ok((Some(0x2F02), None)));
         let df = [0x6F, 0x0C, 0x82, 0x01, 0x38, 0x83, 0x02, 0x3F, 0x00, 0x84, 0x03, 0xA0, 0x00, 0x01];
         let fcp = Fcp::parse(&df).unwrap();
         assert_eq!(fcp.structure(), Some(Structure::Df));
@@ -320,6 +332,8 @@ mod tests {
             &[0x62, 0x03, 0x83, 0x01, 0x3F],
             &[0x62, 0x02, 0x80, 0x00],
             &[0x62, 0x0B, 0x80, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            &[0x62, 0x02, 0x81, 0x00],
+            &[0x62, 0x0B, 0x81, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9],
             &[0x62, 0x02, 0x82, 0x00],
             &[0x62, 0x09, 0x82, 0x07, 1, 2, 3, 4, 5, 6, 7],
             &[0x62, 0x00, 0x62, 0x00],

@@ -561,6 +561,11 @@ mod tests {
         assert_eq!((data, sw), (vec![1; 8], 0x9000));
         assert_eq!(card.commands[0], [0x00, 0x88, 0, 0, 3, 1, 2, 3]);
         assert_eq!(card.commands[1], [0x00, 0xC0, 0, 0, 8]);
+        // Without GET_RESPONSE the caller collects the answer: the command keeps its Le, and
+        // the 61xx comes back as it is.
+        card.commands.clear();
+        assert_eq!(send(&mut card, &auth, T0, FIX_LE).unwrap(), (vec![], 0x6108));
+        assert_eq!(card.commands, [[0x00, 0x88, 0, 0, 3, 1, 2, 3, 0]]);
     }
 
     #[test]
@@ -580,6 +585,11 @@ mod tests {
         let mut card = scripted(|_| vec![0x90, 0x00]);
         assert_eq!(send(&mut card, &update, SHORT, GET_RESPONSE).unwrap_err(), SCM_E_INVALIDARG);
         assert!(card.commands.is_empty());
+        // 255 bytes fit one short command: sent as it is, CHAIN or not.
+        let mut card = scripted(|_| vec![0x90, 0x00]);
+        let full = Command { data: &data[..MAX_SHORT_DATA], ..update };
+        assert_eq!(send(&mut card, &full, SHORT, GET_RESPONSE).unwrap().1, 0x9000);
+        assert_eq!(card.commands.iter().map(|c| (c[0], c.len())).collect::<Vec<_>>(), [(0x00, 5 + 255)]);
         // A refused piece ends the command with its answer.
         let mut card = scripted(|_| vec![0x68, 0x84]);
         assert_eq!(send(&mut card, &update, SHORT, ALL).unwrap().1, 0x6884);
@@ -699,6 +709,7 @@ mod tests {
             // SAFETY: the whole capacity was initialized above, in this same allocation.
             unsafe { session.encoded.set_len(capacity) };
             assert!(!session.encoded.windows(code.len()).any(|bytes| bytes == code), "the code is wiped");
+            assert!(session.encoded.iter().all(|&byte| byte == 0), "every byte of every encoding wiped");
         }
     }
 
