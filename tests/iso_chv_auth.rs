@@ -178,6 +178,12 @@ fn challenges_and_authentication() {
     let auth = extended.auth();
     // The card takes at most 256 in one challenge: a longer Le is its "wrong length".
     assert_eq!(auth.challenge(300), Err(scm_card_status(0x6700)));
+    // The longest Le of an extended command is still the card's to refuse; one byte more the
+    // library refuses before anything is sent.
+    assert_eq!(auth.challenge(65_536), Err(scm_card_status(0x6700)));
+    let before = extended.card.commands_received();
+    assert_eq!(auth.challenge(65_537), Err(SCM_E_INVALIDARG));
+    assert_eq!(extended.card.commands_received(), before);
 }
 
 #[test]
