@@ -7,12 +7,60 @@
 mod common;
 mod iso_support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::ptr;
 
 use common::ok;
 use iso_support::*;
 use scardmanage::*;
 use scardmanage_lab::iso::{self, Hostile, IsoOptions};
+
+/// The global allocator: on a thread watching for a code, each block freed is searched for it,
+/// as a look at freed memory would find it. Only the test's own thread watches, and only
+/// around its library calls: the lab's card answers on other threads and keeps its copies.
+struct Watching;
+
+thread_local! {
+    static WATCHED: Cell<Option<&'static [u8]>> = const { Cell::new(None) };
+    static FREED_WITH_CODE: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator; a block is only read, and before
+// it is freed. (The default `realloc` frees through `dealloc`: a moved block is searched too.)
+unsafe impl GlobalAlloc for Watching {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        if let Some(code) = WATCHED.try_with(Cell::get).ok().flatten() {
+            // Volatile reads: the bytes past a vector's length were never written through it.
+            let holds = |at: usize| {
+                // SAFETY: `at + i` is within the block, still allocated.
+                code.iter().enumerate().all(|(i, &byte)| unsafe { block.add(at + i).read_volatile() } == byte)
+            };
+            if layout.size() >= code.len() && (0..=layout.size() - code.len()).any(holds) {
+                FREED_WITH_CODE.with(|count| count.set(count.get() + 1));
+            }
+        }
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(block, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Watching = Watching;
+
+/// The blocks freed on this thread during `call` that still held `code`.
+fn freed_with(code: &'static [u8], call: impl FnOnce()) -> usize {
+    FREED_WITH_CODE.with(|count| count.set(0));
+    WATCHED.with(|watched| watched.set(Some(code)));
+    call();
+    WATCHED.with(|watched| watched.set(None));
+    FREED_WITH_CODE.with(Cell::get)
+}
 
 /// READ BINARY of the PIN-protected EF by SFI: its status word.
 fn read_secret(reader: &IsoReader) -> Vec<u8> {
@@ -136,6 +184,31 @@ fn chv_arguments_are_checked_before_anything_is_sent() {
 }
 
 #[test]
+fn codes_leave_no_copy_in_memory_the_library_frees() {
+    const CODE: &[u8] = b"Zq8#Lw2!";
+    assert_eq!(freed_with(CODE, || drop(std::hint::black_box(CODE.to_vec()))), 1, "the watch sees a copy");
+    let reader = IsoReader::new(IsoOptions::default());
+    reader.select_application();
+    let chv = reader.chv();
+    let pin = u32::from(iso::PIN_REF);
+    let verify = || assert_eq!(chv.verify(pin, CODE), (SCM_SCARD_W_WRONG_CHV, Some(2)));
+    assert_eq!(freed_with(CODE, verify), 0, "VERIFY");
+    let padded = || {
+        let hr = unsafe { scm_chv_verify(chv.0, pin, CODE.as_ptr(), 5, SCM_CHV_PAD_FF, ptr::null_mut()) };
+        assert_eq!(hr, SCM_SCARD_W_WRONG_CHV);
+    };
+    assert_eq!(freed_with(&CODE[..5], padded), 0, "VERIFY of a padded code");
+    let change = || {
+        let hr = unsafe {
+            scm_chv_change_code(chv.0, pin, iso::PIN.as_ptr(), 4, CODE.as_ptr(), 8, 0, ptr::null_mut())
+        };
+        assert_eq!(hr, SCM_S_OK);
+    };
+    assert_eq!(freed_with(CODE, change), 0, "CHANGE REFERENCE DATA");
+    assert_eq!(chv.verify(pin, CODE), (SCM_S_OK, None), "the new code took");
+}
+
+#[test]
 fn a_lying_tries_counter_is_reported_as_the_card_says() {
     let reader = IsoReader::new(IsoOptions::default());
     reader.select_application();
@@ -178,6 +251,12 @@ fn challenges_and_authentication() {
     let auth = extended.auth();
     // The card takes at most 256 in one challenge: a longer Le is its "wrong length".
     assert_eq!(auth.challenge(300), Err(scm_card_status(0x6700)));
+    // The longest Le of an extended command is still the card's to refuse; one byte more the
+    // library refuses before anything is sent.
+    assert_eq!(auth.challenge(65_536), Err(scm_card_status(0x6700)));
+    let before = extended.card.commands_received();
+    assert_eq!(auth.challenge(65_537), Err(SCM_E_INVALIDARG));
+    assert_eq!(extended.card.commands_received(), before);
 }
 
 #[test]

@@ -290,6 +290,22 @@ fn ef_atr_is_read_once_per_connection_and_may_be_absent() {
 }
 
 #[test]
+fn ef_atr_read_with_a_warning_is_believed_and_with_an_error_is_not() {
+    // 62 82 (the file ended before the 256 bytes asked) still hands over the whole content, so
+    // the 4 096-byte extended APDUs it announces are used; content under 65 81 (memory
+    // failure) is not believed, and the card is taken at its ATR's word: short APDUs.
+    for (mode, reads) in [(Hostile::EfAtrWarning, 1 + 10), (Hostile::EfAtrFailure, 1 + 128 + 29)] {
+        let lab = IsoReader::new(IsoOptions::EF_ATR_ONLY);
+        lab.card.set_hostile(mode);
+        let files = Files::new(&lab.manager);
+        let big = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();
+        let before = lab.card.commands_received();
+        same(&files.read(big, iso::BIG_SIZE).unwrap(), &iso::big_content(), mode.name());
+        assert_eq!(lab.card.commands_received() - before, reads, "{}: SELECT and READ BINARY", mode.name());
+    }
+}
+
+#[test]
 fn a_malformed_ef_atr_is_ignored() {
     // The card takes extended APDUs (up to 4 096 bytes) but its EF.ATR is malformed TLV: the
     // library believes none of it and reads and writes as through short APDUs.
@@ -306,6 +322,12 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
     let lab = IsoReader::new(IsoOptions::T0);
     let (_, protocol) = lab.manager.status().unwrap();
     assert_eq!(protocol, SCM_PROTOCOL_T0);
+    // T=0 carries short APDUs only, whatever EF.ATR says: the first file access of the
+    // connection reads no EF.ATR (which would take SELECT MF, SELECT 2F01 and a READ BINARY).
+    let files = Files::new(&lab.manager);
+    let before = lab.card.commands_received();
+    ok(files.close(files.open(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap()));
+    assert_eq!(lab.card.commands_received() - before, 2, "the file's SELECT (FCP) and GET RESPONSE only");
     big_file_round_trip(&lab, 0x3C);
     let files = Files::new(&lab.manager);
     let file = files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap();

@@ -332,11 +332,18 @@ pub enum Hostile {
     LyingTriesLeft,
     /// Every command with an Le answers `90 00` without data.
     EmptySuccess,
+    /// READ BINARY of [`EF_ATR`] answers its content with `62 82` (end of file before Ne
+    /// bytes) instead of `90 00`, as a card that takes Le `00` for a count of 256 would; at
+    /// once, even on T=0.
+    EfAtrWarning,
+    /// READ BINARY of [`EF_ATR`] answers its content with `65 81` (memory failure): content
+    /// no reader should believe. At once, even on T=0.
+    EfAtrFailure,
 }
 
 impl Hostile {
     /// Every mode, [`Hostile::None`] first.
-    pub const ALL: [Hostile; 11] = [
+    pub const ALL: [Hostile; 13] = [
         Hostile::None,
         Hostile::EndlessGetResponse,
         Hostile::LongChain,
@@ -348,6 +355,8 @@ impl Hostile {
         Hostile::OverlongRead,
         Hostile::LyingTriesLeft,
         Hostile::EmptySuccess,
+        Hostile::EfAtrWarning,
+        Hostile::EfAtrFailure,
     ];
 
     /// The mode's name on the control channel: `none`, `endless-get-response`, ...
@@ -364,6 +373,8 @@ impl Hostile {
             Hostile::OverlongRead => "overlong-read",
             Hostile::LyingTriesLeft => "lying-tries-left",
             Hostile::EmptySuccess => "empty-success",
+            Hostile::EfAtrWarning => "ef-atr-warning",
+            Hostile::EfAtrFailure => "ef-atr-failure",
         }
     }
 

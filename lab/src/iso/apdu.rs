@@ -7,6 +7,7 @@ pub(super) mod sw {
     pub const AUTH_FAILED: u16 = 0x6300;
     pub const END_REACHED: u16 = 0x6282;
     pub const DEACTIVATED: u16 = 0x6283;
+    pub const MEMORY_FAILURE: u16 = 0x6581;
     pub const WRONG_LENGTH: u16 = 0x6700;
     pub const NO_CHANNEL: u16 = 0x6881;
     pub const NO_SECURE_MESSAGING: u16 = 0x6882;

@@ -214,6 +214,17 @@ impl Card {
             data.resize(want.max(data.len()), FILLER);
             return with_sw(data, sw::OK);
         }
+        let ef_atr_status = match self.hostile {
+            Hostile::EfAtrWarning => Some(sw::END_REACHED),
+            Hostile::EfAtrFailure => Some(sw::MEMORY_FAILURE),
+            _ => None,
+        };
+        if let Some(status) = ef_atr_status {
+            let current = self.volatile.ef.map(|ef| self.files.node(ef).id);
+            if command.ins == 0xB0 && answer.sw == sw::OK && current == Some(super::EF_ATR) {
+                return with_sw(answer.data, status);
+            }
+        }
         self.deliver(&command, answer)
     }
 

@@ -538,6 +538,14 @@ fn hostile_modes_misbehave_as_documented() {
     assert_eq!(card.transmit(&x("00 B0 81 00 00")), [0x90, 0x00]);
     assert_eq!(card.transmit(&x("00 84 00 00 08")), [0x90, 0x00]);
     assert_eq!(card.transmit(&x("00 A4 00 0C")), [0x90, 0x00], "no Le: behaves");
+    for (mode, status) in [(Hostile::EfAtrWarning, 0x6282), (Hostile::EfAtrFailure, 0x6581)] {
+        set(mode);
+        assert_eq!(ok_data(&card, &x("00 B0 81 00 00")), SMALL_CONTENT, "another EF behaves");
+        assert_eq!(sw_of(&card, "00 A4 00 0C 02 2F01"), 0x9000);
+        let answer = card.transmit(&x("00 B0 00 00 00"));
+        let (content, sw) = split(&answer);
+        assert_eq!((&content[..2], sw), (&[0x47, 0x03][..], status), "{}", mode.name());
+    }
     for mode in Hostile::ALL {
         assert_eq!(Hostile::from_name(mode.name()), Some(mode));
     }
