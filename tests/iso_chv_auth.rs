@@ -26,17 +26,19 @@ thread_local! {
     static FREED_WITH_CODE: Cell<usize> = const { Cell::new(0) };
 }
 
-// SAFETY: every call is forwarded to the system allocator; a block is only read, and before
-// it is freed. (The default `realloc` frees through `dealloc`: a moved block is searched too.)
+// SAFETY: every call is forwarded to the system allocator, blocks handed out zeroed so that every
+// byte the search reads is initialized (the bytes past a vector's length were never written
+// through it); a block is only read, and before it is freed. (The default `realloc` allocates
+// through `alloc` and frees through `dealloc`: a moved block is searched too.)
 unsafe impl GlobalAlloc for Watching {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
+        // SAFETY: forwarded (zeroed: see above).
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         if let Some(code) = WATCHED.try_with(Cell::get).ok().flatten() {
-            // Volatile reads: the bytes past a vector's length were never written through it.
+            // Volatile reads: the compiler may not assume what a freed block holds.
             let holds = |at: usize| {
                 // SAFETY: `at + i` is within the block, still allocated.
                 code.iter().enumerate().all(|(i, &byte)| unsafe { block.add(at + i).read_volatile() } == byte)
