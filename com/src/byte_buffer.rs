@@ -372,7 +372,6 @@ fn check(hr: HRESULT) -> Result<()> {
 
 /// The whole content of any IByteBuffer (ours or another implementation's), read through its
 /// vtable from the start; its seek position is put back as it was.
-#[allow(dead_code)] // for com-objects' file access and auth objects (factories.rs)
 pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
     let (mut saved, mut size) = (0, 0);
     // SAFETY: calls through the caller's live IByteBuffer with writable out-pointers; Read
@@ -398,7 +397,6 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
 }
 
 /// A new IByteBuffer (this server's CByteBuffer) holding `bytes`, positioned at the start.
-#[allow(dead_code)] // for com-objects' file access and auth objects (factories.rs)
 pub(crate) fn new_buffer(bytes: &[u8]) -> Result<IByteBuffer> {
     long(bytes.len())?;
     Ok(ByteBuffer::with(State { bytes: bytes.to_vec(), position: 0 }))
@@ -406,7 +404,6 @@ pub(crate) fn new_buffer(bytes: &[u8]) -> Result<IByteBuffer> {
 
 /// Makes `bytes` the whole content of any caller's IByteBuffer, positioned at the start (for a
 /// `[in, out]` buffer a method fills).
-#[allow(dead_code)] // for com-objects' file access and auth objects (factories.rs)
 pub(crate) fn replace(buffer: &IByteBuffer, bytes: &[u8]) -> Result<()> {
     // SAFETY: calls through the caller's live IByteBuffer; `bytes` outlives the Write.
     unsafe {

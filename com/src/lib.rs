@@ -3,6 +3,8 @@
 //! the workspace builds, tests and lints everywhere.
 
 #[cfg(windows)]
+mod auth;
+#[cfg(windows)]
 mod byte_buffer;
 #[cfg(windows)]
 mod dispatch;
@@ -13,8 +15,14 @@ mod factories;
 #[cfg(windows)]
 mod factory;
 #[cfg(windows)]
+mod file_access;
+#[cfg(windows)]
 mod manage;
+#[cfg(windows)]
+mod objects;
 #[cfg(windows)]
 mod registry;
 #[cfg(windows)]
 mod server;
+#[cfg(windows)]
+mod verify;

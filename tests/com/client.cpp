@@ -428,11 +428,13 @@ void release_order(const wchar_t *reader)
     HRESULT alive = can_unload_now();
     check(alive == S_FALSE, "release order: DllCanUnloadNow with a manager and a file access alive: 0x%08lX (S_FALSE)",
           alive);
+    // The count left is the server's business (the file access may hold the manager); that
+    // nothing leaks shows in DllCanUnloadNow at the end.
     ULONG left = manager->Release();
-    check(left == 0, "release order: the manager released first, its last reference (%lu left)", left);
     alive = can_unload_now();
-    check(alive == S_FALSE, "release order: DllCanUnloadNow with the file access outliving its manager: 0x%08lX (S_FALSE)",
-          alive);
+    check(alive == S_FALSE,
+          "release order: the manager released first (Release returned %lu); DllCanUnloadNow with the file access "
+          "outliving it: 0x%08lX (S_FALSE)", left, alive);
     if (files) {
         // Either the file access kept the manager's token alive (the read works) or it answers
         // SCM_E_HANDLE; never a crash.

@@ -2,7 +2,8 @@
 ' call late bound, errors read from Err under On Error Resume Next. Run by .ci/test-com in a lab
 ' with the ISO card (`scm-lab run --windows --iso`), the server registered first:
 '     cscript //nologo manage.vbs T1        (T0 or T1: the protocol the lab's card speaks)
-' One line per check, `ok: ...` or `FAILED: ...`; the exit code is the number of failures.
+' One line per check, `ok: ...` or `FAILED: ...`, then a closing line; the exit code is the
+' number of failures.
 Option Explicit
 
 Const SCARD_SHARE_SHARED = 2
@@ -104,10 +105,16 @@ Function BufferText(buffer, count)
     On Error Resume Next
     Dim i, value
     BufferText = ""
+    If Not IsObject(buffer) Then Exit Function
     buffer.Seek 0, 0
     For i = 1 To count
         buffer.Read value, 1
-        BufferText = BufferText & Chr(value)
+        ' The server gives scripts bytes as a string of byte-valued characters (here one).
+        If VarType(value) = vbString Then
+            BufferText = BufferText & value
+        Else
+            BufferText = BufferText & Chr(value)
+        End If
     Next
 End Function
 
@@ -174,4 +181,7 @@ Check Err.Number = SCARD_E_UNKNOWN_READER And Len(Err.Description) > 0, _
 Err.Clear
 
 Set mgr = Nothing
+' Last: .ci/test-com looks for this line, since a script stopped by an error it did not expect
+' may still exit with 0 under Wine's cscript.
+WScript.Echo "manage.vbs: ran to its end, " & failures & " failed"
 WScript.Quit failures
