@@ -167,15 +167,23 @@ void read_file(ISCardFileAccess *files, const wchar_t *path, const char *expecte
     check(hr == S_OK, "%s: ISCardFileAccess::Close: 0x%08lX", how, hr);
 }
 
+// A new SCardManage object by its CLSID, asked for interface I by IID (named IID_NAME), checked.
+template <class I> I *create_manager(REFIID iid, const char *iid_name, const char *how)
+{
+    I *object = nullptr;
+    HRESULT hr =
+        CoCreateInstance(CLSID_SCardManage, nullptr, CLSCTX_INPROC_SERVER, iid, reinterpret_cast<void **>(&object));
+    check(hr == S_OK && object, "%s: CoCreateInstance(CLSID_SCardManage, %s): 0x%08lX", how, iid_name, hr);
+    return object;
+}
+
 void through_the_vtable(const wchar_t *reader)
 {
-    ISCardManage *manager = nullptr;
-    HRESULT hr = CoCreateInstance(CLSID_SCardManage, nullptr, CLSCTX_INPROC_SERVER, IID_ISCardManage,
-                                  reinterpret_cast<void **>(&manager));
-    check(hr == S_OK && manager, "vtable: CoCreateInstance(CLSID_SCardManage, IID_ISCardManage): 0x%08lX", hr);
+    auto *manager = create_manager<ISCardManage>(IID_ISCardManage, "IID_ISCardManage", "vtable");
     if (!manager) {
         return;
     }
+    HRESULT hr;
     char description[512];
     Bstr name(reader);
     hr = manager->AttachByIFD(name.value, SHARE_SHARED);
@@ -244,13 +252,11 @@ void through_the_vtable(const wchar_t *reader)
 
 void through_idispatch(const wchar_t *reader)
 {
-    IDispatch *manager = nullptr;
-    HRESULT hr = CoCreateInstance(CLSID_SCardManage, nullptr, CLSCTX_INPROC_SERVER, IID_IDispatch,
-                                  reinterpret_cast<void **>(&manager));
-    check(hr == S_OK && manager, "IDispatch: CoCreateInstance(CLSID_SCardManage, IID_IDispatch): 0x%08lX", hr);
+    auto *manager = create_manager<IDispatch>(IID_IDispatch, "IID_IDispatch", "IDispatch");
     if (!manager) {
         return;
     }
+    HRESULT hr;
     // The reader only, as late-bound callers give it: the share mode is optional.
     VARIANT args[4];
     VariantInit(&args[0]);
@@ -412,15 +418,12 @@ void through_idispatch(const wchar_t *reader)
 // once none does.
 void release_order(const wchar_t *reader)
 {
-    ISCardManage *manager = nullptr;
-    HRESULT hr = CoCreateInstance(CLSID_SCardManage, nullptr, CLSCTX_INPROC_SERVER, IID_ISCardManage,
-                                  reinterpret_cast<void **>(&manager));
+    auto *manager = create_manager<ISCardManage>(IID_ISCardManage, "IID_ISCardManage", "release order");
     if (!manager) {
-        check(false, "release order: CoCreateInstance: 0x%08lX", hr);
         return;
     }
     Bstr name(reader);
-    hr = manager->AttachByIFD(name.value, SHARE_SHARED);
+    HRESULT hr = manager->AttachByIFD(name.value, SHARE_SHARED);
     ISCardFileAccess *files = nullptr;
     HRESULT created = manager->CreateFileAccess(&files);
     check(hr == S_OK && created == S_OK && files, "release order: AttachByIFD 0x%08lX, CreateFileAccess 0x%08lX", hr,
