@@ -11,7 +11,9 @@
 use std::ffi::c_void;
 use std::sync::{Mutex, MutexGuard};
 use windows::core::{implement, interface, IUnknown, Interface, BSTR, GUID, HRESULT};
-use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, E_POINTER, STG_E_INVALIDFUNCTION};
+use windows::Win32::Foundation::{
+    E_INVALIDARG, E_NOTIMPL, E_OUTOFMEMORY, E_POINTER, STG_E_INVALIDFUNCTION, STG_E_MEDIUMFULL,
+};
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::dispatch::{
@@ -31,6 +33,11 @@ const SEEK_CUR: i32 = 1;
 const SEEK_END: i32 = 2;
 /// `STATSTRUCT.type` of a stream (STGTY_STREAM).
 const STGTY_STREAM: i32 = 2;
+/// The most bytes a buffer holds: 16 MiB, far above what a card exchanges (an extended-length
+/// answer is 64 KiB) and far below what a LONG size could ask for (2 GiB, more than a 32-bit
+/// process has to give). Growing past it is `STG_E_MEDIUMFULL`, as a full stream answers,
+/// instead of a huge allocation whose failure would abort the caller's process.
+const MAX_SIZE: usize = 16 << 20;
 
 /// scardssp.h's STATSTRUCT.
 #[repr(C)]
@@ -83,6 +90,33 @@ fn long(value: usize) -> Result<i32> {
     i32::try_from(value).map_err(|_| E_INVALIDARG.into())
 }
 
+/// Makes `bytes` `len` long (zeros added at the end): `STG_E_MEDIUMFULL` past [`MAX_SIZE`],
+/// `E_OUTOFMEMORY` when the memory is not there (a failed allocation aborts the process).
+fn resize(bytes: &mut Vec<u8>, len: usize) -> Result<()> {
+    if len > MAX_SIZE {
+        return Err(STG_E_MEDIUMFULL.into());
+    }
+    if let Some(more) = len.checked_sub(bytes.len()) {
+        bytes.try_reserve_exact(more).map_err(|_| Failure::from(E_OUTOFMEMORY))?;
+    }
+    bytes.resize(len, 0);
+    Ok(())
+}
+
+/// `len` zero bytes, within the same limits as [`resize`].
+fn zeros(len: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    resize(&mut bytes, len)?;
+    Ok(bytes)
+}
+
+/// A copy of `bytes` for a buffer's content, within the same limits as [`resize`].
+fn content(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut copy = zeros(bytes.len())?;
+    copy.copy_from_slice(bytes);
+    Ok(copy)
+}
+
 impl ByteBuffer {
     fn with(state: State) -> IByteBuffer {
         ByteBuffer { state: Mutex::new(state), _live: Live::new() }.into()
@@ -102,24 +136,25 @@ impl ByteBuffer {
         *self.state() = State { bytes, position: 0 };
     }
 
-    fn read(&self, count: usize) -> Vec<u8> {
+    /// Up to `count` bytes from the position (which moves past them), given to `take` under
+    /// the lock: the caller's memory gets them without a copy of ours in between.
+    fn read_with<R>(&self, count: usize, take: impl FnOnce(&[u8]) -> R) -> R {
         let mut state = self.state();
         let start = state.position.min(state.bytes.len());
         let end = start.saturating_add(count).min(state.bytes.len());
-        let out = state.bytes[start..end].to_vec();
-        state.position = start + out.len();
-        out
+        state.position = end;
+        take(&state.bytes[start..end])
+    }
+
+    fn read(&self, count: usize) -> Vec<u8> {
+        self.read_with(count, <[u8]>::to_vec)
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> Result<()> {
         let mut state = self.state();
-        let end = state
-            .position
-            .checked_add(bytes.len())
-            .filter(|&end| end <= i32::MAX as usize)
-            .ok_or(Failure::from(E_INVALIDARG))?;
+        let end = state.position.checked_add(bytes.len()).ok_or(Failure::from(STG_E_MEDIUMFULL))?;
         if state.bytes.len() < end {
-            state.bytes.resize(end, 0);
+            resize(&mut state.bytes, end)?;
         }
         let start = state.position;
         state.bytes[start..end].copy_from_slice(bytes);
@@ -142,8 +177,7 @@ impl ByteBuffer {
 
     fn set_size(&self, size: i32) -> Result<()> {
         let size = length(size)?;
-        self.state().bytes.resize(size, 0);
-        Ok(())
+        resize(&mut self.state().bytes, size)
     }
 }
 
@@ -171,6 +205,11 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
 
     unsafe fn Clone(&self, buffer: *mut *mut c_void) -> HRESULT {
         call::<Self>(|| {
+            // Checked before the copy is made: a copy with nowhere to go would never be
+            // released (and DllCanUnloadNow would count it forever).
+            if buffer.is_null() {
+                return Err(E_POINTER.into());
+            }
             let copy = ByteBuffer::with(self.state().clone());
             write(buffer, copy.into_raw())
         })
@@ -218,7 +257,7 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
     unsafe fn Initialize(&self, size: i32, data: *const u8) -> HRESULT {
         call::<Self>(|| {
             let bytes =
-                if data.is_null() { vec![0; length(size)?] } else { caller_bytes(data, size)?.to_vec() };
+                if data.is_null() { zeros(length(size)?)? } else { content(caller_bytes(data, size)?)? };
             self.initialize(bytes);
             Ok(())
         })
@@ -230,14 +269,20 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
 
     unsafe fn Read(&self, bytes: *mut u8, count: i32, read: *mut i32) -> HRESULT {
         call::<Self>(|| {
-            if length(count)? > 0 && bytes.is_null() {
+            let count = length(count)?;
+            if count > 0 && bytes.is_null() {
                 return Err(E_POINTER.into());
             }
-            let data = self.read(length(count)?);
-            // SAFETY: the caller passes `count` writable bytes; `data` is at most that long.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), bytes, data.len()) };
+            let done = self.read_with(count, |data| {
+                if !data.is_empty() {
+                    // SAFETY: non-NULL (checked for a count above 0); the caller passes `count`
+                    // writable bytes and `data` is at most that long.
+                    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), bytes, data.len()) };
+                }
+                data.len()
+            });
             if !read.is_null() {
-                write(read, long(data.len())?)?;
+                write(read, long(done)?)?;
             }
             Ok(())
         })
@@ -302,13 +347,16 @@ impl Automation for ByteBuffer_Impl {
             2 => {
                 args.count(1, 1)?;
                 let target = args.out(0)?;
-                target.set_object(&ByteBuffer::with(self.state().clone()).into());
+                // The lock is let go before the caller's variable is written: writing it releases
+                // what it held, which may run the caller's code, and that code may use this buffer.
+                let copy = ByteBuffer::with(self.state().clone());
+                target.set_object(&copy.into());
                 Ok(none)
             }
             3 | 8 => Ok(none),
             5 => {
                 args.count(0, 2)?;
-                self.initialize(vec![0; length(args.i32_or(0, 1)?)?]);
+                self.initialize(zeros(length(args.i32_or(0, 1)?)?)?);
                 Ok(none)
             }
             7 => {
@@ -380,7 +428,8 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
         check(buffer.Seek(0, SEEK_CUR, &mut saved))?;
         check(buffer.Seek(0, SEEK_END, &mut size))?;
         check(buffer.Seek(0, SEEK_SET, std::ptr::null_mut()))?;
-        let mut bytes = vec![0u8; length(size)?];
+        // The size is the other implementation's word: no more than a buffer of ours holds.
+        let mut bytes = zeros(length(size)?)?;
         let mut filled = 0usize;
         while filled < bytes.len() {
             let mut read = 0;
@@ -398,8 +447,7 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
 
 /// A new IByteBuffer (this server's CByteBuffer) holding `bytes`, positioned at the start.
 pub(crate) fn new_buffer(bytes: &[u8]) -> Result<IByteBuffer> {
-    long(bytes.len())?;
-    Ok(ByteBuffer::with(State { bytes: bytes.to_vec(), position: 0 }))
+    Ok(ByteBuffer::with(State { bytes: content(bytes)?, position: 0 }))
 }
 
 /// Makes `bytes` the whole content of any caller's IByteBuffer, positioned at the start (for a
