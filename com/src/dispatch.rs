@@ -176,11 +176,16 @@ pub(crate) fn call<T: Automation>(body: impl FnOnce() -> Result<()>) -> HRESULT 
             set_error_info(&T::IID, hr, context.as_deref());
             hr
         }
-        Err(Failure::Dispatch { hr, .. }) => hr,
+        Err(Failure::Dispatch { hr, .. }) => {
+            clear_error_info();
+            hr
+        }
     })
 }
 
-/// A successful call leaves no stale error information behind for the caller to misread.
+/// A call that sets no error information of its own (a success, or a failure reported by its
+/// HRESULT alone) clears the thread's: a caller that asks GetErrorInfo after it must not read
+/// an earlier call's description as this one's.
 fn clear_error_info() {
     // SAFETY: SetErrorInfo(0, NULL) clears the thread's error object; nothing is passed.
     let _ = unsafe { SetErrorInfo(0, None) };
@@ -324,6 +329,8 @@ where
         arg_error: *mut u32,
     ) -> HRESULT {
         guard(|| {
+            // Only a method's own failure below sets error information (as `call` does).
+            clear_error_info();
             // SAFETY: `iid` is read only when non-NULL (a GUID reference from the caller).
             if !iid.is_null() && unsafe { *iid } != GUID::zeroed() {
                 return DISP_E_UNKNOWNINTERFACE;
