@@ -40,6 +40,11 @@ use crate::server::{guard, module_path};
 /// The source of every error this server reports (`Err.Source` in VBScript): its ProgID.
 pub(crate) const SOURCE: &str = "SCardCOM.SCardManage";
 
+/// More arguments than any method of the server takes (5 at most, in the IDL): an `Invoke`
+/// with more is refused before `rgvarg` is touched, so a wild `cArgs` cannot make a slice past
+/// the caller's array (nor one too large to describe on a 32-bit target).
+const MOST_ARGS: u32 = 16;
+
 /// `IDispatch` (IID 00020400-0000-0000-C000-000000000046), with NULL-checked entry points.
 #[interface("00020400-0000-0000-C000-000000000046")]
 pub(crate) unsafe trait IAutomation: IUnknown {
@@ -347,6 +352,9 @@ where
             if params.cNamedArgs > 0 {
                 return DISP_E_NONAMEDARGS;
             }
+            if params.cArgs > MOST_ARGS {
+                return DISP_E_BADPARAMCOUNT;
+            }
             let vars: &[VARIANT] = match (params.cArgs, params.rgvarg.is_null()) {
                 (0, _) => &[],
                 (_, true) => return E_INVALIDARG,
@@ -511,7 +519,14 @@ impl Args<'_> {
             // variant; the SAFEARRAY is the caller's, alive for the call, read under SafeArrayAccessData.
             unsafe {
                 let field = &var.Anonymous.Anonymous.Anonymous;
-                let array = if kind.0 & VT_BYREF.0 != 0 { *field.pparray } else { field.parray };
+                let array = if kind.0 & VT_BYREF.0 == 0 {
+                    field.parray
+                } else if field.pparray.is_null() {
+                    // A reference to no variable at all: not an array to read.
+                    return Err(mismatch());
+                } else {
+                    *field.pparray
+                };
                 if array.is_null() {
                     return Ok(Vec::new());
                 }
