@@ -542,8 +542,20 @@ impl Args<'_> {
             }
         }
         if kind == VT_BSTR || kind == VARENUM(VT_BYREF.0 | VT_BSTR.0) {
+            // The bytes may be a code (a PIN as "1234"): the converted string, a copy of ours,
+            // is wiped before it is freed, and the bytes go into one allocation (no
+            // reallocation leaves a partial copy behind).
             let text = self.required(pos, VT_BSTR).map(take_bstr)?;
-            return text.iter().map(|&c| u8::try_from(c).map_err(|_| Failure::from(E_INVALIDARG))).collect();
+            let mut bytes = Vec::with_capacity(text.len());
+            let fits = text.iter().all(|&c| u8::try_from(c).map(|byte| bytes.push(byte)).is_ok());
+            // SAFETY: `text` is this function's own BSTR (made by the conversion above), its
+            // characters writable and referenced by nothing else.
+            wipe(unsafe { std::slice::from_raw_parts_mut(text.as_ptr().cast_mut(), text.len()) });
+            if !fits {
+                wipe(&mut bytes);
+                return Err(E_INVALIDARG.into());
+            }
+            return Ok(bytes);
         }
         let byte = self.i32(pos)?;
         Ok(vec![u8::try_from(byte).map_err(|_| Failure::from(E_INVALIDARG))?])
@@ -597,10 +609,27 @@ fn vt(var: &VARIANT) -> VARENUM {
     unsafe { var.Anonymous.Anonymous.vt }
 }
 
-fn take_bstr(var: VARIANT) -> BSTR {
-    // SAFETY: bstrVal is the active field of a VT_BSTR; cloned (a copy the BSTR owns), and
-    // `var` frees its own.
-    unsafe { (*var.Anonymous.Anonymous.Anonymous.bstrVal).clone() }
+/// The string of a VT_BSTR variant of ours, moved out of it (no copy: a copy can fail to be
+/// allocated, and would be one more copy of a code).
+fn take_bstr(mut var: VARIANT) -> BSTR {
+    // SAFETY: bstrVal is the active field of a VT_BSTR; it moves to the BSTR returned, and
+    // `var` is left VT_EMPTY so that it frees nothing.
+    unsafe {
+        let inner = &mut *var.Anonymous.Anonymous;
+        let text = ManuallyDrop::take(&mut inner.Anonymous.bstrVal);
+        inner.vt = VT_EMPTY;
+        text
+    }
+}
+
+/// Overwrites `data` with zeros in a way the compiler keeps (a copy of a code about to be freed).
+pub(crate) fn wipe<T: Copy + Default>(data: &mut [T]) {
+    for item in data.iter_mut() {
+        // SAFETY: `item` is a valid, exclusive reference; a volatile write is not removed as a
+        // store nobody reads.
+        unsafe { std::ptr::write_volatile(item, T::default()) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// A checked `[out]` argument of an `Invoke` (see [`Args::out`]).
