@@ -17,9 +17,10 @@ use windows::Win32::Foundation::{
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::dispatch::{
-    call, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl, IErrorSupport,
-    Result,
+    call, wipe, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl,
+    IErrorSupport, Result,
 };
+use crate::objects::Secret;
 use crate::server::Live;
 
 pub(crate) const CLSID_CBYTE_BUFFER: GUID = GUID::from_u128(0xE126F8FF_A7AF_11D0_B88A_00C04FD424B9);
@@ -68,12 +69,19 @@ pub(crate) unsafe trait IByteBuffer: IAutomation {
     fn Write(&self, bytes: *const u8, count: i32, written: *mut i32) -> HRESULT;
 }
 
+/// A buffer's content, wiped when it goes (buffers carry PINs to ISCardVerify).
 #[derive(Clone, Default)]
 struct State {
     bytes: Vec<u8>,
     /// May be past the end (Seek allows it, as IStream's does): reads there give nothing,
     /// writes fill the gap with zeros.
     position: usize,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        drop(Secret(std::mem::take(&mut self.bytes)));
+    }
 }
 
 #[implement(IByteBuffer, IErrorSupport)]
@@ -96,8 +104,12 @@ fn resize(bytes: &mut Vec<u8>, len: usize) -> Result<()> {
     if len > MAX_SIZE {
         return Err(STG_E_MEDIUMFULL.into());
     }
-    if let Some(more) = len.checked_sub(bytes.len()) {
-        bytes.try_reserve_exact(more).map_err(|_| Failure::from(E_OUTOFMEMORY))?;
+    if len > bytes.capacity() {
+        // A new allocation, the old one wiped (a reallocation would free it as it is).
+        let mut grown = Vec::new();
+        grown.try_reserve_exact(len).map_err(|_| Failure::from(E_OUTOFMEMORY))?;
+        grown.extend_from_slice(bytes);
+        drop(Secret(std::mem::replace(bytes, grown)));
     }
     bytes.resize(len, 0);
     Ok(())
@@ -230,19 +242,19 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
             if buffer.is_null() {
                 return Err(E_POINTER.into());
             }
-            let bytes = self.read(length(count)?);
+            let Secret(bytes) = &Secret(self.read(length(count)?));
             // SAFETY: non-NULL: the caller's IByteBuffer pointer variable, read (not taken).
             let target = unsafe { *buffer };
             if target.is_null() {
                 write(
                     buffer,
-                    ByteBuffer::with(State { bytes: bytes.clone(), position: bytes.len() }).into_raw(),
+                    ByteBuffer::with(State { bytes: content(bytes)?, position: bytes.len() }).into_raw(),
                 )?;
             } else {
                 // SAFETY: a non-NULL IByteBuffer of the caller's, borrowed for the call.
                 let target =
                     unsafe { IByteBuffer::from_raw_borrowed(&target) }.ok_or(Failure::from(E_POINTER))?;
-                append(target, &bytes)?;
+                append(target, bytes)?;
             }
             let n = long(bytes.len())?;
             for out in [read, written] {
@@ -363,14 +375,15 @@ impl Automation for ByteBuffer_Impl {
                 args.count(2, 3)?;
                 let (target, counted) = (args.out(0)?, counted(2)?);
                 let wanted = length(args.i32(1)?)?;
-                let data = self.read(wanted);
+                let Secret(data) = &Secret(self.read(wanted));
                 match (wanted, data.first()) {
                     // One byte is a number, as `b.Write 65` writes one.
                     (1, Some(&byte)) => target.set_i32(i32::from(byte)),
                     (1, None) => {}
                     _ => {
-                        let text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
+                        let mut text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
                         target.set_bstr(BSTR::from_wide(&text));
+                        wipe(&mut text);
                     }
                 }
                 if let Some(counted) = counted {
@@ -394,13 +407,13 @@ impl Automation for ByteBuffer_Impl {
             13 => {
                 args.count(1, 3)?;
                 let counted = counted(2)?;
-                let mut data = args.bytes(0)?;
+                let mut data = Secret(args.bytes(0)?);
                 if args.len() > 1 {
-                    data.truncate(length(args.i32(1)?)?);
+                    data.0.truncate(length(args.i32(1)?)?);
                 }
-                self.write_bytes(&data)?;
+                self.write_bytes(&data.0)?;
                 if let Some(counted) = counted {
-                    counted.set_i32(long(data.len())?);
+                    counted.set_i32(long(data.0.len())?);
                 }
                 Ok(none)
             }
@@ -429,7 +442,9 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
         check(buffer.Seek(0, SEEK_END, &mut size))?;
         check(buffer.Seek(0, SEEK_SET, std::ptr::null_mut()))?;
         // The size is the other implementation's word: no more than a buffer of ours holds.
-        let mut bytes = zeros(length(size)?)?;
+        // Wiped if a failure below drops it: it may hold part of a PIN.
+        let mut secret = Secret(zeros(length(size)?)?);
+        let bytes = &mut secret.0;
         let mut filled = 0usize;
         while filled < bytes.len() {
             let mut read = 0;
@@ -441,7 +456,7 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
         }
         bytes.truncate(filled);
         check(buffer.Seek(saved, SEEK_SET, std::ptr::null_mut()))?;
-        Ok(bytes)
+        Ok(std::mem::take(bytes))
     }
 }
 
