@@ -100,7 +100,8 @@ Function Code(text)
     Set Code = buffer
 End Function
 
-' The first COUNT bytes of a byte buffer as text, read a byte at a time from its start.
+' The first COUNT bytes of a byte buffer as text, read a byte at a time from its start: each byte
+' comes into the variable as a number (Chr of a string would be a type mismatch, so a check fails).
 Function BufferText(buffer, count)
     On Error Resume Next
     Dim i, value
@@ -109,12 +110,7 @@ Function BufferText(buffer, count)
     buffer.Seek 0, 0
     For i = 1 To count
         buffer.Read value, 1
-        ' The server gives scripts bytes as a string of byte-valued characters (here one).
-        If VarType(value) = vbString Then
-            BufferText = BufferText & value
-        Else
-            BufferText = BufferText & Chr(value)
-        End If
+        BufferText = BufferText & Chr(value)
     Next
 End Function
 
