@@ -11,13 +11,16 @@
 use std::ffi::c_void;
 use std::sync::{Mutex, MutexGuard};
 use windows::core::{implement, interface, IUnknown, Interface, BSTR, GUID, HRESULT};
-use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, E_POINTER, STG_E_INVALIDFUNCTION};
+use windows::Win32::Foundation::{
+    E_INVALIDARG, E_NOTIMPL, E_OUTOFMEMORY, E_POINTER, STG_E_INVALIDFUNCTION, STG_E_MEDIUMFULL,
+};
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::dispatch::{
-    call, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl, IErrorSupport,
-    Result,
+    call, wipe, write, Args, Automation, Failure, IAutomation, IAutomation_Impl, IAutomation_Vtbl,
+    IErrorSupport, Result,
 };
+use crate::objects::Secret;
 use crate::server::Live;
 
 pub(crate) const CLSID_CBYTE_BUFFER: GUID = GUID::from_u128(0xE126F8FF_A7AF_11D0_B88A_00C04FD424B9);
@@ -31,6 +34,11 @@ const SEEK_CUR: i32 = 1;
 const SEEK_END: i32 = 2;
 /// `STATSTRUCT.type` of a stream (STGTY_STREAM).
 const STGTY_STREAM: i32 = 2;
+/// The most bytes a buffer holds: 16 MiB, far above what a card exchanges (an extended-length
+/// answer is 64 KiB) and far below what a LONG size could ask for (2 GiB, more than a 32-bit
+/// process has to give). Growing past it is `STG_E_MEDIUMFULL`, as a full stream answers,
+/// instead of a huge allocation whose failure would abort the caller's process.
+const MAX_SIZE: usize = 16 << 20;
 
 /// scardssp.h's STATSTRUCT.
 #[repr(C)]
@@ -61,12 +69,19 @@ pub(crate) unsafe trait IByteBuffer: IAutomation {
     fn Write(&self, bytes: *const u8, count: i32, written: *mut i32) -> HRESULT;
 }
 
+/// A buffer's content, wiped when it goes (buffers carry PINs to ISCardVerify).
 #[derive(Clone, Default)]
 struct State {
     bytes: Vec<u8>,
     /// May be past the end (Seek allows it, as IStream's does): reads there give nothing,
     /// writes fill the gap with zeros.
     position: usize,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        drop(Secret(std::mem::take(&mut self.bytes)));
+    }
 }
 
 #[implement(IByteBuffer, IErrorSupport)]
@@ -81,6 +96,37 @@ fn length(count: i32) -> Result<usize> {
 
 fn long(value: usize) -> Result<i32> {
     i32::try_from(value).map_err(|_| E_INVALIDARG.into())
+}
+
+/// Makes `bytes` `len` long (zeros added at the end): `STG_E_MEDIUMFULL` past [`MAX_SIZE`],
+/// `E_OUTOFMEMORY` when the memory is not there (a failed allocation aborts the process).
+fn resize(bytes: &mut Vec<u8>, len: usize) -> Result<()> {
+    if len > MAX_SIZE {
+        return Err(STG_E_MEDIUMFULL.into());
+    }
+    if len > bytes.capacity() {
+        // A new allocation, the old one wiped (a reallocation would free it as it is).
+        let mut grown = Vec::new();
+        grown.try_reserve_exact(len).map_err(|_| Failure::from(E_OUTOFMEMORY))?;
+        grown.extend_from_slice(bytes);
+        drop(Secret(std::mem::replace(bytes, grown)));
+    }
+    bytes.resize(len, 0);
+    Ok(())
+}
+
+/// `len` zero bytes, within the same limits as [`resize`].
+fn zeros(len: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    resize(&mut bytes, len)?;
+    Ok(bytes)
+}
+
+/// A copy of `bytes` for a buffer's content, within the same limits as [`resize`].
+fn content(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut copy = zeros(bytes.len())?;
+    copy.copy_from_slice(bytes);
+    Ok(copy)
 }
 
 impl ByteBuffer {
@@ -102,24 +148,25 @@ impl ByteBuffer {
         *self.state() = State { bytes, position: 0 };
     }
 
-    fn read(&self, count: usize) -> Vec<u8> {
+    /// Up to `count` bytes from the position (which moves past them), given to `take` under
+    /// the lock: the caller's memory gets them without a copy of ours in between.
+    fn read_with<R>(&self, count: usize, take: impl FnOnce(&[u8]) -> R) -> R {
         let mut state = self.state();
         let start = state.position.min(state.bytes.len());
         let end = start.saturating_add(count).min(state.bytes.len());
-        let out = state.bytes[start..end].to_vec();
-        state.position = start + out.len();
-        out
+        state.position = end;
+        take(&state.bytes[start..end])
+    }
+
+    fn read(&self, count: usize) -> Vec<u8> {
+        self.read_with(count, <[u8]>::to_vec)
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> Result<()> {
         let mut state = self.state();
-        let end = state
-            .position
-            .checked_add(bytes.len())
-            .filter(|&end| end <= i32::MAX as usize)
-            .ok_or(Failure::from(E_INVALIDARG))?;
+        let end = state.position.checked_add(bytes.len()).ok_or(Failure::from(STG_E_MEDIUMFULL))?;
         if state.bytes.len() < end {
-            state.bytes.resize(end, 0);
+            resize(&mut state.bytes, end)?;
         }
         let start = state.position;
         state.bytes[start..end].copy_from_slice(bytes);
@@ -142,8 +189,7 @@ impl ByteBuffer {
 
     fn set_size(&self, size: i32) -> Result<()> {
         let size = length(size)?;
-        self.state().bytes.resize(size, 0);
-        Ok(())
+        resize(&mut self.state().bytes, size)
     }
 }
 
@@ -171,6 +217,11 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
 
     unsafe fn Clone(&self, buffer: *mut *mut c_void) -> HRESULT {
         call::<Self>(|| {
+            // Checked before the copy is made: a copy with nowhere to go would never be
+            // released (and DllCanUnloadNow would count it forever).
+            if buffer.is_null() {
+                return Err(E_POINTER.into());
+            }
             let copy = ByteBuffer::with(self.state().clone());
             write(buffer, copy.into_raw())
         })
@@ -191,19 +242,19 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
             if buffer.is_null() {
                 return Err(E_POINTER.into());
             }
-            let bytes = self.read(length(count)?);
+            let Secret(bytes) = &Secret(self.read(length(count)?));
             // SAFETY: non-NULL: the caller's IByteBuffer pointer variable, read (not taken).
             let target = unsafe { *buffer };
             if target.is_null() {
                 write(
                     buffer,
-                    ByteBuffer::with(State { bytes: bytes.clone(), position: bytes.len() }).into_raw(),
+                    ByteBuffer::with(State { bytes: content(bytes)?, position: bytes.len() }).into_raw(),
                 )?;
             } else {
                 // SAFETY: a non-NULL IByteBuffer of the caller's, borrowed for the call.
                 let target =
                     unsafe { IByteBuffer::from_raw_borrowed(&target) }.ok_or(Failure::from(E_POINTER))?;
-                append(target, &bytes)?;
+                append(target, bytes)?;
             }
             let n = long(bytes.len())?;
             for out in [read, written] {
@@ -218,7 +269,7 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
     unsafe fn Initialize(&self, size: i32, data: *const u8) -> HRESULT {
         call::<Self>(|| {
             let bytes =
-                if data.is_null() { vec![0; length(size)?] } else { caller_bytes(data, size)?.to_vec() };
+                if data.is_null() { zeros(length(size)?)? } else { content(caller_bytes(data, size)?)? };
             self.initialize(bytes);
             Ok(())
         })
@@ -230,14 +281,20 @@ impl IByteBuffer_Impl for ByteBuffer_Impl {
 
     unsafe fn Read(&self, bytes: *mut u8, count: i32, read: *mut i32) -> HRESULT {
         call::<Self>(|| {
-            if length(count)? > 0 && bytes.is_null() {
+            let count = length(count)?;
+            if count > 0 && bytes.is_null() {
                 return Err(E_POINTER.into());
             }
-            let data = self.read(length(count)?);
-            // SAFETY: the caller passes `count` writable bytes; `data` is at most that long.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), bytes, data.len()) };
+            let done = self.read_with(count, |data| {
+                if !data.is_empty() {
+                    // SAFETY: non-NULL (checked for a count above 0); the caller passes `count`
+                    // writable bytes and `data` is at most that long.
+                    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), bytes, data.len()) };
+                }
+                data.len()
+            });
             if !read.is_null() {
-                write(read, long(data.len())?)?;
+                write(read, long(done)?)?;
             }
             Ok(())
         })
@@ -302,27 +359,31 @@ impl Automation for ByteBuffer_Impl {
             2 => {
                 args.count(1, 1)?;
                 let target = args.out(0)?;
-                target.set_object(&ByteBuffer::with(self.state().clone()).into());
+                // The lock is let go before the caller's variable is written: writing it releases
+                // what it held, which may run the caller's code, and that code may use this buffer.
+                let copy = ByteBuffer::with(self.state().clone());
+                target.set_object(&copy.into());
                 Ok(none)
             }
             3 | 8 => Ok(none),
             5 => {
                 args.count(0, 2)?;
-                self.initialize(vec![0; length(args.i32_or(0, 1)?)?]);
+                self.initialize(zeros(length(args.i32_or(0, 1)?)?)?);
                 Ok(none)
             }
             7 => {
                 args.count(2, 3)?;
                 let (target, counted) = (args.out(0)?, counted(2)?);
                 let wanted = length(args.i32(1)?)?;
-                let data = self.read(wanted);
+                let Secret(data) = &Secret(self.read(wanted));
                 match (wanted, data.first()) {
                     // One byte is a number, as `b.Write 65` writes one.
                     (1, Some(&byte)) => target.set_i32(i32::from(byte)),
                     (1, None) => {}
                     _ => {
-                        let text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
+                        let mut text: Vec<u16> = data.iter().map(|&byte| u16::from(byte)).collect();
                         target.set_bstr(BSTR::from_wide(&text));
+                        wipe(&mut text);
                     }
                 }
                 if let Some(counted) = counted {
@@ -346,13 +407,13 @@ impl Automation for ByteBuffer_Impl {
             13 => {
                 args.count(1, 3)?;
                 let counted = counted(2)?;
-                let mut data = args.bytes(0)?;
+                let mut data = Secret(args.bytes(0)?);
                 if args.len() > 1 {
-                    data.truncate(length(args.i32(1)?)?);
+                    data.0.truncate(length(args.i32(1)?)?);
                 }
-                self.write_bytes(&data)?;
+                self.write_bytes(&data.0)?;
                 if let Some(counted) = counted {
-                    counted.set_i32(long(data.len())?);
+                    counted.set_i32(long(data.0.len())?);
                 }
                 Ok(none)
             }
@@ -380,7 +441,10 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
         check(buffer.Seek(0, SEEK_CUR, &mut saved))?;
         check(buffer.Seek(0, SEEK_END, &mut size))?;
         check(buffer.Seek(0, SEEK_SET, std::ptr::null_mut()))?;
-        let mut bytes = vec![0u8; length(size)?];
+        // The size is the other implementation's word: no more than a buffer of ours holds.
+        // Wiped if a failure below drops it: it may hold part of a PIN.
+        let mut secret = Secret(zeros(length(size)?)?);
+        let bytes = &mut secret.0;
         let mut filled = 0usize;
         while filled < bytes.len() {
             let mut read = 0;
@@ -392,14 +456,13 @@ pub(crate) fn read_all(buffer: &IByteBuffer) -> Result<Vec<u8>> {
         }
         bytes.truncate(filled);
         check(buffer.Seek(saved, SEEK_SET, std::ptr::null_mut()))?;
-        Ok(bytes)
+        Ok(std::mem::take(bytes))
     }
 }
 
 /// A new IByteBuffer (this server's CByteBuffer) holding `bytes`, positioned at the start.
 pub(crate) fn new_buffer(bytes: &[u8]) -> Result<IByteBuffer> {
-    long(bytes.len())?;
-    Ok(ByteBuffer::with(State { bytes: bytes.to_vec(), position: 0 }))
+    Ok(ByteBuffer::with(State { bytes: content(bytes)?, position: 0 }))
 }
 
 /// Makes `bytes` the whole content of any caller's IByteBuffer, positioned at the start (for a

@@ -40,6 +40,11 @@ use crate::server::{guard, module_path};
 /// The source of every error this server reports (`Err.Source` in VBScript): its ProgID.
 pub(crate) const SOURCE: &str = "SCardCOM.SCardManage";
 
+/// More arguments than any method of the server takes (5 at most, in the IDL): an `Invoke`
+/// with more is refused before `rgvarg` is touched, so a wild `cArgs` cannot make a slice past
+/// the caller's array (nor one too large to describe on a 32-bit target).
+const MOST_ARGS: u32 = 16;
+
 /// `IDispatch` (IID 00020400-0000-0000-C000-000000000046), with NULL-checked entry points.
 #[interface("00020400-0000-0000-C000-000000000046")]
 pub(crate) unsafe trait IAutomation: IUnknown {
@@ -176,11 +181,16 @@ pub(crate) fn call<T: Automation>(body: impl FnOnce() -> Result<()>) -> HRESULT 
             set_error_info(&T::IID, hr, context.as_deref());
             hr
         }
-        Err(Failure::Dispatch { hr, .. }) => hr,
+        Err(Failure::Dispatch { hr, .. }) => {
+            clear_error_info();
+            hr
+        }
     })
 }
 
-/// A successful call leaves no stale error information behind for the caller to misread.
+/// A call that sets no error information of its own (a success, or a failure reported by its
+/// HRESULT alone) clears the thread's: a caller that asks GetErrorInfo after it must not read
+/// an earlier call's description as this one's.
 fn clear_error_info() {
     // SAFETY: SetErrorInfo(0, NULL) clears the thread's error object; nothing is passed.
     let _ = unsafe { SetErrorInfo(0, None) };
@@ -324,6 +334,8 @@ where
         arg_error: *mut u32,
     ) -> HRESULT {
         guard(|| {
+            // Only a method's own failure below sets error information (as `call` does).
+            clear_error_info();
             // SAFETY: `iid` is read only when non-NULL (a GUID reference from the caller).
             if !iid.is_null() && unsafe { *iid } != GUID::zeroed() {
                 return DISP_E_UNKNOWNINTERFACE;
@@ -339,6 +351,9 @@ where
             let params = unsafe { &*params };
             if params.cNamedArgs > 0 {
                 return DISP_E_NONAMEDARGS;
+            }
+            if params.cArgs > MOST_ARGS {
+                return DISP_E_BADPARAMCOUNT;
             }
             let vars: &[VARIANT] = match (params.cArgs, params.rgvarg.is_null()) {
                 (0, _) => &[],
@@ -504,7 +519,14 @@ impl Args<'_> {
             // variant; the SAFEARRAY is the caller's, alive for the call, read under SafeArrayAccessData.
             unsafe {
                 let field = &var.Anonymous.Anonymous.Anonymous;
-                let array = if kind.0 & VT_BYREF.0 != 0 { *field.pparray } else { field.parray };
+                let array = if kind.0 & VT_BYREF.0 == 0 {
+                    field.parray
+                } else if field.pparray.is_null() {
+                    // A reference to no variable at all: not an array to read.
+                    return Err(mismatch());
+                } else {
+                    *field.pparray
+                };
                 if array.is_null() {
                     return Ok(Vec::new());
                 }
@@ -520,8 +542,20 @@ impl Args<'_> {
             }
         }
         if kind == VT_BSTR || kind == VARENUM(VT_BYREF.0 | VT_BSTR.0) {
+            // The bytes may be a code (a PIN as "1234"): the converted string, a copy of ours,
+            // is wiped before it is freed, and the bytes go into one allocation (no
+            // reallocation leaves a partial copy behind).
             let text = self.required(pos, VT_BSTR).map(take_bstr)?;
-            return text.iter().map(|&c| u8::try_from(c).map_err(|_| Failure::from(E_INVALIDARG))).collect();
+            let mut bytes = Vec::with_capacity(text.len());
+            let fits = text.iter().all(|&c| u8::try_from(c).map(|byte| bytes.push(byte)).is_ok());
+            // SAFETY: `text` is this function's own BSTR (made by the conversion above), its
+            // characters writable and referenced by nothing else.
+            wipe(unsafe { std::slice::from_raw_parts_mut(text.as_ptr().cast_mut(), text.len()) });
+            if !fits {
+                wipe(&mut bytes);
+                return Err(E_INVALIDARG.into());
+            }
+            return Ok(bytes);
         }
         let byte = self.i32(pos)?;
         Ok(vec![u8::try_from(byte).map_err(|_| Failure::from(E_INVALIDARG))?])
@@ -575,10 +609,27 @@ fn vt(var: &VARIANT) -> VARENUM {
     unsafe { var.Anonymous.Anonymous.vt }
 }
 
-fn take_bstr(var: VARIANT) -> BSTR {
-    // SAFETY: bstrVal is the active field of a VT_BSTR; cloned (a copy the BSTR owns), and
-    // `var` frees its own.
-    unsafe { (*var.Anonymous.Anonymous.Anonymous.bstrVal).clone() }
+/// The string of a VT_BSTR variant of ours, moved out of it (no copy: a copy can fail to be
+/// allocated, and would be one more copy of a code).
+fn take_bstr(mut var: VARIANT) -> BSTR {
+    // SAFETY: bstrVal is the active field of a VT_BSTR; it moves to the BSTR returned, and
+    // `var` is left VT_EMPTY so that it frees nothing.
+    unsafe {
+        let inner = &mut *var.Anonymous.Anonymous;
+        let text = ManuallyDrop::take(&mut inner.Anonymous.bstrVal);
+        inner.vt = VT_EMPTY;
+        text
+    }
+}
+
+/// Overwrites `data` with zeros in a way the compiler keeps (a copy of a code about to be freed).
+pub(crate) fn wipe<T: Copy + Default>(data: &mut [T]) {
+    for item in data.iter_mut() {
+        // SAFETY: `item` is a valid, exclusive reference; a volatile write is not removed as a
+        // store nobody reads.
+        unsafe { std::ptr::write_volatile(item, T::default()) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// A checked `[out]` argument of an `Invoke` (see [`Args::out`]).

@@ -3,13 +3,12 @@
 //! buffers in and out, and the wiping of codes.
 
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{compiler_fence, Ordering};
 use windows::core::{IUnknown, Interface, HRESULT};
 use windows::Win32::Foundation::{DISP_E_TYPEMISMATCH, E_INVALIDARG, E_POINTER};
 use windows::Win32::System::Variant::VARIANT;
 
 use crate::byte_buffer::{self, IByteBuffer};
-use crate::dispatch::{object_variant, write, Args, Failure, Out, Result};
+use crate::dispatch::{object_variant, wipe, write, Args, Failure, Out, Result};
 use scardmanage::{SCM_E_NOTIMPL, SCM_SCARD_W_WRONG_CHV, SCM_TRIES_UNKNOWN};
 
 /// `SCARD_FLAGS` (objects.idl): the low byte is the library's own flags word, passed through.
@@ -199,12 +198,7 @@ impl Drop for Secret {
         // reallocation: the capacity is there already).
         let capacity = self.0.capacity();
         self.0.resize(capacity, 0);
-        for byte in self.0.iter_mut() {
-            // SAFETY: `byte` is a valid, exclusive reference; a volatile write is not dropped
-            // as a dead store.
-            unsafe { std::ptr::write_volatile(byte, 0) };
-        }
-        compiler_fence(Ordering::SeqCst);
+        wipe(&mut self.0);
     }
 }
 

@@ -6,12 +6,18 @@
 //! classes (InprocServer32 = this DLL's path, ThreadingModel Both, ProgID, TypeLib), the
 //! ProgIDs, the type library (TypeLib\{LIBID}\1.0, for #import, VB6/VBA references) and each of
 //! its interfaces (Interface\{IID}, marshaled by the type library marshaler through it).
+//!
+//! On 64-bit Windows the 32-bit and the 64-bit server can both be registered: WOW64 keeps a
+//! CLSID\ and an Interface\ key for each, but the ProgIDs and TypeLib\{LIBID} are one key for
+//! both (shared). Unregistering one removes its own keys and its platform's type library path
+//! (`0\win32` or `0\win64`); the shared keys go with the last of the two.
 
 use windows::core::{BSTR, GUID, HSTRING, PCWSTR};
 use windows::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, WIN32_ERROR};
 use windows::Win32::System::Com::{TKIND_DISPATCH, TKIND_INTERFACE};
 use windows::Win32::System::Registry::{
-    RegCloseKey, RegCreateKeyW, RegDeleteTreeW, RegSetValueExW, HKEY, REG_SZ,
+    RegCloseKey, RegCreateKeyW, RegDeleteTreeW, RegOpenKeyExW, RegQueryInfoKeyW, RegSetValueExW, HKEY,
+    KEY_READ, REG_SZ,
 };
 
 use crate::byte_buffer::{BYTE_BUFFER_PROGID, CLSID_CBYTE_BUFFER};
@@ -69,6 +75,33 @@ fn delete(root: HKEY, key: &str) -> WIN32_ERROR {
     }
 }
 
+/// Whether `key` exists under `root` and has subkeys.
+fn has_subkeys(root: HKEY, key: &str) -> bool {
+    let mut handle = HKEY::default();
+    // SAFETY: the key name is a NUL-terminated HSTRING alive for the call; `handle` receives
+    // an open key, closed below.
+    if unsafe { RegOpenKeyExW(root, &HSTRING::from(key), None, KEY_READ, &mut handle) } != ERROR_SUCCESS {
+        return false;
+    }
+    let mut count = 0u32;
+    // SAFETY: `handle` is open for reading; only the count of subkeys is asked for.
+    let status = unsafe {
+        RegQueryInfoKeyW(handle, None, None, None, Some(&mut count), None, None, None, None, None, None, None)
+    };
+    // SAFETY: closes the key opened above, once.
+    let _ = unsafe { RegCloseKey(handle) };
+    status == ERROR_SUCCESS && count > 0
+}
+
+/// This build's platform in the type library's registration (`TypeLib\{LIBID}\1.0\0\<it>`).
+fn platform() -> &'static str {
+    if cfg!(target_pointer_width = "64") {
+        "win64"
+    } else {
+        "win32"
+    }
+}
+
 /// The interfaces of the embedded type library, as (IID, name).
 fn interfaces() -> windows::core::Result<Vec<(GUID, String)>> {
     let library = type_library()?;
@@ -112,10 +145,9 @@ pub(crate) fn register(root: HKEY) -> windows::core::Result<()> {
         }
         set(root, &format!("{classes}\\{progid}\\CurVer"), &[(None, &versioned)])?;
     }
-    let platform = if cfg!(target_pointer_width = "64") { "win64" } else { "win32" };
     let lib = format!("{classes}\\TypeLib\\{libid}\\{LIB_VERSION}");
     set(root, &lib, &[(None, "SCardManageLib")])?;
-    set(root, &format!("{lib}\\0\\{platform}"), &[(None, &path)])?;
+    set(root, &format!("{lib}\\0\\{}", platform()), &[(None, &path)])?;
     set(root, &format!("{lib}\\FLAGS"), &[(None, "0")])?;
     set(root, &format!("{lib}\\HELPDIR"), &[(None, folder)])?;
     for (iid, name) in interfaces()? {
@@ -127,24 +159,32 @@ pub(crate) fn register(root: HKEY) -> windows::core::Result<()> {
     Ok(())
 }
 
-/// Removes every key `register` writes under `root`; goes on past failures and reports the
-/// first.
+/// Removes every key `register` writes under `root`, except the shared ones while the other
+/// platform's server is still registered (see the module's comment); goes on past failures
+/// and reports the first.
 pub(crate) fn unregister(root: HKEY) -> windows::core::Result<()> {
     let classes = "Software\\Classes";
-    let mut keys = Vec::new();
-    for (clsid, _, progid) in CLASSES {
+    let typelib = format!("{classes}\\TypeLib\\{}", braced(&LIBID));
+    let platforms = format!("{typelib}\\{LIB_VERSION}\\0");
+    let mut keys = vec![format!("{platforms}\\{}", platform())];
+    for (clsid, _, _) in CLASSES {
         keys.push(format!("{classes}\\CLSID\\{}", braced(&clsid)));
-        keys.push(format!("{classes}\\{progid}"));
-        keys.push(format!("{classes}\\{progid}.1"));
     }
-    keys.push(format!("{classes}\\TypeLib\\{}", braced(&LIBID)));
     // Without the type library's list of interfaces the rest is removed all the same.
     let listed = interfaces();
     for (iid, _) in listed.as_deref().unwrap_or_default() {
         keys.push(format!("{classes}\\Interface\\{}", braced(iid)));
     }
     // Every key is tried (collected first: `find` alone would stop at the first failure).
-    let statuses: Vec<WIN32_ERROR> = keys.iter().map(|key| delete(root, key)).collect();
+    let mut statuses: Vec<WIN32_ERROR> = keys.iter().map(|key| delete(root, key)).collect();
+    if !has_subkeys(root, &platforms) {
+        let mut shared = vec![typelib];
+        for (_, _, progid) in CLASSES {
+            shared.push(format!("{classes}\\{progid}"));
+            shared.push(format!("{classes}\\{progid}.1"));
+        }
+        statuses.extend(shared.iter().map(|key| delete(root, key)));
+    }
     let failed = statuses.into_iter().find(|status| *status != ERROR_SUCCESS);
     listed?;
     failed.map_or(Ok(()), |status| status.ok())

@@ -454,6 +454,184 @@ void release_order(const wchar_t *reader)
     CoFreeUnusedLibraries();
 }
 
+// An IByteBuffer of the caller's own that lies about its size: Seek to the end says 2 GiB - 1,
+// Read gives nothing. The server must not trust the size (a 2 GiB allocation, which aborts a
+// 32-bit process when it fails) nor read what was not given. Lives on the stack: Release does
+// not delete.
+class LyingBuffer : public IByteBuffer {
+    LONG references = 1;
+
+  public:
+    LONG reads = 0;
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID iid, void **out) override
+    {
+        if (!out) {
+            return E_POINTER;
+        }
+        *out = nullptr;
+        if (!IsEqualIID(iid, IID_IUnknown) && !IsEqualIID(iid, IID_IDispatch) && !IsEqualIID(iid, IID_IByteBuffer)) {
+            return E_NOINTERFACE;
+        }
+        *out = static_cast<IByteBuffer *>(this);
+        AddRef();
+        return S_OK;
+    }
+    ULONG STDMETHODCALLTYPE AddRef() override { return InterlockedIncrement(&references); }
+    ULONG STDMETHODCALLTYPE Release() override { return InterlockedDecrement(&references); }
+    HRESULT STDMETHODCALLTYPE GetTypeInfoCount(UINT *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetTypeInfo(UINT, LCID, ITypeInfo **) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetIDsOfNames(REFIID, LPOLESTR *, UINT, LCID, DISPID *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Invoke(DISPID, REFIID, LCID, WORD, DISPPARAMS *, VARIANT *, EXCEPINFO *, UINT *) override
+    {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE get_Stream(IStream **) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE put_Stream(IStream *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Clone(LPBYTEBUFFER *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Commit(LONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE CopyTo(LPBYTEBUFFER *, LONG, LONG *, LONG *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Initialize(LONG, BYTE *) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE LockRegion(LONG, LONG, LONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Read(BYTE *, LONG, LONG *read) override
+    {
+        reads++;
+        if (read) {
+            *read = 0;
+        }
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Revert() override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Seek(LONG, LONG origin, LONG *position) override
+    {
+        if (position) {
+            *position = origin == STREAM_SEEK_END ? 0x7FFFFFFF : 0;
+        }
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetSize(LONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Stat(STATSTRUCT *, LONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE UnlockRegion(LONG, LONG, LONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE Write(BYTE *, LONG, LONG *) override { return E_NOTIMPL; }
+};
+
+// What a careless or hostile caller passes: NULL out-pointers, sizes near 2 GiB, a buffer that
+// lies, by-reference arguments that refer to nothing, and GetErrorInfo asked after a failure
+// that set none. Each is answered by an HRESULT: no crash, no huge allocation, no leaked
+// object (DllCanUnloadNow), no earlier call's error information.
+void hostile_callers(const wchar_t *reader)
+{
+    constexpr HRESULT STG_E_MEDIUMFULL_HR = static_cast<HRESULT>(0x80030070);
+    IByteBuffer *buffer = code("");
+    if (!buffer) {
+        return;
+    }
+    HRESULT hr = buffer->Clone(nullptr);
+    check(hr == E_POINTER, "hostile: IByteBuffer::Clone(NULL): 0x%08lX (E_POINTER)", hr);
+    hr = buffer->SetSize(0x7FFFFFFF);
+    STATSTRUCT stat = {};
+    HRESULT stated = buffer->Stat(&stat, 0);
+    check(hr == STG_E_MEDIUMFULL_HR && stated == S_OK && stat.cbSize == 0,
+          "hostile: IByteBuffer::SetSize(2 GiB - 1): 0x%08lX (STG_E_MEDIUMFULL), the size still %ld", hr, stat.cbSize);
+    hr = buffer->Initialize(0x7FFFFFFF, nullptr);
+    check(hr == STG_E_MEDIUMFULL_HR, "hostile: IByteBuffer::Initialize(2 GiB - 1, NULL): 0x%08lX (STG_E_MEDIUMFULL)", hr);
+    LONG position = 0, written = -1;
+    BYTE byte = 0x41;
+    hr = buffer->Seek(0x7FFFFFFE, STREAM_SEEK_SET, &position);
+    HRESULT wrote = buffer->Write(&byte, 1, &written);
+    check(hr == S_OK && wrote == STG_E_MEDIUMFULL_HR,
+          "hostile: IByteBuffer::Seek to 2 GiB - 2: 0x%08lX, then Write of 1 byte: 0x%08lX (STG_E_MEDIUMFULL)", hr, wrote);
+    LONG read = -1;
+    hr = buffer->Read(nullptr, 0, &read);
+    check(hr == S_OK && read == 0, "hostile: IByteBuffer::Read(NULL, 0): 0x%08lX, %ld read", hr, read);
+
+    // Late bound: Initialize's size the same; a VT_BYREF byte array referring to no variable.
+    IDispatch *dispatch = nullptr;
+    buffer->QueryInterface(IID_IDispatch, reinterpret_cast<void **>(&dispatch));
+    VARIANT args[1];
+    args[0].vt = VT_I4;
+    args[0].lVal = 0x7FFFFFFF;
+    EXCEPINFO error = {};
+    hr = dispatch ? invoke(dispatch, 5, args, 1, nullptr, &error) : E_NOINTERFACE;
+    check(hr == DISP_E_EXCEPTION && error.scode == STG_E_MEDIUMFULL_HR,
+          "hostile: IByteBuffer Invoke(5 Initialize, 2 GiB - 1): 0x%08lX, EXCEPINFO scode 0x%08lX (STG_E_MEDIUMFULL)", hr,
+          error.scode);
+    SysFreeString(error.bstrDescription);
+    SysFreeString(error.bstrSource);
+    SysFreeString(error.bstrHelpFile);
+
+    // A failure that sets error information, then one reported by its HRESULT alone (a wrong
+    // argument count), or a success through Invoke: GetErrorInfo has nothing after either.
+    auto *manager = create_manager<ISCardManage>(IID_ISCardManage, "IID_ISCardManage", "hostile");
+    IDispatch *late = nullptr;
+    if (manager) {
+        manager->QueryInterface(IID_IDispatch, reinterpret_cast<void **>(&late));
+    }
+    if (late) {
+        Bstr unknown(L"No Such Reader 00 00");
+        manager->AttachByIFD(unknown.value, SHARE_SHARED);
+        args[0].vt = VT_I4;
+        args[0].lVal = 0;
+        hr = invoke(late, ID_STATUS, args, 1, nullptr, nullptr);
+        IErrorInfo *info = nullptr;
+        HRESULT got = GetErrorInfo(0, &info);
+        check(hr == DISP_E_BADPARAMCOUNT && got == S_FALSE,
+              "hostile: after a failed AttachByIFD, Invoke(%d Status, 1 argument): 0x%08lX (DISP_E_BADPARAMCOUNT), "
+              "GetErrorInfo 0x%08lX (S_FALSE: no stale error information)", ID_STATUS, hr, got);
+        release(info);
+        info = nullptr;
+        manager->AttachByIFD(unknown.value, SHARE_SHARED);
+        hr = dispatch ? invoke(dispatch, 3, nullptr, 0, nullptr, nullptr) : E_NOINTERFACE;
+        got = GetErrorInfo(0, &info);
+        check(hr == S_OK && got == S_FALSE,
+              "hostile: after a failed AttachByIFD, IByteBuffer Invoke(3 Commit): 0x%08lX, GetErrorInfo 0x%08lX (S_FALSE)",
+              hr, got);
+        release(info);
+    }
+
+    // A PIN in a buffer of the caller's that claims 2 GiB - 1 bytes: refused before the card
+    // is asked, and before a byte is read from it.
+    Bstr name(reader);
+    ISCardVerify *verify = nullptr;
+    hr = manager ? manager->AttachByIFD(name.value, SHARE_SHARED) : E_POINTER;
+    if (hr == S_OK) {
+        hr = manager->CreateCHVerification(&verify);
+    }
+    check(hr == S_OK && verify, "hostile: AttachByIFD and CreateCHVerification: 0x%08lX", hr);
+    if (verify) {
+        LyingBuffer liar;
+        hr = verify->Verify(&liar, PIN_FLAGS, PIN_REFERENCE);
+        check(hr == STG_E_MEDIUMFULL_HR && liar.reads == 0,
+              "hostile: ISCardVerify::Verify of a buffer claiming 2 GiB - 1 bytes: 0x%08lX (STG_E_MEDIUMFULL), %ld "
+              "Read calls (0)", hr, liar.reads);
+        verify->Release();
+    }
+    release(late);
+    release(manager);
+    release(dispatch);
+    buffer->Release();
+    HRESULT unload = can_unload_now();
+    check(unload == S_OK, "hostile: DllCanUnloadNow once every object is released: 0x%08lX (S_OK: nothing leaked)",
+          unload);
+
+    // Last, as without its fix it is a crash: Invoke Write with VT_BYREF|VT_ARRAY|VT_UI1 whose
+    // reference is NULL.
+    buffer = code("");
+    dispatch = nullptr;
+    if (buffer) {
+        buffer->QueryInterface(IID_IDispatch, reinterpret_cast<void **>(&dispatch));
+    }
+    if (dispatch) {
+        args[0].vt = VT_BYREF | VT_ARRAY | VT_UI1;
+        args[0].pparray = nullptr;
+        hr = invoke(dispatch, 13, args, 1, nullptr, nullptr);
+        check(hr == DISP_E_TYPEMISMATCH,
+              "hostile: IByteBuffer Invoke(13 Write, VT_BYREF|VT_ARRAY|VT_UI1 referring to NULL): 0x%08lX "
+              "(DISP_E_TYPEMISMATCH)", hr);
+        dispatch->Release();
+    }
+    release(buffer);
+}
+
 } // namespace
 
 int main()
@@ -469,6 +647,7 @@ int main()
     through_the_vtable(reader);
     through_idispatch(reader);
     release_order(reader);
+    hostile_callers(reader);
     CoUninitialize();
     return failures;
 }
