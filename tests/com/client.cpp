@@ -8,6 +8,7 @@
 #include <windows.h>
 #include <ole2.h>
 #include <oleauto.h>
+#include <comdef.h>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -238,6 +239,19 @@ void through_the_vtable(const wchar_t *reader)
     check(hr == SCARD_E_UNKNOWN_READER_HR && description[0],
           "vtable: AttachByIFD of an unknown reader: 0x%08lX (expected 0x80100009), GetErrorInfo: \"%s\"", hr,
           description);
+    // What a C++ client built with #import gets: its wrappers throw a _com_error made of the
+    // HRESULT and the thread's error object, whose Description() is the server's message.
+    hr = manager->AttachByIFD(unknown.value, SHARE_SHARED);
+    IErrorInfo *info = nullptr;
+    if (GetErrorInfo(0, &info) != S_OK) {
+        info = nullptr;
+    }
+    _com_error error(hr, info, false);
+    _bstr_t text = error.Description();
+    const wchar_t *wide = static_cast<const wchar_t *>(text);
+    check(error.Error() == SCARD_E_UNKNOWN_READER_HR && wide && std::wcsstr(wide, L"reader name is not recognized"),
+          "vtable: _com_error of an unknown reader: Error() 0x%08lX, Description() \"%ls\"", error.Error(),
+          wide ? wide : L"");
     ISupportErrorInfo *support = nullptr;
     hr = manager->QueryInterface(IID_ISupportErrorInfo, reinterpret_cast<void **>(&support));
     HRESULT supports = support ? support->InterfaceSupportsErrorInfo(IID_ISCardManage) : hr;
