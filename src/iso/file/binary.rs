@@ -187,6 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn object_lengths_take_the_shortest_ber_form_at_every_boundary() {
+        // One byte up to 127, 81 up to 255, 82 up to 65,535, 83 past it: a card reads the
+        // length exactly as written, so a byte too many shifts the whole data field.
+        assert_eq!(object_header(0x53, 0x7F), [0x53, 0x7F]);
+        assert_eq!(object_header(0x53, 0x80), [0x53, 0x81, 0x80]);
+        assert_eq!(object_header(0x53, 0xFF), [0x53, 0x81, 0xFF]);
+        assert_eq!(object_header(0x53, 0x100), [0x53, 0x82, 0x01, 0x00]);
+        assert_eq!(object_header(0x62, 0xFFFF), [0x62, 0x82, 0xFF, 0xFF]);
+        assert_eq!(object_header(0x62, 0x1_0000), [0x62, 0x83, 0x01, 0x00, 0x00]);
+        // 255 bytes read past offset 32767 on an extended card: 53 81 FF and the bytes.
+        let step = read_step(0x8000, 255, None, 65_536);
+        assert_eq!((step.chunk, step.le), (255, 258));
+    }
+
+    #[test]
     fn odd_answers_are_checked() {
         assert_eq!(unwrap_odd_answer(&[], 10), Some(&[][..]));
         assert_eq!(unwrap_odd_answer(&[0x53, 2, 7, 8], 10), Some(&[7, 8][..]));
