@@ -27,7 +27,7 @@ fn card_that_vanishes_on_ee() -> VirtualCard {
 }
 
 /// How long the exchange the card vanished from may take to fail: RELIABILITY.md states this
-/// bound (measured: under 1 ms), with room for a loaded 2-core machine.
+/// bound (measured: 1.0 ms at worst), with room for a loaded 2-core machine.
 const PULLED_BOUND: Duration = Duration::from_millis(250);
 
 #[test]
