@@ -395,6 +395,10 @@ impl CardHandle {
     }
 
     pub fn end_transaction(self, disposition: ffi::DWORD) -> Result<()> {
+        #[cfg(feature = "test-hooks")]
+        if let Some(code) = crate::test_hooks::end_transaction_refusal() {
+            return Err(code);
+        }
         // SAFETY: plain value arguments.
         check(unsafe { ffi::SCardEndTransaction(self.0, disposition) })
     }

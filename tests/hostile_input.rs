@@ -332,7 +332,7 @@ fn apdus_up_to_the_largest_pcsc_carries() {
             assert_eq!(result, Ok(vec![0x6D, 0x00]), "{size}: the applet's unknown-INS answer");
         } else {
             assert_eq!(result, Err(SCM_SCARD_E_NOT_TRANSACTED), "{size}: more than vpcd carries");
-            assert!(took < REFUSAL_BOUND, "{size}: NOT_TRANSACTED took {took:?}");
+            assert!(took < bound(REFUSAL_BOUND), "{size}: NOT_TRANSACTED took {took:?}");
         }
     }
     // vpcd frames messages with a 16-bit length, so a longer command leaves the lab's card

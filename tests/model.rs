@@ -749,7 +749,10 @@ impl Model {
                     Want::Is(SCM_SCARD_E_NO_SMARTCARD) => {
                         (Want::Is(SCM_SCARD_E_NO_SMARTCARD), Some(Conn::NoCard))
                     }
-                    // A failed connect leaves the reader linked without a card.
+                    // A failed connect leaves the reader linked without a card. (A reconnect
+                    // refused on a handle that is still good, PROTO_MISMATCH from a card
+                    // switched to RAW, keeps the handle; the model meets that only on a murky
+                    // reader, which the vague branch above keeps as an odd connection.)
                     other => (other, Some(Conn::NoCard)),
                 },
             },

@@ -62,6 +62,33 @@ fn an_attach_after_a_detach_opens_no_new_connection_to_pcscd() {
     }
 }
 
+/// A reader query that PC/SC refuses without the service being lost (an attribute the driver
+/// does not answer, asked of an empty reader on a direct connection through a spare context)
+/// gives that context back for later calls: no connection to pcscd is closed, and none is opened
+/// for the next. The mutant "match guard is_service_lost(*code) -> true" in `with_spare`
+/// (src/spare_contexts.rs) releases the context after every refusal.
+#[test]
+fn a_refused_reader_query_keeps_its_context() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let empty = scardmanage_lab::lease();
+    let manager = Manager::attached(empty.name());
+    // A detach keeps its context: there is a spare for the queries to take.
+    let other = Manager::attached(empty.name());
+    ok(other.detach());
+    let kept = open_sockets();
+    for round in 0..3 {
+        let mut value = [0u8; 64];
+        let mut len = value.len();
+        // SAFETY: `len` bytes of room at `value`.
+        let hr =
+            unsafe { scm_get_attrib(manager.0, SCM_ATTR_VENDOR_IFD_SERIAL_NO, value.as_mut_ptr(), &mut len) };
+        assert_eq!(hr, SCM_SCARD_E_UNSUPPORTED_FEATURE, "round {round}: {}", message_of(hr));
+        assert_eq!(open_sockets(), kept, "round {round}: the refused query's context was not kept");
+    }
+    ok(other.attach(empty.name()));
+    assert_eq!(open_sockets(), kept, "the next attachment opened a connection");
+}
+
 /// Idle contexts are kept for later attachments, but only a few (four, src/spare_contexts.rs):
 /// each holds a connection and a thread in pcscd. Detaching six managers releases two contexts.
 /// The mutants of the bound in `keep` keep five, or none.
@@ -178,4 +205,33 @@ fn first_call_while_unwinding() {
         panic!("the host's own panic");
     });
     assert!(unwound.is_err());
+}
+
+/// An unlock that PC/SC refuses because of a reset or power-down it reports first (pcsc-lite
+/// checks the card's events before ending the transaction, so the transaction stays held) keeps
+/// the lock as the manager's, and `scm_reconnect` then ends it, as the header says: another
+/// manager on the card can lock it next. The mutant "match guard is_service_lost(code) ||
+/// is_card_absent(code) -> true" in `Manager::unlock` (src/manager.rs) forgets the lock there,
+/// so nothing ends the transaction and the card stays locked for everyone else. pcsc-lite 1.9.9
+/// never gives these answers here (another connection's reset waits for the unlock): the test
+/// hook gives them, as Windows can.
+#[test]
+fn an_unlock_answered_with_a_reset_leaves_the_lock_for_reconnect_to_end() {
+    let lease = lease_with_card();
+    for refusal in [SCM_SCARD_W_RESET_CARD, SCM_SCARD_W_UNPOWERED_CARD] {
+        let manager = Manager::attached(lease.name());
+        ok(manager.lock());
+        scardmanage::test_hooks::refuse_next_end_transaction(refusal);
+        assert_eq!(manager.unlock(SCM_LEAVE_CARD), refusal);
+        ok(manager.reconnect());
+        let name = lease.name().to_string();
+        let hr = within(WAIT, "another manager's lock after the reconnect", move || {
+            let other = Manager::attached(&name);
+            let hr = other.lock();
+            ok(other.unlock(SCM_LEAVE_CARD));
+            hr
+        });
+        assert_eq!(hr, SCM_S_OK, "{refusal:#x}: another manager's lock");
+        echo_ok(&manager, b"still attached");
+    }
 }

@@ -17,7 +17,7 @@ use scardmanage::*;
 use scardmanage_lab::{shared, wait_card};
 
 /// How long after the kill every call of a round has its answer: RELIABILITY.md states this
-/// bound (measured: about 106 ms at worst), with room for a loaded 2-core machine.
+/// bound (measured: 100 ms at worst by default, 102 ms in the stress run), with room for a loaded 2-core machine.
 const FAIL_BOUND: Duration = Duration::from_millis(500);
 
 /// What a call that was waiting in pcscd when it died gets: the socket broke under it.
@@ -87,14 +87,15 @@ fn service_killed_and_restarted_under_load() {
         thread::sleep(Duration::from_millis(100));
         shared().kill();
         let killed = Instant::now();
-        let (lock_hr, _) =
-            within(FAIL_BOUND, "scm_lock blocked when the daemon died", move || waiter.join().unwrap());
+        let (lock_hr, _) = within(bound(FAIL_BOUND), "scm_lock blocked when the daemon died", move || {
+            waiter.join().unwrap()
+        });
         assert!(
             [SCM_SCARD_E_NO_SERVICE, SCM_SCARD_F_COMM_ERROR].contains(&lock_hr),
             "round {round}: the blocked lock returned {lock_hr:#x}"
         );
         let (last, ok_calls) =
-            within(FAIL_BOUND, "a transmit loop when the daemon died", move || caller.join().unwrap());
+            within(bound(FAIL_BOUND), "a transmit loop when the daemon died", move || caller.join().unwrap());
         stop.store(true, Ordering::SeqCst);
         assert!(ok_calls > 0, "round {round}: the busy manager did work before the kill");
         assert!(IN_FLIGHT.contains(&last), "round {round}: the transmit in flight returned {last:#x}");
@@ -128,7 +129,7 @@ fn service_killed_and_restarted_under_load() {
         let hr = tally.record(Func::ListReaders, list_readers().err().unwrap_or(SCM_S_OK));
         assert_eq!(hr, gone, "round {round}: list readers with the daemon dead");
         slowest = slowest.max(killed.elapsed());
-        assert!(killed.elapsed() < FAIL_BOUND, "round {round}: failures took {:?}", killed.elapsed());
+        assert!(killed.elapsed() < bound(FAIL_BOUND), "round {round}: failures took {:?}", killed.elapsed());
 
         shared().restart().expect("the daemon restarts");
         for lease in [&card_a, &card_b] {

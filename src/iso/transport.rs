@@ -713,6 +713,28 @@ mod tests {
         }
     }
 
+    /// A manager's `Debug` text (in a log, a panic message) shows what was learnt of the card
+    /// and none of the buffers, which may hold a PIN sent or a card's answer.
+    #[test]
+    fn the_debug_text_shows_the_capabilities_and_no_buffer() {
+        let secret = b"PIN 1234".to_vec();
+        let session = IsoSession {
+            capabilities: Some(Capabilities::default()),
+            encoded: secret.clone(),
+            answer: secret.clone(),
+            response: secret.clone(),
+            ..IsoSession::default()
+        };
+        let text = format!("{session:?}");
+        let capabilities = format!("{:?}", Capabilities::default());
+        assert!(text.starts_with("IsoSession {"), "{text}");
+        assert!(text.contains(&format!("capabilities: Some({capabilities})")), "{text}");
+        assert!(text.contains("ef_atr: None"), "{text}");
+        let bytes = format!("{secret:?}");
+        assert!(!text.contains(bytes.trim_matches(['[', ']'])), "a buffer shown: {text}");
+        assert!(["encoded", "answer", "response"].iter().all(|field| !text.contains(field)), "{text}");
+    }
+
     #[test]
     fn get_response_keeps_the_logical_channel() {
         assert_eq!(get_response_class(0x00), 0x00);

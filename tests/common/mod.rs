@@ -271,6 +271,14 @@ pub fn count(name: &str, short: usize, stress: usize) -> usize {
     }
 }
 
+/// An upper time bound that a document states, as a test asserts it: times `SCM_BOUND_FACTOR`
+/// (default 1). `.ci/test-reliability` sets it for its runs under valgrind, which slows the test
+/// process 20 to 50 times; `cargo test` asserts the documents' bounds as they are.
+pub fn bound(documented: Duration) -> Duration {
+    let factor = std::env::var("SCM_BOUND_FACTOR").ok().and_then(|v| v.parse::<u32>().ok());
+    documented * factor.unwrap_or(1)
+}
+
 /// A small seeded generator (xorshift64*): random sequences that a printed seed reproduces.
 pub struct Xorshift(pub u64);
 

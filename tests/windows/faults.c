@@ -9,11 +9,6 @@
 
 #include "check.h"
 
-static int is_pcsc_code(scm_hresult hr)
-{
-    return ((uint32_t)hr >> 16) == 0x8010;
-}
-
 static void state_is(scm_manage *m, uint32_t want_state, uint32_t want_protocol)
 {
     uint32_t state = 99, protocol = 99;
@@ -101,13 +96,13 @@ static void service_killed_and_restarted(scm_manage *m, const char *reader)
     down_reconnect = scm_reconnect(m);
     down_list = scm_list_readers(NULL, &len);
     took = now_ms() - started;
-    expect(is_pcsc_code(down_transmit), "transmit with pcscd dead: %s (%s)", hex(down_transmit),
-           scm_error_message(down_transmit));
-    expect(is_pcsc_code(down_status), "status with pcscd dead: %s (%s)", hex(down_status),
-           scm_error_message(down_status));
+    /* As tests/service_faults.rs asserts on Linux (RELIABILITY.md): with no call in flight when
+       the daemon died, every call that asks PC/SC gets NO_SERVICE, within 500 ms. */
+    expect_hr("transmit with pcscd dead", down_transmit, SCM_SCARD_E_NO_SERVICE);
+    expect_hr("scm_status with pcscd dead", down_status, SCM_SCARD_E_NO_SERVICE);
     expect_hr("scm_reconnect with pcscd dead", down_reconnect, SCM_SCARD_E_NO_SERVICE);
     expect_hr("scm_list_readers with pcscd dead", down_list, SCM_SCARD_E_NO_SERVICE);
-    expect(took < 5000, "the four calls took %.0f ms", took);
+    expect(took < 500, "the four calls took %.0f ms", took);
     if (!control("start", NULL, 0))
         return;
     len = 0;
