@@ -240,6 +240,63 @@ fn a_token_of_one_kind_is_refused_as_any_other() {
     }
 }
 
+/// The current directory of a file access object, or the call's failure.
+fn current_dir(f: *mut scm_file_access) -> Result<String, scm_hresult> {
+    let (mut path, mut len) = ([0u8; 64], 64);
+    match unsafe { scm_file_get_current_dir(f, path.as_mut_ptr().cast(), &mut len) } {
+        SCM_S_OK => Ok(String::from_utf8(path[..len - 1].to_vec()).unwrap()),
+        hr => Err(hr),
+    }
+}
+
+/// The kinds `a_token_of_one_kind_is_refused_as_any_other` leaves out: a monitor's token is one
+/// of the same table, refused wherever another kind is expected, and every other kind is
+/// refused by the monitor's calls and as a file access object. Each is still itself after all
+/// that: the monitor's first look reports a reader (the leased one at least), the file access
+/// object names its directory, the manager echoes.
+#[test]
+fn monitors_and_file_objects_are_told_apart_from_the_other_kinds() {
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    let objects = create_all(manager.0);
+    let mut mon = ptr::null_mut();
+    unsafe {
+        ok(scm_monitor_create(&mut mon));
+        let (mut state, mut protocol) = (0, 0);
+        assert_eq!(scm_status(mon as *mut scm_manage, &mut state, &mut protocol), SCM_E_HANDLE);
+        assert_eq!(scm_release(mon as *mut scm_manage), SCM_E_HANDLE);
+        for (name, hr) in chv_and_auth_calls(mon as *mut scm_chv, mon as *mut scm_auth) {
+            assert_eq!(hr, SCM_E_HANDLE, "{name} on a monitor");
+        }
+        assert_eq!(scm_file_access_release(mon as *mut scm_file_access), SCM_E_HANDLE);
+        assert_eq!(scm_chv_release(mon as *mut scm_chv), SCM_E_HANDLE);
+        let mut event = 0;
+        for token in [manager.0 as usize, objects.file as usize, objects.chv as usize, objects.auth as usize]
+        {
+            let other = token as *mut scm_monitor;
+            assert_eq!(
+                scm_monitor_next(other, 0, &mut event, ptr::null_mut(), ptr::null_mut()),
+                SCM_E_HANDLE
+            );
+            assert_eq!(scm_monitor_cancel(other), SCM_E_HANDLE);
+            assert_eq!(scm_monitor_release(other), SCM_E_HANDLE);
+        }
+        for token in [manager.0 as usize, mon as usize, objects.chv as usize, objects.auth as usize] {
+            assert_eq!(current_dir(token as *mut scm_file_access), Err(SCM_E_HANDLE));
+        }
+        assert_eq!(current_dir(objects.file).as_deref(), Ok("3F00"));
+        ok(scm_monitor_cancel(mon));
+        ok(scm_monitor_next(mon, 0, &mut event, ptr::null_mut(), ptr::null_mut()));
+        assert_eq!(event, SCM_EVENT_READER_ADDED);
+        ok(scm_monitor_release(mon));
+        assert_eq!(scm_monitor_cancel(mon), SCM_E_HANDLE, "released");
+        ok(scm_file_access_release(objects.file));
+        ok(scm_chv_release(objects.chv));
+        ok(scm_auth_release(objects.auth));
+    }
+    echo_ok(&manager, b"the manager outlived the refusals");
+}
+
 #[test]
 fn objects_refuse_while_unattached_and_after_the_manager_is_released() {
     let manager = Manager::new();
