@@ -486,6 +486,23 @@ fn records_and_templates_longer_than_one_command_are_refused_unsent() {
 }
 
 #[test]
+fn a_record_of_256_bytes_comes_whole_in_one_short_answer() {
+    let lab = IsoReader::new(IsoOptions::SHORT);
+    let files = Files::new(&lab.manager);
+    ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
+    // Records of 256 bytes (82 04 02 21 01 00), two of them, short EF identifier 8.
+    let fcp = [0x62, 0x0D, 0x82, 0x04, 0x02, 0x21, 0x01, 0x00, 0x80, 0x02, 0x02, 0x00, 0x88, 0x01, 8 << 3];
+    ok(files.create(SCM_REF_BY_ID, "5030", &fcp));
+    // One command carries 255 bytes: the record goes in by scm_transmit_ex, chained.
+    let record: Vec<u8> = (0..256).map(|i| i as u8 ^ 0x5C).collect();
+    let append = [&[0x00, 0xE2, 0x00, 8 << 3, 0x00, 0x01, 0x00][..], &record].concat();
+    assert_eq!(lab.transmit_ex(SCM_ISO_ALL, &append).unwrap(), [0x90, 0x00]);
+    let file = files.open(SCM_REF_BY_ID, "5030").unwrap();
+    assert_eq!(files.read(file, 300).unwrap(), record, "Le 00: all 256 bytes");
+    assert_eq!(files.read(file, 300), Err((SCM_SCARD_W_EOF, 0)));
+}
+
+#[test]
 fn files_by_short_identifier() {
     let lab = IsoReader::new(IsoOptions::SHORT);
     let files = Files::new(&lab.manager);
