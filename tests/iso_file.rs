@@ -343,6 +343,12 @@ fn the_40000_byte_file_through_a_t0_card_answering_61xx_and_6cxx() {
     let before = lab.card.commands_received();
     assert_eq!(files.read(records, 64).unwrap(), iso::initial_record(1));
     assert_eq!(lab.card.commands_received() - before, 3, "SELECT, READ RECORD, READ RECORD again");
+    // A read whose B0 ends at offset 32767 goes on with B1, which T=0 sends without Le: the card
+    // answers as much as a short answer holds, and only what the caller's buffer takes is kept.
+    assert_eq!(files.seek(file, SCM_SEEK_FROM_BEGINNING, 32_512), Ok(32_512));
+    let across = files.read(file, 400).unwrap();
+    same(&across, &lab.card.transparent(&[iso::DF_ID, iso::EF_BIG]).unwrap()[32_512..32_912], "across 32767");
+    assert_eq!(files.seek(file, SCM_SEEK_RELATIVE, 0), Ok(32_912));
     // The FCP comes through GET RESPONSE.
     let fcp = files.properties(SCM_REF_BY_ID, &in_df(iso::EF_SMALL)).unwrap();
     assert_eq!(fcp[0], 0x62);
@@ -443,6 +449,59 @@ fn records_are_read_and_written_one_by_one() {
     assert_eq!(files.write(file, &new), SCM_SCARD_W_EOF);
 }
 
+/// A CREATE FILE template: a transparent EF `id` of 16 bytes, padded with a proprietary object
+/// (85) to `len` bytes in all.
+fn template_of_length(id: u16, len: usize) -> Vec<u8> {
+    let [high, low] = id.to_be_bytes();
+    let mut fcp = vec![0x62, 0x81, (len - 3) as u8, 0x82, 0x01, 0x01, 0x83, 0x02, high, low];
+    fcp.extend([0x80, 0x02, 0x00, 0x10, 0x85, 0x81, (len - 17) as u8]);
+    fcp.resize(len, 0xA5);
+    fcp
+}
+
+#[test]
+fn records_and_templates_longer_than_one_command_are_refused_unsent() {
+    // On a short-APDU card one command carries 255 bytes: a record or a CREATE FILE template of
+    // 255 goes to the card, which judges it; one of 256 is the caller's error.
+    let lab = IsoReader::new(IsoOptions::SHORT);
+    let files = Files::new(&lab.manager);
+    let records = files.open(SCM_REF_BY_ID, &in_df(iso::EF_RECORDS)).unwrap();
+    let sent = |call: &dyn Fn() -> scm_hresult| {
+        let before = lab.card.commands_received();
+        let hr = call();
+        (hr, lab.card.commands_received() - before)
+    };
+    // The lab's records are 16 bytes: it refuses 255 with 67 00, after the file's SELECT.
+    assert_eq!(sent(&|| files.write(records, &[7; 255])), (scm_card_status(0x6700), 2));
+    assert_eq!(sent(&|| files.append(records, &[7; 255])), (scm_card_status(0x6700), 2));
+    assert_eq!(sent(&|| files.write(records, &[7; 256])), (SCM_E_INVALIDARG, 0));
+    assert_eq!(sent(&|| files.append(records, &[7; 256])), (SCM_E_INVALIDARG, 0));
+    ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
+    let fits = template_of_length(0x5020, 255);
+    assert_eq!(sent(&|| files.create(SCM_REF_BY_ID, "5020", &fits)), (SCM_S_OK, 2), "SELECT, CREATE FILE");
+    assert!(files.open(SCM_REF_BY_ID, "5020").is_ok());
+    let too_long = template_of_length(0x5021, 256);
+    assert_eq!(sent(&|| files.create(SCM_REF_BY_ID, "5021", &too_long)), (SCM_E_INVALIDARG, 0));
+    assert_eq!(files.open(SCM_REF_BY_ID, "5021"), Err(SCM_SCARD_E_FILE_NOT_FOUND));
+}
+
+#[test]
+fn a_record_of_256_bytes_comes_whole_in_one_short_answer() {
+    let lab = IsoReader::new(IsoOptions::SHORT);
+    let files = Files::new(&lab.manager);
+    ok(files.cd(SCM_REF_BY_ID, "3F00/5000"));
+    // Records of 256 bytes (82 04 02 21 01 00), two of them, short EF identifier 8.
+    let fcp = [0x62, 0x0D, 0x82, 0x04, 0x02, 0x21, 0x01, 0x00, 0x80, 0x02, 0x02, 0x00, 0x88, 0x01, 8 << 3];
+    ok(files.create(SCM_REF_BY_ID, "5030", &fcp));
+    // One command carries 255 bytes: the record goes in by scm_transmit_ex, chained.
+    let record: Vec<u8> = (0..256).map(|i| i as u8 ^ 0x5C).collect();
+    let append = [&[0x00, 0xE2, 0x00, 8 << 3, 0x00, 0x01, 0x00][..], &record].concat();
+    assert_eq!(lab.transmit_ex(SCM_ISO_ALL, &append).unwrap(), [0x90, 0x00]);
+    let file = files.open(SCM_REF_BY_ID, "5030").unwrap();
+    assert_eq!(files.read(file, 300).unwrap(), record, "Le 00: all 256 bytes");
+    assert_eq!(files.read(file, 300), Err((SCM_SCARD_W_EOF, 0)));
+}
+
 #[test]
 fn files_by_short_identifier() {
     let lab = IsoReader::new(IsoOptions::SHORT);
@@ -452,11 +511,23 @@ fn files_by_short_identifier() {
     let content = iso::big_content();
     // Offsets up to 255 name the file in READ BINARY's P1, past that in B1's P2.
     assert_eq!(files.read(big, 300).unwrap(), content[..300]);
+    let before = lab.card.commands_received();
     same(&files.read(big, iso::BIG_SIZE).unwrap(), &content[300..], "up to the end, which the card says");
+    // The directory's SELECT, B1 to offset 553, 126 B0 of 256 bytes to 32 809, then 29 B1 of 253
+    // bytes: the last one's short answer ends the file, with no READ BINARY past it.
+    assert_eq!(lab.card.commands_received() - before, 1 + 1 + 126 + 29);
     assert_eq!(files.read(big, 1), Err((SCM_SCARD_W_EOF, 0)));
     assert_eq!(files.seek(big, SCM_SEEK_FROM_END, 0), Err(SCM_SCARD_E_BAD_SEEK), "no FCP, no size");
     assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 1000), Ok(1000));
     assert_eq!(files.read(big, 10).unwrap(), content[1000..1010], "a first command past offset 255 is B1");
+    // With no size known, a write may run up to the last position, 4294967295, and no further:
+    // the card then says where its file ends (6B00, offset past it).
+    assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, u32::MAX.into()), Ok(u32::MAX.into()));
+    let before = lab.card.commands_received();
+    assert_eq!(files.write(big, b"xy"), SCM_SCARD_E_WRITE_TOO_MANY);
+    assert_eq!(lab.card.commands_received(), before, "refused unsent");
+    assert_eq!(files.write(big, b"x"), SCM_SCARD_W_EOF);
+    assert_eq!(lab.card.commands_received() - before, 2, "the directory's SELECT and D7");
     let records = files.open(SCM_REF_BY_SHORT_ID, &iso::SFI_RECORDS.to_string()).unwrap();
     assert_eq!(files.read(records, 64).unwrap(), iso::initial_record(1));
     ok(files.write(records, &[9; 16]));
@@ -738,6 +809,39 @@ fn hostile_extended_length_cards_get_documented_codes() {
 #[test]
 fn hostile_t0_cards_get_documented_codes() {
     hostile_cards_get_documented_codes(IsoOptions::T0);
+}
+
+#[test]
+fn a_card_without_path_selection_or_odd_instructions() {
+    let lab = IsoReader::new(IsoOptions::SHORT);
+    lab.card.set_hostile(Hostile::Plain);
+    let files = Files::new(&lab.manager);
+    ok(files.cd(SCM_REF_BY_ID, "3F00"));
+    let count = |call: &dyn Fn()| {
+        let before = lab.card.commands_received();
+        call();
+        lab.card.commands_received() - before
+    };
+    // SELECT by path answers 6A 86: the path is walked one identifier at a time, from the MF or
+    // from the DF name, and the last SELECT brings the FCP (the size a seek from the end needs).
+    let big = std::cell::Cell::new(0);
+    assert_eq!(count(&|| big.set(files.open(SCM_REF_BY_ID, &in_df(iso::EF_BIG)).unwrap())), 1 + 3);
+    let big = big.get();
+    assert_eq!(files.seek(big, SCM_SEEK_FROM_END, -40), Ok(iso::BIG_SIZE as u64 - 40));
+    assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 100), Ok(100));
+    let content = iso::big_content();
+    assert_eq!(count(&|| assert_eq!(files.read(big, 100).unwrap(), content[100..200])), 1 + 3 + 1);
+    let name: String = iso::DF_NAME.iter().map(|b| format!("{b:02X}")).collect();
+    ok(files.cd(SCM_REF_BY_NAME, &name));
+    let nested = files.open(SCM_REF_BY_ID, "5100/5101").unwrap();
+    assert_eq!(files.read(nested, 100).unwrap(), iso::SUB_CONTENT);
+    // No B1: a read that reaches offset 32768 returns the bytes before it; one that starts
+    // there, and a write there, are SCM_E_NOTIMPL.
+    assert_eq!(files.seek(big, SCM_SEEK_FROM_BEGINNING, 32_512), Ok(32_512));
+    assert_eq!(files.read(big, 400).unwrap(), content[32_512..32_768]);
+    assert_eq!(files.read(big, 400), Err((SCM_E_NOTIMPL, 400)));
+    assert_eq!(files.write(big, b"x"), SCM_E_NOTIMPL);
+    assert_eq!(files.seek(big, SCM_SEEK_RELATIVE, 0), Ok(32_768), "the position stays");
 }
 
 #[test]

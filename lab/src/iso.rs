@@ -339,11 +339,15 @@ pub enum Hostile {
     /// READ BINARY of [`EF_ATR`] answers its content with `65 81` (memory failure): content
     /// no reader should believe. At once, even on T=0.
     EfAtrFailure,
+    /// Not a misbehaviour but a plainer card: SELECT by path (P1 08, 09) answers `6A 86` (P1
+    /// not supported), so a path is selected one file identifier at a time, and the odd READ
+    /// and UPDATE BINARY (B1, D7) answer `6D 00`, so offsets past 32 767 cannot be reached.
+    Plain,
 }
 
 impl Hostile {
     /// Every mode, [`Hostile::None`] first.
-    pub const ALL: [Hostile; 13] = [
+    pub const ALL: [Hostile; 14] = [
         Hostile::None,
         Hostile::EndlessGetResponse,
         Hostile::LongChain,
@@ -357,6 +361,7 @@ impl Hostile {
         Hostile::EmptySuccess,
         Hostile::EfAtrWarning,
         Hostile::EfAtrFailure,
+        Hostile::Plain,
     ];
 
     /// The mode's name on the control channel: `none`, `endless-get-response`, ...
@@ -375,6 +380,7 @@ impl Hostile {
             Hostile::EmptySuccess => "empty-success",
             Hostile::EfAtrWarning => "ef-atr-warning",
             Hostile::EfAtrFailure => "ef-atr-failure",
+            Hostile::Plain => "plain",
         }
     }
 

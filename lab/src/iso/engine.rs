@@ -248,6 +248,8 @@ impl Card {
                 sw::exact_le(usize::from(le.wrapping_add(1)))
             }
             Hostile::EmptySuccess if command.ne.is_some() => sw::OK,
+            Hostile::Plain if command.ins == 0xA4 && matches!(command.p1, 0x08 | 0x09) => sw::WRONG_P1P2,
+            Hostile::Plain if matches!(command.ins, 0xB1 | 0xD7) => sw::NO_INS,
             _ => return None,
         };
         Some(with_sw(Vec::new(), status))

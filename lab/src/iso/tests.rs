@@ -546,6 +546,13 @@ fn hostile_modes_misbehave_as_documented() {
         let (content, sw) = split(&answer);
         assert_eq!((&content[..2], sw), (&[0x47, 0x03][..], status), "{}", mode.name());
     }
+    set(Hostile::Plain);
+    assert_eq!(sw_of(&card, "00 A4 08 0C 04 5000 5001"), 0x6A86);
+    assert_eq!(sw_of(&card, "00 A4 09 0C 02 5001"), 0x6A86);
+    assert_eq!(sw_of(&card, "00 A4 00 0C 02 5001"), 0x9000, "by file identifier");
+    assert_eq!(sw_of(&card, "00 B1 00 00 03 540100 00"), 0x6D00);
+    assert_eq!(sw_of(&card, "00 D7 00 00 06 540100 530178"), 0x6D00);
+    assert_eq!(ok_data(&card, &x("00 B0 00 00 04")), &SMALL_CONTENT[..4], "even READ BINARY");
     for mode in Hostile::ALL {
         assert_eq!(Hostile::from_name(mode.name()), Some(mode));
     }
