@@ -79,6 +79,16 @@ fn attached_empty_then_card_in() -> (ReaderLease, Manager) {
     (lease, manager)
 }
 
+/// A wait of at most `SEEN` on another thread, blocked in pcscd by the time this returns.
+fn blocked_wait<'scope, 'env>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    manager: &'env Manager,
+) -> thread::ScopedJoinHandle<'scope, (scm_hresult, u32, Duration)> {
+    let waiter = scope.spawn(|| wait(manager, SEEN.as_millis() as u32));
+    thread::sleep(Duration::from_millis(300));
+    waiter
+}
+
 fn remove_and_settle(lease: &ReaderLease) {
     lease.card().remove();
     assert!(wait_card(lease.name(), false, SEEN));
@@ -244,8 +254,7 @@ fn other_calls_on_the_manager_go_on_while_a_wait_blocks() {
     thread::scope(|scope| {
         // A limited wait: were the calls below held up by it, the test fails after it instead
         // of hanging.
-        let waiter = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
-        thread::sleep(Duration::from_millis(300));
+        let waiter = blocked_wait(scope, &manager);
         let started = Instant::now();
         for _ in 0..20 {
             assert_eq!(manager.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_T1)));
@@ -312,8 +321,7 @@ fn a_cancel_ends_a_wait_that_outlived_another_on_the_same_manager() {
     let lease = lease_with_card();
     let manager = Manager::attached(lease.name());
     thread::scope(|scope| {
-        let long = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
-        thread::sleep(Duration::from_millis(100));
+        let long = blocked_wait(scope, &manager);
         // A shorter wait beside it, ended by its timeout: the long one is still in progress.
         no_change_within(&manager, 300);
         assert!(!long.is_finished());
@@ -331,8 +339,7 @@ fn after_a_reconnect_during_a_wait_the_next_wait_compares_with_the_reconnected_c
     let lease = lease_with_card();
     let manager = Manager::attached(lease.name());
     thread::scope(|scope| {
-        let waiter = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
-        thread::sleep(Duration::from_millis(300));
+        let waiter = blocked_wait(scope, &manager);
         ok(manager.reconnect());
         lease.card().remove();
         let (hr, state, _) = waiter.join().unwrap();
