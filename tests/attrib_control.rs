@@ -201,3 +201,30 @@ fn unattached_released_and_null_managers() {
         assert_eq!(scm_control(manager.0, 3400, ptr::null(), 0, buf.as_mut_ptr(), &mut len), SCM_E_HANDLE);
     }
 }
+
+/// pcsc-lite's `TAG_IFD_SLOTS_NUMBER`, which vpcd answers with its number of slots in one byte.
+const TAG_IFD_SLOTS_NUMBER: u32 = 0x0FAE;
+
+#[test]
+fn an_attribute_the_driver_answers_comes_back_as_it_wrote_it() {
+    let lease = lease_with_card();
+    let empty = scardmanage_lab::lease();
+    for manager in [Manager::attached(lease.name()), Manager::attached(empty.name())] {
+        // A number, not text: no NUL is added to it.
+        let slots = attrib(&manager, TAG_IFD_SLOTS_NUMBER).expect("vpcd answers it");
+        assert_eq!(slots.len(), 1, "{slots:02X?}");
+        assert!(slots[0] >= 1, "{slots:02X?}");
+    }
+}
+
+#[test]
+fn a_control_command_of_the_largest_size_reaches_the_driver() {
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    let largest = vec![0x5A; SCM_MAX_APDU_SIZE];
+    // vpcd refuses the code: the refusal shows that the command went through.
+    assert_eq!(control(&manager, 1, &largest), Err(SCM_SCARD_E_UNSUPPORTED_FEATURE));
+    let over = vec![0x5A; SCM_MAX_APDU_SIZE + 1];
+    assert_eq!(control(&manager, 1, &over), Err(SCM_E_INVALIDARG));
+    echo_ok(&manager, b"the card is unharmed");
+}

@@ -79,6 +79,16 @@ fn attached_empty_then_card_in() -> (ReaderLease, Manager) {
     (lease, manager)
 }
 
+/// A wait of at most `SEEN` on another thread, blocked in pcscd by the time this returns.
+fn blocked_wait<'scope, 'env>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    manager: &'env Manager,
+) -> thread::ScopedJoinHandle<'scope, (scm_hresult, u32, Duration)> {
+    let waiter = scope.spawn(|| wait(manager, SEEN.as_millis() as u32));
+    thread::sleep(Duration::from_millis(300));
+    waiter
+}
+
 fn remove_and_settle(lease: &ReaderLease) {
     lease.card().remove();
     assert!(wait_card(lease.name(), false, SEEN));
@@ -244,8 +254,7 @@ fn other_calls_on_the_manager_go_on_while_a_wait_blocks() {
     thread::scope(|scope| {
         // A limited wait: were the calls below held up by it, the test fails after it instead
         // of hanging.
-        let waiter = scope.spawn(|| wait(&manager, SEEN.as_millis() as u32));
-        thread::sleep(Duration::from_millis(300));
+        let waiter = blocked_wait(scope, &manager);
         let started = Instant::now();
         for _ in 0..20 {
             assert_eq!(manager.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_T1)));
@@ -307,6 +316,43 @@ fn two_threads_waiting_on_one_manager_both_see_the_change() {
 }
 
 #[test]
+fn a_cancel_ends_a_wait_that_outlived_another_on_the_same_manager() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let long = blocked_wait(scope, &manager);
+        // A shorter wait beside it, ended by its timeout: the long one is still in progress.
+        no_change_within(&manager, 300);
+        assert!(!long.is_finished());
+        let cancelled = Instant::now();
+        // SAFETY: a live token.
+        ok(unsafe { scm_cancel(manager.0) });
+        assert_eq!(long.join().unwrap().0, SCM_SCARD_E_CANCELLED);
+        assert!(cancelled.elapsed() < ENDS_WITHIN, "{:?}", cancelled.elapsed());
+    });
+}
+
+#[test]
+fn after_a_reconnect_during_a_wait_the_next_wait_compares_with_the_reconnected_card() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    thread::scope(|scope| {
+        let waiter = blocked_wait(scope, &manager);
+        ok(manager.reconnect());
+        lease.card().remove();
+        let (hr, state, _) = waiter.join().unwrap();
+        assert_eq!((hr, state), (SCM_S_OK, SCM_STATE_ABSENT));
+    });
+    // The manager last saw the card through the reconnect, after that wait had begun: its
+    // removal is news to the next wait, which reports it at once.
+    let took = changed_to(&manager, SCM_STATE_ABSENT);
+    assert!(took < Duration::from_secs(2), "reported at once: {took:?}");
+    no_change_within(&manager, 300);
+}
+
+#[test]
 fn argument_and_state_errors() {
     let _daemon = DAEMON.read();
     let lease = lease();
@@ -363,5 +409,5 @@ fn the_cases_again_with_reader_polling() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("with SCM_READER_POLL_MS=200, in {:?}:\n{stdout}", started.elapsed());
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("test result: ok. 12 passed"), "every case ran: {stdout}");
+    assert!(stdout.contains("test result: ok. 14 passed"), "every case ran: {stdout}");
 }
