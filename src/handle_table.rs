@@ -136,7 +136,7 @@ impl<T, const INDEX_BITS: u32, const GENERATION_BITS: u32> HandleTable<T, INDEX_
             return Err(NotLive);
         }
         #[cfg(feature = "test-hooks")]
-        crate::test_hooks::run_lookup_window();
+        crate::test_hooks::run_window(crate::test_hooks::Window::Lookup);
         let mut guard = lock_ignoring_poison(&slot.value);
         // Checked again under the lock: the entry may have been removed while we waited.
         if slot.generation.load(Ordering::Relaxed) != generation {

@@ -7,12 +7,12 @@ use std::cell::{Cell, RefCell};
 thread_local! {
     /// Per thread, so that tests running in parallel never trip over each other's hook.
     static PANIC_ARMED: Cell<bool> = const { Cell::new(false) };
-    /// Whether this thread armed a window. No destructor, so reading it registers none: every
+    /// The window this thread armed, if any. No destructor, so reading it registers none: every
     /// look-up reads it, from thread-exit destructors too (see the tests).
-    static WINDOW_ARMED: Cell<bool> = const { Cell::new(false) };
-    /// Per thread too: only the look-up of the thread that armed it is interrupted. It has a
+    static WINDOW_ARMED: Cell<Option<Window>> = const { Cell::new(None) };
+    /// Per thread too: only the call of the thread that armed it is interrupted. It has a
     /// destructor (it owns the closure), so only a thread that armed a window touches it.
-    static IN_LOOKUP_WINDOW: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    static IN_WINDOW: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
     /// What this thread's next `SCardEndTransaction` answers instead of calling PC/SC.
     static END_TRANSACTION_ANSWER: Cell<Option<crate::scm_hresult>> = const { Cell::new(None) };
 }
@@ -42,23 +42,47 @@ pub(crate) fn panic_if_armed() {
     }
 }
 
+/// A place inside a library call where a test can run code of its own, as another thread or
+/// the card could act there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// A token look-up, after the token's generation was checked and before the manager's lock.
+    Lookup,
+    /// The start of `scm_wait_for_change`, after the connection's status was asked and before
+    /// the reader is looked at.
+    WaitLook,
+}
+
 /// Runs `interleave` inside the next token look-up this thread makes, after the token's
 /// generation has been checked and before the manager's lock is taken: the window in which
 /// another thread may release that manager and a new one may take its slot. `interleave` may
 /// call the library (its own look-ups are not interrupted), so a test can play that other
 /// thread's part deterministically.
 pub fn in_next_lookup_window(interleave: impl FnOnce() + 'static) {
-    IN_LOOKUP_WINDOW.set(Some(Box::new(interleave)));
-    WINDOW_ARMED.set(true);
+    arm(Window::Lookup, Box::new(interleave));
 }
 
-pub(crate) fn run_lookup_window() {
-    if !WINDOW_ARMED.replace(false) {
+/// Runs `interleave` inside this thread's next `scm_wait_for_change`, between its first look at
+/// the manager's connection and its first look at the reader: where a card pulled out is seen
+/// by one and not the other. It runs under the manager's lock, so it must not call the library
+/// on that manager.
+pub fn in_next_wait_start(interleave: impl FnOnce() + 'static) {
+    arm(Window::WaitLook, Box::new(interleave));
+}
+
+fn arm(window: Window, interleave: Box<dyn FnOnce()>) {
+    IN_WINDOW.set(Some(interleave));
+    WINDOW_ARMED.set(Some(window));
+}
+
+pub(crate) fn run_window(window: Window) {
+    if WINDOW_ARMED.get() != Some(window) {
         return;
     }
+    WINDOW_ARMED.set(None);
     // `try_with`: a thread that armed a window may end before using it, and look up from a
     // thread-exit destructor after the window's thread-local is gone.
-    if let Some(interleave) = IN_LOOKUP_WINDOW.try_with(RefCell::take).ok().flatten() {
+    if let Some(interleave) = IN_WINDOW.try_with(RefCell::take).ok().flatten() {
         interleave();
     }
 }

@@ -309,6 +309,8 @@ impl Manager {
             _ => None,
         };
         let in_before = handle.is_some_and(|handle| handle.status().is_ok());
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::run_window(crate::test_hooks::Window::WaitLook);
         let (context, first) = look_at_reader(&reader)?;
         let baseline = match seen {
             Seen::Reader(observation) => Some(observation),

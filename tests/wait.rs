@@ -409,5 +409,24 @@ fn the_cases_again_with_reader_polling() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("with SCM_READER_POLL_MS=200, in {:?}:\n{stdout}", started.elapsed());
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("test result: ok. 14 passed"), "every case ran: {stdout}");
+    assert!(stdout.contains("test result: ok. 15 passed"), "every case ran: {stdout}");
+}
+
+/// A card pulled out just as a wait starts, after the wait asked the manager's connection and
+/// before it looked at the reader (a test hook puts the removal there, a window of one PC/SC
+/// round trip), is reported at once: the connection's card is gone, so the empty reader is a
+/// change, not the state to wait from. The mutant "&& -> ||" in `prepare_wait`'s check of the
+/// connection (src/wait.rs) took the empty reader for the state to wait from and timed out.
+#[test]
+fn a_card_pulled_as_a_wait_starts_is_reported() {
+    let _daemon = DAEMON.read();
+    let lease = lease_with_card();
+    let manager = Manager::attached(lease.name());
+    echo_ok(&manager, b"connected");
+    let (card, reader) = (lease.card().clone(), lease.name().to_string());
+    scardmanage::test_hooks::in_next_wait_start(move || {
+        card.remove();
+        assert!(wait_card(&reader, false, SEEN), "the reader empties");
+    });
+    changed_to(&manager, SCM_STATE_ABSENT);
 }
