@@ -217,6 +217,7 @@ fn first_call_while_unwinding() {
 /// hook gives them, as Windows can.
 #[test]
 fn an_unlock_answered_with_a_reset_leaves_the_lock_for_reconnect_to_end() {
+    let _alone = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let lease = lease_with_card();
     for refusal in [SCM_SCARD_W_RESET_CARD, SCM_SCARD_W_UNPOWERED_CARD] {
         let manager = Manager::attached(lease.name());
