@@ -48,8 +48,8 @@ pub(crate) fn panic_if_armed() {
 pub(crate) enum Window {
     /// A token look-up, after the token's generation was checked and before the manager's lock.
     Lookup,
-    /// The start of `scm_wait_for_change`, after the connection's status was asked and before
-    /// the reader is looked at.
+    /// The start of `scm_wait_for_change`, before the reader is looked at: after the
+    /// connection's status was asked, when the manager last saw its connection.
     WaitLook,
 }
 
@@ -70,6 +70,7 @@ pub fn in_next_wait_start(interleave: impl FnOnce() + 'static) {
     arm(Window::WaitLook, Box::new(interleave));
 }
 
+/// One window at a time per thread: arming another replaces a window not yet reached.
 fn arm(window: Window, interleave: Box<dyn FnOnce()>) {
     IN_WINDOW.set(Some(interleave));
     WINDOW_ARMED.set(Some(window));

@@ -79,12 +79,19 @@ fn attached_empty_then_card_in() -> (ReaderLease, Manager) {
     (lease, manager)
 }
 
-/// A wait of at most `SEEN` on another thread, blocked in pcscd by the time this returns.
+/// A wait of at most `SEEN` on another thread, blocked in pcscd by the time this returns: the
+/// wait says when it has started (a test hook), and then has 300 ms to reach pcscd, however
+/// late its thread was scheduled.
 fn blocked_wait<'scope, 'env>(
     scope: &'scope thread::Scope<'scope, 'env>,
     manager: &'env Manager,
 ) -> thread::ScopedJoinHandle<'scope, (scm_hresult, u32, Duration)> {
-    let waiter = scope.spawn(|| wait(manager, SEEN.as_millis() as u32));
+    let (started, has_started) = std::sync::mpsc::channel();
+    let waiter = scope.spawn(move || {
+        scardmanage::test_hooks::in_next_wait_start(move || started.send(()).unwrap());
+        wait(manager, SEEN.as_millis() as u32)
+    });
+    has_started.recv_timeout(SEEN).expect("the wait started");
     thread::sleep(Duration::from_millis(300));
     waiter
 }
@@ -424,9 +431,17 @@ fn a_card_pulled_as_a_wait_starts_is_reported() {
     let manager = Manager::attached(lease.name());
     echo_ok(&manager, b"connected");
     let (card, reader) = (lease.card().clone(), lease.name().to_string());
+    // What the hook saw, checked out here: a panic inside the library's call would only come
+    // back as SCM_E_UNEXPECTED.
+    let (pulled, was_pulled) = std::sync::mpsc::channel();
     scardmanage::test_hooks::in_next_wait_start(move || {
         card.remove();
-        assert!(wait_card(&reader, false, SEEN), "the reader empties");
+        let emptied = wait_card(&reader, false, SEEN);
+        pulled.send((emptied, Instant::now())).unwrap();
     });
-    changed_to(&manager, SCM_STATE_ABSENT);
+    let (hr, state, _) = wait(&manager, SEEN.as_millis() as u32);
+    let (emptied, at) = was_pulled.try_recv().expect("the wait ran the hook");
+    assert!(emptied, "the reader emptied");
+    assert_eq!((hr, state), (SCM_S_OK, SCM_STATE_ABSENT), "{hr:#010x}: {}", message_of(hr));
+    assert!(at.elapsed() < Duration::from_secs(2), "reported at once: {:?}", at.elapsed());
 }
