@@ -18,10 +18,6 @@ use monitor_support::*;
 use scardmanage::*;
 use scardmanage_lab::{lease, shared, wait_card};
 
-/// How long a cancel or a release may take to end a blocked `next` on a loaded 2-core machine
-/// (measured: a few milliseconds).
-const PROMPT: Duration = Duration::from_secs(1);
-
 #[test]
 fn the_readers_and_cards_already_there_come_first() {
     let with_card = lease_with_card();

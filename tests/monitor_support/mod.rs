@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 
 use scardmanage::*;
 
+/// How long a cancel or a release may take to end a blocked `next` on a loaded 2-core machine
+/// (measured: a few milliseconds).
+pub const PROMPT: Duration = Duration::from_secs(1);
+
+/// The CPU time the calling thread has used so far (user and system).
+pub fn thread_cpu_time() -> Duration {
+    let mut used = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut used) }, 0);
+    Duration::new(used.tv_sec as u64, used.tv_nsec as u32)
+}
+
 /// The interval `SCM_READER_POLL_MS` sets for this run, when it does (the second run of the
 /// monitor tests).
 pub fn poll_interval() -> Option<Duration> {
