@@ -485,3 +485,53 @@ mod tests {
         assert!((1..=2).contains(&soon), "{soon}");
     }
 }
+
+/// The engine in the mode a test cannot pick through the C surface (it is read from the
+/// environment once per process), against the shared lab's 16 readers.
+#[cfg(all(test, target_os = "linux"))]
+mod lab {
+    use super::*;
+    use crate::monitor::Monitor;
+
+    /// The CPU time the calling thread has used so far (user and system).
+    fn thread_cpu_time() -> Duration {
+        let mut used = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid out-pointer.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut used) }, 0);
+        Duration::new(used.tv_sec as u64, used.tv_nsec as u32)
+    }
+
+    /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
+    /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
+    /// CPU, not a spinning core.
+    #[test]
+    fn listing_at_an_interval_sleeps_between_looks() {
+        let readers = scardmanage_lab::shared().readers().len();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Poll(Duration::from_millis(100)));
+        let mut added = 0;
+        loop {
+            let now = Some(Instant::now());
+            match engine.next(now, &interrupt, |event, _| {
+                added += usize::from(event == Event::ReaderAdded);
+                Ok(true)
+            }) {
+                Ok(()) => {}
+                Err(code) => {
+                    assert_eq!(code, SCM_SCARD_E_TIMEOUT);
+                    break;
+                }
+            }
+        }
+        assert_eq!(added, readers, "the initial state");
+        let (started, cpu) = (Instant::now(), thread_cpu_time());
+        let quiet = engine.next(Some(started + Duration::from_secs(2)), &interrupt, |_, _| Ok(true));
+        let (took, used) = (started.elapsed(), thread_cpu_time() - cpu);
+        eprintln!("a quiet 2 s wait, listing every 100 ms: {took:?}, {used:?} of CPU");
+        assert_eq!(quiet, Err(SCM_SCARD_E_TIMEOUT));
+        assert!(took >= Duration::from_secs(2));
+        assert!(used < took / 20, "{used:?} of CPU in {took:?}");
+    }
+}
