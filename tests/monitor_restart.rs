@@ -180,7 +180,8 @@ fn the_monitor_survives_restarts_and_sees_readers_come_and_go() {
     let (took, used) = (started.elapsed(), thread_cpu_time() - cpu);
     eprintln!("a 2 s wait with pcscd down: {took:?}, {used:?} of CPU");
     assert!(took >= Duration::from_millis(2000));
-    assert!(used < took / 20, "{used:?} of CPU in {took:?}");
+    // Measured: under a millisecond; spinning, a tenth of the wait or more even on a loaded machine.
+    assert!(used < took / 50, "{used:?} of CPU in {took:?}");
     // And a release ends a wait there too.
     let other = Monitor::new();
     assert_eq!(other.next(0), Err(SCM_SCARD_E_TIMEOUT));
