@@ -483,6 +483,10 @@ mod tests {
         assert_eq!(milliseconds_until(Some(Instant::now())), 0);
         let soon = milliseconds_until(Some(Instant::now() + Duration::from_micros(1500)));
         assert!((1..=2).contains(&soon), "{soon}");
+        // Rounded up to 2^32 - 1 ms, the deadline would read as INFINITE.
+        let far = Instant::now() + Duration::from_millis(0xFFFF_FFFF);
+        assert_eq!(milliseconds_until(Some(far)), 0xFFFF_FFFE);
+        assert_eq!(milliseconds_until(Some(far + Duration::from_secs(1))), 0xFFFF_FFFE);
     }
 }
 
