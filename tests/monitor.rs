@@ -258,17 +258,7 @@ fn release_from_another_thread_ends_a_blocked_next_first() {
     monitor.drain();
     let token = monitor.0 as usize;
     let blocked = thread::spawn(move || loop {
-        let mut event = 0;
-        // SAFETY: the token is checked by the library; released meanwhile, it is refused.
-        let hr = unsafe {
-            scm_monitor_next(
-                token as *mut scm_monitor,
-                SCM_WAIT_INFINITE,
-                &mut event,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
+        let hr = next_on_token(token, SCM_WAIT_INFINITE);
         if hr != SCM_S_OK {
             return (hr, Instant::now());
         }

@@ -8,7 +8,6 @@
 
 mod monitor_support;
 
-use std::ptr;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -110,18 +109,7 @@ fn release_ends_a_blocked_next(mut monitor: Monitor) {
     let token = monitor.0 as usize;
     let (send, ended) = mpsc::channel();
     thread::spawn(move || {
-        let mut event = 0;
-        // SAFETY: the token is checked by the library; released meanwhile, it is refused.
-        let hr = unsafe {
-            scm_monitor_next(
-                token as *mut scm_monitor,
-                SCM_WAIT_INFINITE,
-                &mut event,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        };
-        send.send(hr).expect("the test waits for the call");
+        send.send(next_on_token(token, SCM_WAIT_INFINITE)).expect("the test waits for the call")
     });
     thread::sleep(Duration::from_millis(300));
     let released = Instant::now();

@@ -45,6 +45,16 @@ pub fn pulled(reader: &str) -> Event {
     Event { kind: SCM_EVENT_CARD_REMOVED, reader: reader.into() }
 }
 
+/// `scm_monitor_next` on a bare token, the event alone (no name): for a thread that does not own
+/// the monitor, which another thread may release meanwhile.
+pub fn next_on_token(token: usize, timeout_ms: u32) -> scm_hresult {
+    let mut event = 0;
+    // SAFETY: the token is checked by the library; released meanwhile, it is refused.
+    unsafe {
+        scm_monitor_next(token as *mut scm_monitor, timeout_ms, &mut event, ptr::null_mut(), ptr::null_mut())
+    }
+}
+
 /// A monitor released on drop (unless released by the test).
 pub struct Monitor(pub *mut scm_monitor);
 
