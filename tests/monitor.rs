@@ -251,6 +251,58 @@ fn cancel_from_another_thread_ends_a_blocked_next_at_once() {
     assert!(matches!(monitor.next(0), Ok(_) | Err(SCM_SCARD_E_TIMEOUT)));
 }
 
+/// A consumer that calls again at once after `SCM_SCARD_E_CANCELLED` (a cancel as a wake-up)
+/// makes a new call while the cancel may still be waiting for the old one to leave: the cancel
+/// must not wait for the new call too (it would wait as long as that call blocks). 50 cancels
+/// in a row, each returning promptly, each ending the call in progress.
+#[test]
+fn a_cancel_does_not_wait_for_a_call_made_after_it() {
+    shared();
+    let monitor = Arc::new(Monitor::new());
+    monitor.drain();
+    let stop = Arc::new(AtomicBool::new(false));
+    let taker = {
+        let (monitor, stop) = (Arc::clone(&monitor), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut cancelled = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match monitor.next(SCM_WAIT_INFINITE) {
+                    // Other tests' readers.
+                    Ok(_) => {}
+                    Err(SCM_SCARD_E_CANCELLED) => cancelled += 1,
+                    Err(hr) => panic!("next: {hr:#010x}"),
+                }
+            }
+            cancelled
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let (done, cancels) = mpsc::channel();
+    {
+        let monitor = Arc::clone(&monitor);
+        thread::spawn(move || {
+            for _ in 0..50 {
+                let started = Instant::now();
+                ok(monitor.cancel());
+                done.send(started.elapsed()).unwrap();
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+    for _ in 0..50 {
+        let took = cancels.recv_timeout(WAIT).expect("a cancel that does not return");
+        assert!(took < PROMPT, "a cancel took {took:?}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    while !taker.is_finished() {
+        ok(monitor.cancel());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let cancelled = taker.join().unwrap();
+    eprintln!("{cancelled} calls cancelled");
+    assert!(cancelled > 25, "{cancelled} calls cancelled");
+}
+
 #[test]
 fn release_from_another_thread_ends_a_blocked_next_first() {
     shared();
