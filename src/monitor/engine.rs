@@ -566,6 +566,17 @@ mod lab {
         assert_eq!(events, expected, "listing");
     }
 
+    /// While the service runs, a failure is not taken for its loss (which the monitor reports
+    /// as every reader removed), even the one pcsc-lite gives a call whose daemon died.
+    #[test]
+    fn a_failure_is_a_lost_service_only_when_the_service_is_gone() {
+        scardmanage_lab::shared();
+        let context = Context::establish().expect("a context");
+        assert!(!service_lost(&context, SCM_SCARD_E_INVALID_VALUE));
+        assert!(!service_lost(&context, SCM_SCARD_W_SECURITY_VIOLATION));
+        assert!(service_lost(&context, SCM_SCARD_E_NO_SERVICE));
+    }
+
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
     /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
     /// CPU, not a spinning core.
