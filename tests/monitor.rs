@@ -18,10 +18,6 @@ use monitor_support::*;
 use scardmanage::*;
 use scardmanage_lab::{lease, shared, wait_card};
 
-/// How long a cancel or a release may take to end a blocked `next` on a loaded 2-core machine
-/// (measured: a few milliseconds).
-const PROMPT: Duration = Duration::from_secs(1);
-
 #[test]
 fn the_readers_and_cards_already_there_come_first() {
     let with_card = lease_with_card();
@@ -255,6 +251,58 @@ fn cancel_from_another_thread_ends_a_blocked_next_at_once() {
     assert!(matches!(monitor.next(0), Ok(_) | Err(SCM_SCARD_E_TIMEOUT)));
 }
 
+/// A consumer that calls again at once after `SCM_SCARD_E_CANCELLED` (a cancel as a wake-up)
+/// makes a new call while the cancel may still be waiting for the old one to leave: the cancel
+/// must not wait for the new call too (it would wait as long as that call blocks). 50 cancels
+/// in a row, each returning promptly, each ending the call in progress.
+#[test]
+fn a_cancel_does_not_wait_for_a_call_made_after_it() {
+    shared();
+    let monitor = Arc::new(Monitor::new());
+    monitor.drain();
+    let stop = Arc::new(AtomicBool::new(false));
+    let taker = {
+        let (monitor, stop) = (Arc::clone(&monitor), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut cancelled = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match monitor.next(SCM_WAIT_INFINITE) {
+                    // Other tests' readers.
+                    Ok(_) => {}
+                    Err(SCM_SCARD_E_CANCELLED) => cancelled += 1,
+                    Err(hr) => panic!("next: {hr:#010x}"),
+                }
+            }
+            cancelled
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let (done, cancels) = mpsc::channel();
+    {
+        let monitor = Arc::clone(&monitor);
+        thread::spawn(move || {
+            for _ in 0..50 {
+                let started = Instant::now();
+                ok(monitor.cancel());
+                done.send(started.elapsed()).unwrap();
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+    for _ in 0..50 {
+        let took = cancels.recv_timeout(WAIT).expect("a cancel that does not return");
+        assert!(took < PROMPT, "a cancel took {took:?}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    while !taker.is_finished() {
+        ok(monitor.cancel());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let cancelled = taker.join().unwrap();
+    eprintln!("{cancelled} calls cancelled");
+    assert!(cancelled > 25, "{cancelled} calls cancelled");
+}
+
 #[test]
 fn release_from_another_thread_ends_a_blocked_next_first() {
     shared();
@@ -262,17 +310,7 @@ fn release_from_another_thread_ends_a_blocked_next_first() {
     monitor.drain();
     let token = monitor.0 as usize;
     let blocked = thread::spawn(move || loop {
-        let mut event = 0;
-        // SAFETY: the token is checked by the library; released meanwhile, it is refused.
-        let hr = unsafe {
-            scm_monitor_next(
-                token as *mut scm_monitor,
-                SCM_WAIT_INFINITE,
-                &mut event,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
+        let hr = next_on_token(token, SCM_WAIT_INFINITE);
         if hr != SCM_S_OK {
             return (hr, Instant::now());
         }

@@ -102,6 +102,28 @@ fn names(lab: &Lab) -> Vec<String> {
     lab.readers().iter().map(|reader| reader.name.clone()).collect()
 }
 
+/// Releases `monitor` while another thread is blocked in `scm_monitor_next` on it. This lab is
+/// quiet (no other test uses it), so no event can end that call: the release must, with
+/// `SCM_E_HANDLE`, and promptly.
+fn release_ends_a_blocked_next(mut monitor: Monitor) {
+    let token = monitor.0 as usize;
+    let (send, ended) = mpsc::channel();
+    thread::spawn(move || {
+        send.send(next_on_token(token, SCM_WAIT_INFINITE)).expect("the test waits for the call")
+    });
+    thread::sleep(Duration::from_millis(300));
+    let released = Instant::now();
+    assert_eq!(monitor.release(), SCM_S_OK);
+    let took = released.elapsed();
+    assert!(took < PROMPT, "the release took {took:?}");
+    assert_eq!(
+        ended.recv_timeout(PROMPT),
+        Ok(SCM_E_HANDLE),
+        "the blocked next, after {:?}",
+        released.elapsed()
+    );
+}
+
 /// Asserts that a reader's card was reported removed before the reader.
 fn card_before_reader(events: &[Event], reader: &str) {
     let card = events.iter().position(|event| *event == pulled(reader));
@@ -122,6 +144,9 @@ fn the_monitor_survives_restarts_and_sees_readers_come_and_go() {
 
     let monitor = Monitor::new();
     assert_eq!(monitor.drain(), [added(with_card), inserted(with_card), added(empty)], "the initial state");
+    let other = Monitor::new();
+    assert_eq!(other.drain().len(), 3, "the initial state");
+    release_ends_a_blocked_next(other);
     // While the daemon is down, a wait times out as asked (checked below); now the monitor
     // runs, blocked in `scm_monitor_next` between events.
     let mut running = Running::start(Arc::new(monitor));
@@ -134,12 +159,21 @@ fn the_monitor_survives_restarts_and_sees_readers_come_and_go() {
     card_before_reader(&events, with_card);
     assert_eq!(events.len(), 3, "nothing else: {events:?}");
     assert!(took <= bound(), "removals reported after {took:?}");
-    // While the daemon is down, a wait times out as asked.
+    // While the daemon is down, a wait times out as asked, asleep between the attempts to
+    // establish a context: a monitor spinning there would burn a core while the service is away.
     let (ended, monitor) = running.stop();
     assert_eq!(ended, SCM_SCARD_E_CANCELLED);
-    let started = Instant::now();
-    assert_eq!(monitor.next(300).unwrap_err(), SCM_SCARD_E_TIMEOUT);
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    let (started, cpu) = (Instant::now(), thread_cpu_time());
+    assert_eq!(monitor.next(2000).unwrap_err(), SCM_SCARD_E_TIMEOUT);
+    let (took, used) = (started.elapsed(), thread_cpu_time() - cpu);
+    eprintln!("a 2 s wait with pcscd down: {took:?}, {used:?} of CPU");
+    assert!(took >= Duration::from_millis(2000));
+    // Measured: under a millisecond; spinning, a tenth of the wait or more even on a loaded machine.
+    assert!(used < took / 50, "{used:?} of CPU in {took:?}");
+    // And a release ends a wait there too.
+    let other = Monitor::new();
+    assert_eq!(other.next(0), Err(SCM_SCARD_E_TIMEOUT));
+    release_ends_a_blocked_next(other);
     let mut running = Running::start(monitor);
 
     // Back: the readers again, and the card that stayed in.

@@ -483,5 +483,117 @@ mod tests {
         assert_eq!(milliseconds_until(Some(Instant::now())), 0);
         let soon = milliseconds_until(Some(Instant::now() + Duration::from_micros(1500)));
         assert!((1..=2).contains(&soon), "{soon}");
+        // Rounded up to 2^32 - 1 ms, the deadline would read as INFINITE.
+        let far = Instant::now() + Duration::from_millis(0xFFFF_FFFF);
+        assert_eq!(milliseconds_until(Some(far)), 0xFFFF_FFFE);
+        assert_eq!(milliseconds_until(Some(far + Duration::from_secs(1))), 0xFFFF_FFFE);
+    }
+}
+
+/// The engine in the mode a test cannot pick through the C surface (it is read from the
+/// environment once per process), against the shared lab's 16 readers.
+#[cfg(all(test, target_os = "linux"))]
+mod lab {
+    use super::*;
+    use crate::monitor::Monitor;
+
+    /// The CPU time the calling thread has used so far (user and system).
+    fn thread_cpu_time() -> Duration {
+        let mut used = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid out-pointer.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut used) }, 0);
+        Duration::new(used.tv_sec as u64, used.tv_nsec as u32)
+    }
+
+    /// The events `engine` gives until `deadline`, as (event, reader) pairs.
+    fn events_until(
+        engine: &mut Engine,
+        interrupt: &Interrupt<'_>,
+        deadline: Instant,
+    ) -> Vec<(Event, String)> {
+        let mut events = Vec::new();
+        loop {
+            let taken = engine.next(Some(deadline), interrupt, |event, name| {
+                let name = CStr::from_bytes_with_nul(name).expect("a C string").to_string_lossy();
+                events.push((event, name.into_owned()));
+                Ok(true)
+            });
+            match taken {
+                Ok(()) => {}
+                Err(code) => {
+                    assert_eq!(code, SCM_SCARD_E_TIMEOUT);
+                    return events;
+                }
+            }
+        }
+    }
+
+    /// The lab cannot plug a reader into its running pcscd, nor unplug one (its readers come
+    /// and go with a restart, which the monitor sees as a new service). So the engine is made
+    /// to have missed a reader that is there ("plugged in since the last look"), and to know
+    /// one PC/SC does not ("unplugged"): the next look must report them.
+    #[test]
+    fn readers_that_came_and_went_since_the_last_look_are_reported() {
+        let lab = scardmanage_lab::shared();
+        let came = lab.readers()[0].name.clone();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let ours = |events: Vec<(Event, String)>| -> Vec<(Event, String)> {
+            events.into_iter().filter(|(_, name)| *name == came || name == "Gone 00 00").collect()
+        };
+
+        // Notified of reader changes: the readers are listed before each wait.
+        let mut engine = Engine::new(Mode::Notify);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
+        engine.readers.remove(at);
+        let events = ours(events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1)));
+        assert_eq!(events, [(Event::ReaderAdded, came.clone())], "notified");
+
+        // Listing every 10 s: a watched reader that left ends the wait at once (pcsc-lite 1.9.9
+        // refuses the wait with SCARD_E_UNKNOWN_READER), and the listing made then reports it
+        // gone (its card first) and finds the one that came.
+        let mut engine = Engine::new(Mode::Poll(Duration::from_secs(10)));
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
+        let gone = Arc::from(c"Gone 00 00");
+        engine.readers[at] = Reader { name: gone, state: ffi::SCARD_STATE_PRESENT | 0x0003_0000 };
+        let events = ours(events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(2)));
+        let gone = || "Gone 00 00".to_string();
+        let expected =
+            [(Event::CardRemoved, gone()), (Event::ReaderRemoved, gone()), (Event::ReaderAdded, came)];
+        assert_eq!(events, expected, "listing");
+    }
+
+    /// While the service runs, a failure is not taken for its loss (which the monitor reports
+    /// as every reader removed), even the one pcsc-lite gives a call whose daemon died.
+    #[test]
+    fn a_failure_is_a_lost_service_only_when_the_service_is_gone() {
+        scardmanage_lab::shared();
+        let context = Context::establish().expect("a context");
+        assert!(!service_lost(&context, SCM_SCARD_E_INVALID_VALUE));
+        assert!(!service_lost(&context, SCM_SCARD_W_SECURITY_VIOLATION));
+        assert!(service_lost(&context, SCM_SCARD_E_NO_SERVICE));
+    }
+
+    /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
+    /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
+    /// CPU, not a spinning core.
+    #[test]
+    fn listing_at_an_interval_sleeps_between_looks() {
+        let readers = scardmanage_lab::shared().readers().len();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Poll(Duration::from_millis(100)));
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), readers, "the initial state");
+        let (started, cpu) = (Instant::now(), thread_cpu_time());
+        let quiet = engine.next(Some(started + Duration::from_secs(2)), &interrupt, |_, _| Ok(true));
+        let (took, used) = (started.elapsed(), thread_cpu_time() - cpu);
+        eprintln!("a quiet 2 s wait, listing every 100 ms: {took:?}, {used:?} of CPU");
+        assert_eq!(quiet, Err(SCM_SCARD_E_TIMEOUT));
+        assert!(took >= Duration::from_secs(2));
+        assert!(used < took / 20, "{used:?} of CPU in {took:?}");
     }
 }

@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 
 use scardmanage::*;
 
+/// How long a cancel or a release may take to end a blocked `next` on a loaded 2-core machine
+/// (measured: a few milliseconds).
+pub const PROMPT: Duration = Duration::from_secs(1);
+
+/// The CPU time the calling thread has used so far (user and system).
+pub fn thread_cpu_time() -> Duration {
+    let mut used = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut used) }, 0);
+    Duration::new(used.tv_sec as u64, used.tv_nsec as u32)
+}
+
 /// The interval `SCM_READER_POLL_MS` sets for this run, when it does (the second run of the
 /// monitor tests).
 pub fn poll_interval() -> Option<Duration> {
@@ -31,6 +43,16 @@ pub fn inserted(reader: &str) -> Event {
 }
 pub fn pulled(reader: &str) -> Event {
     Event { kind: SCM_EVENT_CARD_REMOVED, reader: reader.into() }
+}
+
+/// `scm_monitor_next` on a bare token, the event alone (no name): for a thread that does not own
+/// the monitor, which another thread may release meanwhile.
+pub fn next_on_token(token: usize, timeout_ms: u32) -> scm_hresult {
+    let mut event = 0;
+    // SAFETY: the token is checked by the library; released meanwhile, it is refused.
+    unsafe {
+        scm_monitor_next(token as *mut scm_monitor, timeout_ms, &mut event, ptr::null_mut(), ptr::null_mut())
+    }
 }
 
 /// A monitor released on drop (unless released by the test).
