@@ -15,6 +15,47 @@ thread_local! {
     static IN_WINDOW: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
     /// What this thread's next `SCardEndTransaction` answers instead of calling PC/SC.
     static END_TRANSACTION_ANSWER: Cell<Option<crate::scm_hresult>> = const { Cell::new(None) };
+    /// The answer this thread's next call of one kind gives (no destructor, like the above).
+    static SCRIPTED: Cell<Option<(Call, Answer)>> = const { Cell::new(None) };
+}
+
+/// A PC/SC call of the monitor's whose next answer a test can script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `Context::establish` (`SCardEstablishContext`).
+    Establish,
+    /// `Context::list_readers` (`SCardListReaders`).
+    ListReaders,
+    /// `Context::watch` (`SCardGetStatusChange`).
+    Watch,
+}
+
+/// What a scripted call answers. The lab's pcscd runs all along and its readers stay plugged
+/// in, so it never gives these answers while the service runs; pcsc-lite and WinSCard do when
+/// a reader is unplugged or the service stops between two calls, or on a failure of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The call fails with this code without calling PC/SC.
+    Fail(crate::scm_hresult),
+    /// `Watch` only: the real call, made with every current state UNAWARE so that it returns at
+    /// once with PC/SC's states, then the reader at this index reported as WinSCard reports a
+    /// reader being unplugged that it still lists: `SCARD_STATE_UNKNOWN`, changed.
+    Unknown(usize),
+}
+
+/// Makes this thread's next `call` answer `answer`; every other call goes to PC/SC. One
+/// scripted call at a time per thread: scripting another replaces one not yet made.
+pub fn script(call: Call, answer: Answer) {
+    SCRIPTED.set(Some((call, answer)));
+}
+
+/// The answer scripted for this `call`, taken: `None` (PC/SC answers) if there is none.
+pub(crate) fn scripted(call: Call) -> Option<Answer> {
+    let (scripted, answer) = SCRIPTED.get()?;
+    (scripted == call).then(|| {
+        SCRIPTED.set(None);
+        answer
+    })
 }
 
 /// Makes this thread's next `SCardEndTransaction` answer `code` without calling PC/SC, as
