@@ -666,6 +666,26 @@ mod lab {
         assert_eq!(ours, [(Event::ReaderRemoved, name.clone()), (Event::ReaderAdded, name)]);
     }
 
+    /// Notified of reader changes, with fewer than 16 readers: a reader plugged in after the
+    /// listing made before a wait (scripted: the lab cannot plug one in) ends that wait, through
+    /// the notification reader, and is reported then, not at the deadline.
+    #[test]
+    fn a_reader_plugged_in_during_a_wait_is_reported() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        let came = engine.readers.pop().expect("the lab's readers").name.to_string_lossy().into_owned();
+        script(Call::ListReaders, Answer::LastLeftOut);
+        script(Call::Watch, Answer::Plugged);
+        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
+        let ours: Vec<_> = events.into_iter().filter(|(_, name)| *name == came).collect();
+        assert_eq!(ours, [(Event::ReaderAdded, came)]);
+    }
+
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
     /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
     /// CPU, not a spinning core.

@@ -45,7 +45,15 @@ impl Context {
                 readers[index].changed = true;
                 return Ok(changed);
             }
-            None => {}
+            Some(crate::test_hooks::Answer::Plugged) => {
+                if let Some(at) = readers.iter().position(|reader| *reader.name == *PNP_NOTIFICATION) {
+                    readers.iter_mut().for_each(|reader| reader.state = ffi::SCARD_STATE_UNAWARE);
+                    let changed = self.get_status_change(readers, 0)?;
+                    readers[at].changed = true;
+                    return Ok(changed);
+                }
+            }
+            _ => {}
         }
         self.get_status_change(readers, timeout_ms)
     }
