@@ -156,6 +156,12 @@ pub struct CardHandle(pub ffi::SCARDHANDLE);
 
 impl Context {
     pub fn establish() -> Result<Context> {
+        #[cfg(feature = "test-hooks")]
+        if let Some(crate::test_hooks::Answer::Fail(code)) =
+            crate::test_hooks::scripted(crate::test_hooks::Call::Establish)
+        {
+            return Err(code);
+        }
         let mut context: ffi::SCARDCONTEXT = 0;
         let _records = lock_client_records();
         // SAFETY: the out-pointer is valid for the call; the reserved pointers must be NULL.
@@ -189,6 +195,18 @@ impl Context {
 
     /// The reader names as a PC/SC multi-string in UTF-8, final NUL included.
     pub fn list_readers(&self) -> Result<Vec<u8>> {
+        #[cfg(feature = "test-hooks")]
+        match crate::test_hooks::scripted(crate::test_hooks::Call::ListReaders) {
+            Some(crate::test_hooks::Answer::Fail(code)) => return Err(code),
+            Some(crate::test_hooks::Answer::LastLeftOut) => {
+                let mut names = self.list_readers()?;
+                let end = names.iter().rposition(|&unit| unit != 0).map_or(0, |last| last + 1);
+                names.truncate(names[..end].iter().rposition(|&unit| unit == 0).map_or(0, |nul| nul + 1));
+                names.push(0);
+                return Ok(names);
+            }
+            _ => {}
+        }
         loop {
             let mut len: ffi::DWORD = 0;
             // SAFETY: a NULL buffer asks for the length only.

@@ -15,6 +15,60 @@ thread_local! {
     static IN_WINDOW: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
     /// What this thread's next `SCardEndTransaction` answers instead of calling PC/SC.
     static END_TRANSACTION_ANSWER: Cell<Option<crate::scm_hresult>> = const { Cell::new(None) };
+    /// The answers this thread's next calls of a kind give, oldest first (no destructor, like
+    /// the above).
+    static SCRIPTED: Cell<[Option<(Call, Answer)>; 2]> = const { Cell::new([None; 2]) };
+}
+
+/// A PC/SC call of the monitor's whose next answer a test can script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `Context::establish` (`SCardEstablishContext`).
+    Establish,
+    /// `Context::list_readers` (`SCardListReaders`).
+    ListReaders,
+    /// `Context::watch` (`SCardGetStatusChange`).
+    Watch,
+}
+
+/// What a scripted call answers. The lab's pcscd runs all along and its readers stay plugged
+/// in, so it never gives these answers while the service runs; pcsc-lite and WinSCard do when
+/// a reader is unplugged or the service stops between two calls, or on a failure of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The call fails with this code without calling PC/SC.
+    Fail(crate::scm_hresult),
+    /// `Watch` only: the real call, made with every current state UNAWARE so that it returns at
+    /// once with PC/SC's states, then the reader at this index reported as WinSCard reports a
+    /// reader being unplugged that it still lists: `SCARD_STATE_UNKNOWN`, changed.
+    Unknown(usize),
+    /// `ListReaders` only: the real list with its last reader left out, as PC/SC lists the
+    /// readers before one is plugged in.
+    LastLeftOut,
+    /// `Watch` only: a reader plugged in during the call. pcsc-lite 1.9.9 ends the wait for it
+    /// only if the notification reader is watched, flagged changed; here the real call is then
+    /// made with every current state UNAWARE, so that it returns at once. Without the
+    /// notification reader, the real call as asked.
+    Plugged,
+}
+
+/// Makes this thread's next `call` answer `answer`; every other call goes to PC/SC. Two
+/// answers at most wait at a time per thread.
+pub fn script(call: Call, answer: Answer) {
+    let mut script = SCRIPTED.get();
+    let free = script.iter_mut().find(|entry| entry.is_none()).expect("two scripted answers at most");
+    *free = Some((call, answer));
+    SCRIPTED.set(script);
+}
+
+/// The first answer scripted for this `call`, taken: `None` (PC/SC answers) if there is none.
+pub(crate) fn scripted(call: Call) -> Option<Answer> {
+    let mut script = SCRIPTED.get();
+    let at = script.iter().position(|entry| entry.is_some_and(|(scripted, _)| scripted == call))?;
+    let (_, answer) = script[at].take()?;
+    script[at..].rotate_left(1);
+    SCRIPTED.set(script);
+    Some(answer)
 }
 
 /// Makes this thread's next `SCardEndTransaction` answer `code` without calling PC/SC, as

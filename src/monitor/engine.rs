@@ -577,6 +577,115 @@ mod lab {
         assert!(service_lost(&context, SCM_SCARD_E_NO_SERVICE));
     }
 
+    /// A PC/SC failure other than a lost service, in any call the engine makes, is the
+    /// caller's error: not every reader reported removed, as a lost service would be. The lab's
+    /// pcscd never fails so while it runs: the failures are scripted (pcsc-lite gives
+    /// SCARD_E_NO_MEMORY when it cannot allocate, the daemon's answers included).
+    #[test]
+    fn a_failure_other_than_a_lost_service_is_returned() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let failed = Err(SCM_SCARD_E_NO_MEMORY);
+        let soon = || Some(Instant::now() + Duration::from_secs(1));
+        let mut engine = Engine::new(Mode::Notify);
+        script(Call::Establish, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(engine.next(soon(), &interrupt, |_, _| Ok(true)), failed, "establishing");
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        script(Call::ListReaders, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(engine.next(soon(), &interrupt, |_, _| Ok(true)), failed, "listing");
+        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(engine.next(soon(), &interrupt, |_, _| Ok(true)), failed, "waiting");
+        engine.readers.pop();
+        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(engine.next(soon(), &interrupt, |_, _| Ok(true)), failed, "the arrivals' first look");
+    }
+
+    /// The service stopped between a listing and the first look at the readers that came: every
+    /// reader known is reported removed (the service stopped is scripted: the lab's pcscd stops
+    /// only with its readers, for every test of the process).
+    #[test]
+    fn a_service_lost_before_the_arrivals_first_look_reports_every_reader_removed() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        engine.readers.pop();
+        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_SERVICE));
+        let events = events_until(&mut engine, &interrupt, Instant::now());
+        let removed = events.iter().filter(|(event, _)| *event == Event::ReaderRemoved).count();
+        assert_eq!(removed, lab.readers().len() - 1, "{events:?}");
+        assert!(!events.iter().any(|(event, _)| *event == Event::ReaderAdded), "{events:?}");
+    }
+
+    /// A reader that left between the listing and its first look (WinSCard reports it UNKNOWN,
+    /// scripted here) is not added then: it is added once, when a listing finds it known.
+    #[test]
+    fn a_reader_gone_before_its_first_look_is_added_once() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lease = scardmanage_lab::lease();
+        let came = lease.name().to_string();
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
+        engine.readers.remove(at);
+        script(Call::Watch, Answer::Unknown(0));
+        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
+        let ours: Vec<_> = events.into_iter().filter(|(_, name)| *name == came).collect();
+        assert_eq!(ours, [(Event::ReaderAdded, came)]);
+    }
+
+    /// A watched reader PC/SC reports UNKNOWN during a wait while still listing it (WinSCard,
+    /// for a reader being unplugged; scripted here) is reported removed, then added again once
+    /// PC/SC knows it; with no card in, no card event comes. (A card is not inserted: the other
+    /// tests of the lab's engine count on empty readers.)
+    #[test]
+    fn a_reader_unknown_during_a_wait_is_removed_and_added_again() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lease = scardmanage_lab::lease();
+        let name = lease.name().to_string();
+        scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        events_until(&mut engine, &interrupt, Instant::now());
+        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == name.as_bytes()).unwrap();
+        script(Call::Watch, Answer::Unknown(at));
+        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
+        let ours: Vec<_> = events.into_iter().filter(|(_, reader)| *reader == name).collect();
+        assert_eq!(ours, [(Event::ReaderRemoved, name.clone()), (Event::ReaderAdded, name)]);
+    }
+
+    /// Notified of reader changes, with fewer than 16 readers: a reader plugged in after the
+    /// listing made before a wait (scripted: the lab cannot plug one in) ends that wait, through
+    /// the notification reader, and is reported then, not at the deadline.
+    #[test]
+    fn a_reader_plugged_in_during_a_wait_is_reported() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(Mode::Notify);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        let came = engine.readers.pop().expect("the lab's readers").name.to_string_lossy().into_owned();
+        script(Call::ListReaders, Answer::LastLeftOut);
+        script(Call::Watch, Answer::Plugged);
+        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
+        let ours: Vec<_> = events.into_iter().filter(|(_, name)| *name == came).collect();
+        assert_eq!(ours, [(Event::ReaderAdded, came)]);
+    }
+
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
     /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
     /// CPU, not a spinning core.

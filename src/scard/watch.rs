@@ -35,6 +35,30 @@ impl Context {
     /// (`SCARD_STATE_CHANGED` moved to `changed`, so the state can be passed back as it is). Returns
     /// whether anything changed (`false` on a timeout).
     pub fn watch(&self, readers: &mut [Watched], timeout_ms: u32) -> Result<bool> {
+        #[cfg(feature = "test-hooks")]
+        match crate::test_hooks::scripted(crate::test_hooks::Call::Watch) {
+            Some(crate::test_hooks::Answer::Fail(code)) => return Err(code),
+            Some(crate::test_hooks::Answer::Unknown(index)) => {
+                readers.iter_mut().for_each(|reader| reader.state = ffi::SCARD_STATE_UNAWARE);
+                let changed = self.get_status_change(readers, 0)?;
+                readers[index].state = ffi::SCARD_STATE_UNKNOWN;
+                readers[index].changed = true;
+                return Ok(changed);
+            }
+            Some(crate::test_hooks::Answer::Plugged) => {
+                if let Some(at) = readers.iter().position(|reader| *reader.name == *PNP_NOTIFICATION) {
+                    readers.iter_mut().for_each(|reader| reader.state = ffi::SCARD_STATE_UNAWARE);
+                    let changed = self.get_status_change(readers, 0)?;
+                    readers[at].changed = true;
+                    return Ok(changed);
+                }
+            }
+            _ => {}
+        }
+        self.get_status_change(readers, timeout_ms)
+    }
+
+    fn get_status_change(&self, readers: &mut [Watched], timeout_ms: u32) -> Result<bool> {
         let native: Vec<_> = readers.iter().map(|reader| names::to_native(&reader.name).to_owned()).collect();
         let mut states: Vec<SCARD_READERSTATE> = readers
             .iter()
