@@ -686,6 +686,62 @@ mod lab {
         assert_eq!(ours, [(Event::ReaderAdded, came)]);
     }
 
+    /// The scripted answers the tests above rely on are what they claim to be, against the
+    /// lab's real answers: a listing without its last reader and nothing else changed, and a
+    /// wait whose named reader alone is reported unknown, or whose notification reader alone is
+    /// flagged, the others as PC/SC reports them.
+    #[test]
+    fn the_scripted_answers_change_only_what_they_say() {
+        use crate::test_hooks::{script, Answer, Call};
+        let lab = scardmanage_lab::shared();
+        let context = Context::establish().expect("a context");
+        let all = context.list_readers().expect("the lab's readers");
+        script(Call::ListReaders, Answer::LastLeftOut);
+        let fewer = context.list_readers().expect("the scripted listing");
+        let names: Vec<&[u8]> = all.split(|&byte| byte == 0).filter(|name| !name.is_empty()).collect();
+        assert_eq!(names.len(), lab.readers().len());
+        let mut expected: Vec<u8> =
+            names[..names.len() - 1].iter().flat_map(|name| [name, &[0][..]].concat()).collect();
+        expected.push(0);
+        assert_eq!(fewer, expected, "the listing without its last reader");
+
+        // Two readers of this test's own, where no other test puts a card.
+        let leases = [scardmanage_lab::lease(), scardmanage_lab::lease()];
+        let watched = |notification: bool| {
+            let mut readers: Vec<Watched> = leases
+                .iter()
+                .map(|lease| Watched::new(CString::new(lease.name()).unwrap(), ffi::SCARD_STATE_UNAWARE))
+                .collect();
+            if notification {
+                readers.push(Watched::new(PNP_NOTIFICATION.into(), ffi::SCARD_STATE_UNAWARE));
+            }
+            readers
+        };
+        let mut real = watched(false);
+        assert_eq!(context.watch(&mut real, 0), Ok(true));
+        script(Call::Watch, Answer::Unknown(1));
+        let mut unknown = watched(false);
+        assert_eq!(context.watch(&mut unknown, 0), Ok(true));
+        assert_eq!((unknown[0].state, unknown[0].changed), (real[0].state, real[0].changed));
+        assert_eq!((unknown[1].state, unknown[1].changed), (ffi::SCARD_STATE_UNKNOWN, true));
+
+        script(Call::Watch, Answer::Plugged);
+        let mut plugged = watched(true);
+        assert_eq!(context.watch(&mut plugged, 0), Ok(true));
+        assert!(plugged[2].changed, "the notification reader flagged");
+        assert_eq!(
+            plugged[..2].iter().map(|r| r.state).collect::<Vec<_>>(),
+            real.iter().map(|r| r.state).collect::<Vec<_>>()
+        );
+        // Without the notification reader, a plug-in wakes nobody: the real call as asked.
+        script(Call::Watch, Answer::Plugged);
+        let mut asleep: Vec<Watched> =
+            real.iter().map(|seen| Watched::new(seen.name.clone(), seen.state)).collect();
+        assert_eq!(context.watch(&mut asleep, 0), Ok(false), "nothing changed since the last look");
+        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(context.watch(&mut watched(false), 0), Err(SCM_SCARD_E_NO_MEMORY));
+    }
+
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
     /// looks (one listing and one wait per interval): a quiet 2 s wait costs milliseconds of
     /// CPU, not a spinning core.
