@@ -428,9 +428,10 @@ impl CardHandle {
     /// connection holds the card's lock; so the card's lock is taken first, outside the records
     /// lock (that is where the wait happens, stalling only this thread), and the disconnect then
     /// ends it. A pending reset or power-down event is cleared first with a reconnect (`share_mode`
-    /// and `protocols` are the connection's), since the lock cannot be taken past it. When the
-    /// card cannot be locked (removed, reader or service gone), the handle is disconnected leaving
-    /// the card, and the code that prevented the disposition is returned.
+    /// and `protocols` are the connection's; see [`Self::clear_card_event`]), since the lock
+    /// cannot be taken past it. When the card cannot be locked (removed, reader or service gone),
+    /// the handle is disconnected leaving the card, and the code that prevented the disposition
+    /// is returned.
     pub fn disconnect(
         self,
         disposition: ffi::DWORD,
@@ -441,9 +442,9 @@ impl CardHandle {
             return self.disconnect_now(ffi::SCARD_LEAVE_CARD);
         }
         let locked = match self.begin_transaction() {
-            Err(SCM_SCARD_W_RESET_CARD | SCM_SCARD_W_UNPOWERED_CARD) => self
-                .reconnect(share_mode, protocols, ffi::SCARD_LEAVE_CARD)
-                .and_then(|_| self.begin_transaction()),
+            Err(SCM_SCARD_W_RESET_CARD | SCM_SCARD_W_UNPOWERED_CARD) => {
+                self.clear_card_event(share_mode, protocols).and_then(|()| self.begin_transaction())
+            }
             locked => locked,
         };
         match locked {
@@ -455,6 +456,24 @@ impl CardHandle {
                 Err(code)
             }
         }
+    }
+
+    /// Clears a pending reset or power-down event on a connection about to end, with a reconnect
+    /// leaving the card. The connection's own protocols are asked first. pcscd refuses them
+    /// (`SCARD_E_PROTO_MISMATCH`) when another connection has set the card's protocol since the
+    /// reset: one made RAW, or T=0 where this one asked T=1. The connection is ending, so the
+    /// protocol the card runs is accepted then: T=0 or T=1, and RAW only when neither matches,
+    /// since pcscd switches the card to RAW on a RAW request and asking it first would change
+    /// the card under the other connections.
+    fn clear_card_event(self, share_mode: ffi::DWORD, protocols: ffi::DWORD) -> Result<()> {
+        let mut cleared = self.reconnect(share_mode, protocols, ffi::SCARD_LEAVE_CARD);
+        for fallback in [ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1, ffi::SCARD_PROTOCOL_RAW] {
+            if cleared != Err(SCM_SCARD_E_PROTO_MISMATCH) {
+                break;
+            }
+            cleared = self.reconnect(share_mode, fallback, ffi::SCARD_LEAVE_CARD);
+        }
+        cleared.map(drop)
     }
 
     /// The disconnect itself, under the records lock. Callers make sure pcscd cannot make it

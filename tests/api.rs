@@ -569,3 +569,35 @@ fn detach_with_reset_resets_the_card() {
     let after = lease.card().counters();
     assert!(after.resets + after.power_off > before.resets + before.power_off, "{before:?} -> {after:?}");
 }
+
+#[test]
+fn detach_with_a_disposition_after_a_reset_and_a_raw_connection_still_carries_it_out() {
+    // Another program resets the card, then a third connects it RAW: pcscd now runs the card
+    // RAW, and a reconnect asking T=0 or T=1 is refused with PROTO_MISMATCH. The reset warning
+    // must still be cleared so that the disposition asked for is carried out.
+    for disposition in [SCM_RESET_CARD, SCM_UNPOWER_CARD, SCM_EJECT_CARD] {
+        // A card of its own each time: pcscd keeps a card RAW until it is powered off.
+        let lease = lease_with_card();
+        let manager = Manager::attached(lease.name());
+        let other = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+        other.reset_card().unwrap();
+        let raw = Manager::new();
+        let name = std::ffi::CString::new(lease.name()).unwrap();
+        ok(unsafe { scm_attach_by_ifd_ex(raw.0, name.as_ptr(), SCM_SHARE_SHARED, SCM_PROTOCOL_RAW) });
+        assert_eq!(raw.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_RAW)), "the card runs RAW");
+        let before = lease.card().counters();
+        let hr = unsafe { scm_detach_ex(manager.0, disposition) };
+        let after = lease.card().counters();
+        ok(hr);
+        // pcscd cannot eject, and ends an EJECT disconnect leaving the card.
+        if disposition != SCM_EJECT_CARD {
+            assert!(
+                after.resets + after.power_off > before.resets + before.power_off,
+                "{before:?} -> {after:?}"
+            );
+        }
+        assert_eq!(manager.status(), Err(SCM_E_NOT_ATTACHED), "disposition {disposition}");
+        // pcscd keeps the card RAW while the RAW connection lasts: the manager attaches as it does.
+        ok(unsafe { scm_attach_by_ifd_ex(manager.0, name.as_ptr(), SCM_SHARE_SHARED, SCM_PROTOCOL_RAW) });
+    }
+}
