@@ -528,42 +528,65 @@ mod lab {
         }
     }
 
+    /// Runs `test` on an engine in `mode` against the shared lab, once the engine's first look
+    /// has reported each of the lab's readers.
+    fn with_engine(mode: Mode, test: impl FnOnce(&mut Engine, &Interrupt<'_>)) {
+        let lab = scardmanage_lab::shared();
+        let monitor = Monitor::new();
+        let shared = monitor.shared();
+        let interrupt = Interrupt { shared: &shared, entered: 0 };
+        let mut engine = Engine::new(mode);
+        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
+        test(&mut engine, &interrupt);
+    }
+
+    /// Where the engine keeps the reader named `name`.
+    fn position_of(engine: &Engine, name: &str) -> usize {
+        engine
+            .readers
+            .iter()
+            .position(|reader| reader.name.to_bytes() == name.as_bytes())
+            .expect("a known reader")
+    }
+
+    /// The events `engine` gives for the reader `name` within 1 s.
+    fn events_of(engine: &mut Engine, interrupt: &Interrupt<'_>, name: &str) -> Vec<(Event, String)> {
+        let events = events_until(engine, interrupt, Instant::now() + Duration::from_secs(1));
+        events.into_iter().filter(|(_, reader)| reader == name).collect()
+    }
+
     /// The lab cannot plug a reader into its running pcscd, nor unplug one (its readers come
     /// and go with a restart, which the monitor sees as a new service). So the engine is made
     /// to have missed a reader that is there ("plugged in since the last look"), and to know
     /// one PC/SC does not ("unplugged"): the next look must report them.
     #[test]
     fn readers_that_came_and_went_since_the_last_look_are_reported() {
-        let lab = scardmanage_lab::shared();
-        let came = lab.readers()[0].name.clone();
-        let monitor = Monitor::new();
-        let shared = monitor.shared();
-        let interrupt = Interrupt { shared: &shared, entered: 0 };
-        let ours = |events: Vec<(Event, String)>| -> Vec<(Event, String)> {
-            events.into_iter().filter(|(_, name)| *name == came || name == "Gone 00 00").collect()
-        };
+        let came = scardmanage_lab::shared().readers()[0].name.clone();
 
         // Notified of reader changes: the readers are listed before each wait.
-        let mut engine = Engine::new(Mode::Notify);
-        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
-        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
-        engine.readers.remove(at);
-        let events = ours(events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1)));
-        assert_eq!(events, [(Event::ReaderAdded, came.clone())], "notified");
+        with_engine(Mode::Notify, |engine, interrupt| {
+            engine.readers.remove(position_of(engine, &came));
+            assert_eq!(events_of(engine, interrupt, &came), [(Event::ReaderAdded, came.clone())], "notified");
+        });
 
         // Listing every 10 s: a watched reader that left ends the wait at once (pcsc-lite 1.9.9
         // refuses the wait with SCARD_E_UNKNOWN_READER), and the listing made then reports it
         // gone (its card first) and finds the one that came.
-        let mut engine = Engine::new(Mode::Poll(Duration::from_secs(10)));
-        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
-        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
-        let gone = Arc::from(c"Gone 00 00");
-        engine.readers[at] = Reader { name: gone, state: ffi::SCARD_STATE_PRESENT | 0x0003_0000 };
-        let events = ours(events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(2)));
-        let gone = || "Gone 00 00".to_string();
-        let expected =
-            [(Event::CardRemoved, gone()), (Event::ReaderRemoved, gone()), (Event::ReaderAdded, came)];
-        assert_eq!(events, expected, "listing");
+        with_engine(Mode::Poll(Duration::from_secs(10)), |engine, interrupt| {
+            let at = position_of(engine, &came);
+            let gone = Arc::from(c"Gone 00 00");
+            engine.readers[at] = Reader { name: gone, state: ffi::SCARD_STATE_PRESENT | 0x0003_0000 };
+            let events = events_until(engine, interrupt, Instant::now() + Duration::from_secs(2));
+            let ours: Vec<_> =
+                events.into_iter().filter(|(_, name)| *name == came || name == "Gone 00 00").collect();
+            let gone = || "Gone 00 00".to_string();
+            let expected = [
+                (Event::CardRemoved, gone()),
+                (Event::ReaderRemoved, gone()),
+                (Event::ReaderAdded, came.clone()),
+            ];
+            assert_eq!(ours, expected, "listing");
+        });
     }
 
     /// While the service runs, a failure is not taken for its loss (which the monitor reports
@@ -609,18 +632,14 @@ mod lab {
     #[test]
     fn a_service_lost_before_the_arrivals_first_look_reports_every_reader_removed() {
         use crate::test_hooks::{script, Answer, Call};
-        let lab = scardmanage_lab::shared();
-        let monitor = Monitor::new();
-        let shared = monitor.shared();
-        let interrupt = Interrupt { shared: &shared, entered: 0 };
-        let mut engine = Engine::new(Mode::Notify);
-        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
-        engine.readers.pop();
-        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_SERVICE));
-        let events = events_until(&mut engine, &interrupt, Instant::now());
-        let removed = events.iter().filter(|(event, _)| *event == Event::ReaderRemoved).count();
-        assert_eq!(removed, lab.readers().len() - 1, "{events:?}");
-        assert!(!events.iter().any(|(event, _)| *event == Event::ReaderAdded), "{events:?}");
+        with_engine(Mode::Notify, |engine, interrupt| {
+            engine.readers.pop();
+            script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_SERVICE));
+            let events = events_until(engine, interrupt, Instant::now());
+            let removed = events.iter().filter(|(event, _)| *event == Event::ReaderRemoved).count();
+            assert_eq!(removed, scardmanage_lab::shared().readers().len() - 1, "{events:?}");
+            assert!(!events.iter().any(|(event, _)| *event == Event::ReaderAdded), "{events:?}");
+        });
     }
 
     /// A reader that left between the listing and its first look (WinSCard reports it UNKNOWN,
@@ -629,19 +648,12 @@ mod lab {
     fn a_reader_gone_before_its_first_look_is_added_once() {
         use crate::test_hooks::{script, Answer, Call};
         let lease = scardmanage_lab::lease();
-        let came = lease.name().to_string();
-        let lab = scardmanage_lab::shared();
-        let monitor = Monitor::new();
-        let shared = monitor.shared();
-        let interrupt = Interrupt { shared: &shared, entered: 0 };
-        let mut engine = Engine::new(Mode::Notify);
-        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
-        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == came.as_bytes()).unwrap();
-        engine.readers.remove(at);
-        script(Call::Watch, Answer::Unknown(0));
-        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
-        let ours: Vec<_> = events.into_iter().filter(|(_, name)| *name == came).collect();
-        assert_eq!(ours, [(Event::ReaderAdded, came)]);
+        let came = lease.name();
+        with_engine(Mode::Notify, |engine, interrupt| {
+            engine.readers.remove(position_of(engine, came));
+            script(Call::Watch, Answer::Unknown(0));
+            assert_eq!(events_of(engine, interrupt, came), [(Event::ReaderAdded, came.to_string())]);
+        });
     }
 
     /// A watched reader PC/SC reports UNKNOWN during a wait while still listing it (WinSCard,
@@ -652,18 +664,12 @@ mod lab {
     fn a_reader_unknown_during_a_wait_is_removed_and_added_again() {
         use crate::test_hooks::{script, Answer, Call};
         let lease = scardmanage_lab::lease();
-        let name = lease.name().to_string();
-        scardmanage_lab::shared();
-        let monitor = Monitor::new();
-        let shared = monitor.shared();
-        let interrupt = Interrupt { shared: &shared, entered: 0 };
-        let mut engine = Engine::new(Mode::Notify);
-        events_until(&mut engine, &interrupt, Instant::now());
-        let at = engine.readers.iter().position(|reader| reader.name.to_bytes() == name.as_bytes()).unwrap();
-        script(Call::Watch, Answer::Unknown(at));
-        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
-        let ours: Vec<_> = events.into_iter().filter(|(_, reader)| *reader == name).collect();
-        assert_eq!(ours, [(Event::ReaderRemoved, name.clone()), (Event::ReaderAdded, name)]);
+        let name = lease.name();
+        with_engine(Mode::Notify, |engine, interrupt| {
+            script(Call::Watch, Answer::Unknown(position_of(engine, name)));
+            let expected = [(Event::ReaderRemoved, name.to_string()), (Event::ReaderAdded, name.to_string())];
+            assert_eq!(events_of(engine, interrupt, name), expected);
+        });
     }
 
     /// Notified of reader changes, with fewer than 16 readers: a reader plugged in after the
@@ -672,18 +678,12 @@ mod lab {
     #[test]
     fn a_reader_plugged_in_during_a_wait_is_reported() {
         use crate::test_hooks::{script, Answer, Call};
-        let lab = scardmanage_lab::shared();
-        let monitor = Monitor::new();
-        let shared = monitor.shared();
-        let interrupt = Interrupt { shared: &shared, entered: 0 };
-        let mut engine = Engine::new(Mode::Notify);
-        assert_eq!(events_until(&mut engine, &interrupt, Instant::now()).len(), lab.readers().len());
-        let came = engine.readers.pop().expect("the lab's readers").name.to_string_lossy().into_owned();
-        script(Call::ListReaders, Answer::LastLeftOut);
-        script(Call::Watch, Answer::Plugged);
-        let events = events_until(&mut engine, &interrupt, Instant::now() + Duration::from_secs(1));
-        let ours: Vec<_> = events.into_iter().filter(|(_, name)| *name == came).collect();
-        assert_eq!(ours, [(Event::ReaderAdded, came)]);
+        with_engine(Mode::Notify, |engine, interrupt| {
+            let came = engine.readers.pop().expect("the lab's readers").name.to_string_lossy().into_owned();
+            script(Call::ListReaders, Answer::LastLeftOut);
+            script(Call::Watch, Answer::Plugged);
+            assert_eq!(events_of(engine, interrupt, &came), [(Event::ReaderAdded, came.clone())]);
+        });
     }
 
     /// The scripted answers the tests above rely on are what they claim to be, against the
