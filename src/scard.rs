@@ -416,7 +416,9 @@ impl CardHandle {
 
     pub fn end_transaction(self, disposition: ffi::DWORD) -> Result<()> {
         #[cfg(feature = "test-hooks")]
-        if let Some(code) = crate::test_hooks::end_transaction_refusal() {
+        if let Some(crate::test_hooks::Answer::Fail(code)) =
+            crate::test_hooks::scripted(crate::test_hooks::Call::EndTransaction)
+        {
             return Err(code);
         }
         // SAFETY: plain value arguments.

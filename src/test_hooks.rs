@@ -13,16 +13,19 @@ thread_local! {
     /// Per thread too: only the call of the thread that armed it is interrupted. It has a
     /// destructor (it owns the closure), so only a thread that armed a window touches it.
     static IN_WINDOW: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
-    /// What this thread's next `SCardEndTransaction` answers instead of calling PC/SC.
-    static END_TRANSACTION_ANSWER: Cell<Option<crate::scm_hresult>> = const { Cell::new(None) };
     /// The answers this thread's next calls of a kind give, oldest first (no destructor, like
     /// the above).
     static SCRIPTED: Cell<[Option<(Call, Answer)>; 2]> = const { Cell::new([None; 2]) };
 }
 
-/// A PC/SC call of the monitor's whose next answer a test can script.
+/// A PC/SC call whose next answer a test can script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
+    /// `CardHandle::end_transaction` (`SCardEndTransaction`): PC/SC refuses there before ending
+    /// the transaction (pcsc-lite checks the card's events first: a reset or power-down it
+    /// reports leaves the transaction held). pcsc-lite 1.9.9 never lets another connection
+    /// reset a card while it is locked, so the lab cannot produce those answers; Windows can.
+    EndTransaction,
     /// `Context::establish` (`SCardEstablishContext`).
     Establish,
     /// `Context::list_readers` (`SCardListReaders`).
@@ -69,19 +72,6 @@ pub(crate) fn scripted(call: Call) -> Option<Answer> {
     script[at..].rotate_left(1);
     SCRIPTED.set(script);
     Some(answer)
-}
-
-/// Makes this thread's next `SCardEndTransaction` answer `code` without calling PC/SC, as
-/// PC/SC does when it refuses before ending the transaction (pcsc-lite checks the card's
-/// events first: a reset or power-down it reports leaves the transaction held). pcsc-lite 1.9.9
-/// never lets another connection reset a card while it is locked, so the lab cannot produce
-/// those answers; Windows can.
-pub fn refuse_next_end_transaction(code: crate::scm_hresult) {
-    END_TRANSACTION_ANSWER.set(Some(code));
-}
-
-pub(crate) fn end_transaction_refusal() -> Option<crate::scm_hresult> {
-    END_TRANSACTION_ANSWER.take()
 }
 
 /// Makes the next call on a live manager from this thread panic inside the library, while it

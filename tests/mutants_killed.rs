@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use common::*;
 use pcsc::ffi;
+use scardmanage::test_hooks::{script, Answer, Call};
 use scardmanage::*;
 
 /// The tests here count this process's connections to pcscd, or change a card's protocol: one
@@ -222,7 +223,7 @@ fn an_unlock_answered_with_a_reset_leaves_the_lock_for_reconnect_to_end() {
     for refusal in [SCM_SCARD_W_RESET_CARD, SCM_SCARD_W_UNPOWERED_CARD] {
         let manager = Manager::attached(lease.name());
         ok(manager.lock());
-        scardmanage::test_hooks::refuse_next_end_transaction(refusal);
+        script(Call::EndTransaction, Answer::Fail(refusal));
         assert_eq!(manager.unlock(SCM_LEAVE_CARD), refusal);
         ok(manager.reconnect());
         let name = lease.name().to_string();
