@@ -643,8 +643,10 @@ scm_hresult scm_detach(scm_manage *m);
 // card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
 // disposition waits while another connection holds the card's lock; only this call waits
 // (the card's lock is taken first, then the connection ends with the disposition). A reset
-// reported on the connection (`SCM_SCARD_W_RESET_CARD`) is cleared first, accepting whatever
-// protocol the card runs by then (another program may have connected it RAW); when the card's lock
+// or power-down reported on the connection (`SCM_SCARD_W_RESET_CARD`, `_W_UNPOWERED_CARD`) is
+// cleared first, accepting whatever protocol the card runs by then (another program may have
+// connected it T=0 or RAW; RAW is asked for last, and only when the card runs neither T=0 nor
+// T=1, so that the other programs' connections keep their protocol); when the card's lock
 // cannot be taken (card removed, reader or service gone) the connection ends leaving the card
 // and that code is returned. A lock only this thread would end (another manager's, locked from
 // this thread, or a transaction of your own) makes the call wait forever: end it first.

@@ -429,11 +429,11 @@ impl CardHandle {
     /// lock is held. pcscd makes a RESET, UNPOWER or EJECT disconnect wait while another
     /// connection holds the card's lock; so the card's lock is taken first, outside the records
     /// lock (that is where the wait happens, stalling only this thread), and the disconnect then
-    /// ends it. A pending reset or power-down event is cleared first with a reconnect (`share_mode`
-    /// and `protocols` are the connection's; see [`Self::clear_card_event`]), since the lock
-    /// cannot be taken past it. When the card cannot be locked (removed, reader or service gone),
-    /// the handle is disconnected leaving the card, and the code that prevented the disposition
-    /// is returned.
+    /// ends it. A pending reset or power-down event is cleared first with a reconnect, since the
+    /// lock cannot be taken past it (`share_mode` and `protocols` are the connection's: where
+    /// [`Self::clear_card_event`] starts). When the card cannot be locked (removed, reader or
+    /// service gone), the handle is disconnected leaving the card, and the code that prevented
+    /// the disposition is returned.
     pub fn disconnect(
         self,
         disposition: ffi::DWORD,
@@ -461,19 +461,31 @@ impl CardHandle {
     }
 
     /// Clears a pending reset or power-down event on a connection about to end, with a reconnect
-    /// leaving the card. The connection's own protocols are asked first. pcscd refuses them
-    /// (`SCARD_E_PROTO_MISMATCH`) when another connection has set the card's protocol since the
-    /// reset: one made RAW, or T=0 where this one asked T=1. The connection is ending, so the
-    /// protocol the card runs is accepted then: T=0 or T=1, and RAW only when neither matches,
-    /// since pcscd switches the card to RAW on a RAW request and asking it first would change
-    /// the card under the other connections.
+    /// leaving the card. pcscd refuses a protocol other than the card's (`SCARD_E_PROTO_MISMATCH`)
+    /// once another connection has set it since the reset: one made RAW, or T=0 where this one
+    /// asked T=1. The connection is ending, so the protocol the card runs is accepted: the
+    /// connection's own first, then T=0 or T=1, then RAW only when neither matches. A RAW request
+    /// switches the card to RAW whatever it ran, under every other connection; so it is never
+    /// asked first, not even for a connection made RAW, and it comes only after pcscd has said
+    /// the card runs neither T=0 nor T=1. Another program resetting the card or connecting it in
+    /// the instant between those two requests could still see it switched to RAW; no PC/SC call
+    /// closes that window (a status on this handle answers the pending reset too), and a RESET or
+    /// UNPOWER disposition ends RAW again at once.
     fn clear_card_event(self, share_mode: ffi::DWORD, protocols: ffi::DWORD) -> Result<()> {
-        let mut cleared = self.reconnect(share_mode, protocols, ffi::SCARD_LEAVE_CARD);
-        for fallback in [ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1, ffi::SCARD_PROTOCOL_RAW] {
+        let any = ffi::SCARD_PROTOCOL_T0 | ffi::SCARD_PROTOCOL_T1;
+        let first = match protocols & !ffi::SCARD_PROTOCOL_RAW {
+            // RAW alone: T=0 or T=1 first all the same. UNDEFINED (a DIRECT connection) stays.
+            0 if protocols != 0 => any,
+            own => own,
+        };
+        let mut cleared = self.reconnect(share_mode, first, ffi::SCARD_LEAVE_CARD);
+        for fallback in [any, ffi::SCARD_PROTOCOL_RAW] {
             if cleared != Err(SCM_SCARD_E_PROTO_MISMATCH) {
                 break;
             }
-            cleared = self.reconnect(share_mode, fallback, ffi::SCARD_LEAVE_CARD);
+            if first & fallback != fallback {
+                cleared = self.reconnect(share_mode, fallback, ffi::SCARD_LEAVE_CARD);
+            }
         }
         cleared.map(drop)
     }

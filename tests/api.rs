@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pcsc::ffi;
 use scardmanage::*;
-use scardmanage_lab::{default_applet, lease, wait_card, VirtualCard, DEFAULT_ATR};
+use scardmanage_lab::{default_applet, lease, lease_with, wait_card, VirtualCard, DEFAULT_ATR};
 
 #[test]
 fn create_and_release() {
@@ -576,7 +576,8 @@ fn detach_with_a_disposition_after_a_reset_and_a_raw_connection_still_carries_it
     // RAW, and a reconnect asking T=0 or T=1 is refused with PROTO_MISMATCH. The reset warning
     // must still be cleared so that the disposition asked for is carried out.
     for disposition in [SCM_RESET_CARD, SCM_UNPOWER_CARD, SCM_EJECT_CARD] {
-        // A card of its own each time: pcscd keeps a card RAW until it is powered off.
+        // A card of its own each time: pcscd keeps a card RAW until it is reset, powered off or
+        // removed, and it cannot eject.
         let lease = lease_with_card();
         let manager = Manager::attached(lease.name());
         let other = RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
@@ -586,18 +587,63 @@ fn detach_with_a_disposition_after_a_reset_and_a_raw_connection_still_carries_it
         ok(unsafe { scm_attach_by_ifd_ex(raw.0, name.as_ptr(), SCM_SHARE_SHARED, SCM_PROTOCOL_RAW) });
         assert_eq!(raw.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_RAW)), "the card runs RAW");
         let before = lease.card().counters();
-        let hr = unsafe { scm_detach_ex(manager.0, disposition) };
+        ok(unsafe { scm_detach_ex(manager.0, disposition) });
         let after = lease.card().counters();
-        ok(hr);
-        // pcscd cannot eject, and ends an EJECT disconnect leaving the card.
-        if disposition != SCM_EJECT_CARD {
+        assert_eq!(manager.status(), Err(SCM_E_NOT_ATTACHED), "disposition {disposition}");
+        if disposition == SCM_EJECT_CARD {
+            // pcscd ends an EJECT disconnect leaving the card: RAW still, for the RAW connection.
+            assert_eq!(raw.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_RAW)));
+        } else {
             assert!(
                 after.resets + after.power_off > before.resets + before.power_off,
                 "{before:?} -> {after:?}"
             );
+            // The disposition ended RAW: the RAW connection is told of it, and T=1 runs again.
+            assert_eq!(raw.transmit(&echo_apdu(b"x")), Err(SCM_SCARD_W_RESET_CARD));
+            ok(manager.attach(lease.name()));
+            assert_eq!(manager.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_T1)));
         }
-        assert_eq!(manager.status(), Err(SCM_E_NOT_ATTACHED), "disposition {disposition}");
-        // pcscd keeps the card RAW while the RAW connection lasts: the manager attaches as it does.
-        ok(unsafe { scm_attach_by_ifd_ex(manager.0, name.as_ptr(), SCM_SHARE_SHARED, SCM_PROTOCOL_RAW) });
+    }
+}
+
+#[test]
+fn detach_clearing_a_reset_never_switches_another_connection_to_raw() {
+    // A card offering T=0 and T=1 (ATR 3B 80 80 01 01). After a reset, another program connects
+    // it T=0; the manager asked T=1 only, so its own protocols are refused, and T=0 or T=1 clears
+    // the reset: the T=0 connection keeps running T=0. Asking RAW there would switch it to RAW.
+    let lease = lease_with(VirtualCard::new(vec![0x3B, 0x80, 0x80, 0x01, 0x01], default_applet));
+    lease.insert();
+    assert!(wait_card(lease.name(), true, WAIT), "card seen in {}", lease.name());
+    let attach = |protocols| {
+        let manager = Manager::new();
+        let name = std::ffi::CString::new(lease.name()).unwrap();
+        ok(unsafe { scm_attach_by_ifd_ex(manager.0, name.as_ptr(), SCM_SHARE_SHARED, protocols) });
+        manager
+    };
+    for own in [SCM_PROTOCOL_T1, SCM_PROTOCOL_RAW] {
+        // The other program connects (ANY) before a RAW attach, which would refuse it, and after
+        // a T=1 one, which it then matches; then it resets the card asking T=0: the card runs T=0.
+        let connect = || RawConnection::connect(lease.name(), ffi::SCARD_SHARE_SHARED).unwrap();
+        let (manager, other) = if own == SCM_PROTOCOL_RAW {
+            let other = connect();
+            (attach(own), other)
+        } else {
+            (attach(own), connect())
+        };
+        let mut active = 0;
+        let rv = unsafe {
+            ffi::SCardReconnect(
+                other.handle,
+                ffi::SCARD_SHARE_SHARED,
+                ffi::SCARD_PROTOCOL_T0,
+                ffi::SCARD_RESET_CARD,
+                &mut active,
+            )
+        };
+        assert_eq!((rv, active), (0, ffi::SCARD_PROTOCOL_T0));
+        let t0 = Manager::borrowing(&other);
+        ok(unsafe { scm_detach_ex(manager.0, SCM_EJECT_CARD) });
+        assert_eq!(t0.status(), Ok((SCM_STATE_SPECIFIC, SCM_PROTOCOL_T0)), "a manager attached {own:#x}");
+        assert!(t0.transmit(&echo_apdu(b"T=0")).is_ok());
     }
 }
