@@ -687,17 +687,21 @@ mod lab {
     }
 
     /// The scripted answers the tests above rely on are what they claim to be, against the
-    /// lab's real answers: a listing without its last reader and nothing else changed, and a
-    /// wait whose named reader alone is reported unknown, or whose notification reader alone is
-    /// flagged, the others as PC/SC reports them.
+    /// lab's real answers: a listing without its last reader and nothing else changed (the next
+    /// listing's answer left for it), and a wait whose named reader alone is reported unknown, or
+    /// whose notification reader alone is flagged, the others as PC/SC reports them to that
+    /// caller (unflagged for one that has seen them already).
     #[test]
     fn the_scripted_answers_change_only_what_they_say() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         let lab = scardmanage_lab::shared();
         let context = Context::establish().expect("a context");
         let all = context.list_readers().expect("the lab's readers");
+        // The next listing's answer stays for the next listing.
         script(Call::ListReaders, Answer::LastLeftOut);
+        script(Call::ListReaders, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
         let fewer = context.list_readers().expect("the scripted listing");
+        assert_eq!(context.list_readers(), Err(SCM_SCARD_E_NO_MEMORY), "the next listing");
         let names: Vec<&[u8]> = all.split(|&byte| byte == 0).filter(|name| !name.is_empty()).collect();
         assert_eq!(names.len(), lab.readers().len());
         let mut expected: Vec<u8> =
@@ -717,29 +721,54 @@ mod lab {
             }
             readers
         };
+        // The readers as a caller that has seen them passes them back.
+        let again = |readers: &[Watched]| -> Vec<Watched> {
+            readers.iter().map(|seen| Watched::new(seen.name.clone(), seen.state)).collect()
+        };
+        let looked =
+            |readers: &[Watched]| -> Vec<_> { readers.iter().map(|r| (r.state, r.changed)).collect() };
         let mut real = watched(false);
         assert_eq!(context.watch(&mut real, 0), Ok(true));
         script(Call::Watch, Answer::Unknown(1));
         let mut unknown = watched(false);
         assert_eq!(context.watch(&mut unknown, 0), Ok(true));
-        assert_eq!((unknown[0].state, unknown[0].changed), (real[0].state, real[0].changed));
-        assert_eq!((unknown[1].state, unknown[1].changed), (ffi::SCARD_STATE_UNKNOWN, true));
+        assert_eq!(looked(&unknown), [looked(&real)[0], (ffi::SCARD_STATE_UNKNOWN, true)], "first look");
+        script(Call::Watch, Answer::Unknown(1));
+        let mut unknown = again(&real);
+        assert_eq!(context.watch(&mut unknown, 0), Ok(true));
+        assert_eq!(looked(&unknown), [(real[0].state, false), (ffi::SCARD_STATE_UNKNOWN, true)], "seen");
 
         script(Call::Watch, Answer::Plugged);
         let mut plugged = watched(true);
         assert_eq!(context.watch(&mut plugged, 0), Ok(true));
+        assert_eq!(looked(&plugged[..2]), looked(&real), "first look");
         assert!(plugged[2].changed, "the notification reader flagged");
-        assert_eq!(
-            plugged[..2].iter().map(|r| r.state).collect::<Vec<_>>(),
-            real.iter().map(|r| r.state).collect::<Vec<_>>()
-        );
+        script(Call::Watch, Answer::Plugged);
+        let mut replugged = again(&plugged);
+        assert_eq!(context.watch(&mut replugged, 0), Ok(true));
+        let flagged: Vec<_> =
+            plugged.iter().map(|seen| (seen.state, *seen.name == *PNP_NOTIFICATION)).collect();
+        assert_eq!(looked(&replugged), flagged, "seen: the notification reader alone flagged");
         // Without the notification reader, a plug-in wakes nobody: the real call as asked.
         script(Call::Watch, Answer::Plugged);
-        let mut asleep: Vec<Watched> =
-            real.iter().map(|seen| Watched::new(seen.name.clone(), seen.state)).collect();
-        assert_eq!(context.watch(&mut asleep, 0), Ok(false), "nothing changed since the last look");
+        assert_eq!(context.watch(&mut again(&real), 0), Ok(false), "nothing changed since the last look");
         script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
         assert_eq!(context.watch(&mut watched(false), 0), Err(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(scripted_left(), []);
+    }
+
+    /// A script that names a reader the watch does not have fails its test, saying so (not
+    /// with an index out of bounds, nor by a call of PC/SC on what it was given).
+    #[test]
+    #[should_panic(expected = "Unknown(2) scripted for a watch of 2 readers")]
+    fn an_unknown_reader_past_the_watched_ones_panics() {
+        use crate::test_hooks::{script, Answer, Call};
+        scardmanage_lab::shared();
+        let context = Context::establish().expect("a context");
+        let mut readers = [c"Nowhere 00 00", c"Nowhere 01 00"]
+            .map(|name| Watched::new(name.into(), ffi::SCARD_STATE_UNAWARE));
+        script(Call::Watch, Answer::Unknown(2));
+        let _ = context.watch(&mut readers, 0);
     }
 
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its
