@@ -41,23 +41,32 @@ pub enum Call {
 pub enum Answer {
     /// The call fails with this code without calling PC/SC.
     Fail(crate::scm_hresult),
-    /// `Watch` only: the real call, made with every current state UNAWARE so that it returns at
-    /// once with PC/SC's states, then the reader at this index reported as WinSCard reports a
-    /// reader being unplugged that it still lists: `SCARD_STATE_UNKNOWN`, changed.
+    /// `Watch` only: the real call, without waiting and with the caller's current states (each
+    /// reader then as PC/SC has it, flagged changed only where that differs from the state
+    /// passed), then the reader at this index reported as WinSCard reports a reader being
+    /// unplugged that it still lists: `SCARD_STATE_UNKNOWN`, changed. An index past the
+    /// readers watched panics.
     Unknown(usize),
     /// `ListReaders` only: the real list with its last reader left out, as PC/SC lists the
     /// readers before one is plugged in.
     LastLeftOut,
     /// `Watch` only: a reader plugged in during the call. pcsc-lite 1.9.9 ends the wait for it
     /// only if the notification reader is watched, flagged changed; here the real call is then
-    /// made with every current state UNAWARE, so that it returns at once. Without the
+    /// made without waiting, as for `Unknown`, and the notification reader flagged. Without the
     /// notification reader, the real call as asked.
     Plugged,
 }
 
 /// Makes this thread's next `call` answer `answer`; every other call goes to PC/SC. Two
-/// answers at most wait at a time per thread.
+/// answers at most wait at a time per thread. An answer `call` cannot give panics here, at the
+/// test's own line, rather than being skipped by the call.
 pub fn script(call: Call, answer: Answer) {
+    let fits = match answer {
+        Answer::Fail(_) => true,
+        Answer::Unknown(_) | Answer::Plugged => call == Call::Watch,
+        Answer::LastLeftOut => call == Call::ListReaders,
+    };
+    assert!(fits, "scardmanage test hook: {call:?} cannot answer {answer:?}");
     let mut script = SCRIPTED.get();
     let free = script.iter_mut().find(|entry| entry.is_none()).expect("two scripted answers at most");
     *free = Some((call, answer));
@@ -72,6 +81,13 @@ pub(crate) fn scripted(call: Call) -> Option<Answer> {
     script[at..].rotate_left(1);
     SCRIPTED.set(script);
     Some(answer)
+}
+
+/// The answers scripted on this thread that no call has given yet, oldest first: a test that
+/// scripts answers asserts at its end that this is empty, so that it cannot pass with an answer
+/// its calls never met.
+pub fn scripted_left() -> Vec<(Call, Answer)> {
+    SCRIPTED.get().into_iter().flatten().collect()
 }
 
 /// Makes the next call on a live manager from this thread panic inside the library, while it
@@ -129,6 +145,31 @@ pub(crate) fn run_window(window: Window) {
     // thread-exit destructor after the window's thread-local is gone.
     if let Some(interleave) = IN_WINDOW.try_with(RefCell::take).ok().flatten() {
         interleave();
+    }
+}
+
+#[cfg(test)]
+mod scripts {
+    use super::*;
+    use crate::hresult::SCM_SCARD_E_NO_MEMORY;
+
+    /// Answers come out per call, oldest first; those not taken are left.
+    #[test]
+    fn a_call_takes_its_own_answer_and_leaves_the_others() {
+        script(Call::ListReaders, Answer::LastLeftOut);
+        script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(scripted(Call::Establish), None);
+        assert_eq!(scripted(Call::Watch), Some(Answer::Fail(SCM_SCARD_E_NO_MEMORY)));
+        assert_eq!(scripted_left(), [(Call::ListReaders, Answer::LastLeftOut)]);
+        assert_eq!(scripted(Call::ListReaders), Some(Answer::LastLeftOut));
+        assert_eq!(scripted_left(), []);
+    }
+
+    /// An answer its call cannot give is a misscripted test: it fails where it was scripted.
+    #[test]
+    #[should_panic(expected = "ListReaders cannot answer Plugged")]
+    fn an_answer_of_another_call_panics() {
+        script(Call::ListReaders, Answer::Plugged);
     }
 }
 

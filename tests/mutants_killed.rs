@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use common::*;
 use pcsc::ffi;
-use scardmanage::test_hooks::{script, Answer, Call};
+use scardmanage::test_hooks::{script, scripted_left, Answer, Call};
 use scardmanage::*;
 
 /// The tests here count this process's connections to pcscd, or change a card's protocol: one
@@ -236,4 +236,5 @@ fn an_unlock_answered_with_a_reset_leaves_the_lock_for_reconnect_to_end() {
         assert_eq!(hr, SCM_S_OK, "{refusal:#x}: another manager's lock");
         echo_ok(&manager, b"still attached");
     }
+    assert_eq!(scripted_left(), []);
 }

@@ -505,27 +505,31 @@ mod lab {
         Duration::new(used.tv_sec as u64, used.tv_nsec as u32)
     }
 
+    /// The next event `engine` gives by `deadline`, as an (event, reader) pair.
+    fn next_event(
+        engine: &mut Engine,
+        interrupt: &Interrupt<'_>,
+        deadline: Instant,
+    ) -> Option<(Event, String)> {
+        let mut taken = None;
+        let given = engine.next(Some(deadline), interrupt, |event, name| {
+            let name = CStr::from_bytes_with_nul(name).expect("a C string").to_string_lossy();
+            taken = Some((event, name.into_owned()));
+            Ok(true)
+        });
+        if let Err(code) = given {
+            assert_eq!(code, SCM_SCARD_E_TIMEOUT);
+        }
+        taken
+    }
+
     /// The events `engine` gives until `deadline`, as (event, reader) pairs.
     fn events_until(
         engine: &mut Engine,
         interrupt: &Interrupt<'_>,
         deadline: Instant,
     ) -> Vec<(Event, String)> {
-        let mut events = Vec::new();
-        loop {
-            let taken = engine.next(Some(deadline), interrupt, |event, name| {
-                let name = CStr::from_bytes_with_nul(name).expect("a C string").to_string_lossy();
-                events.push((event, name.into_owned()));
-                Ok(true)
-            });
-            match taken {
-                Ok(()) => {}
-                Err(code) => {
-                    assert_eq!(code, SCM_SCARD_E_TIMEOUT);
-                    return events;
-                }
-            }
-        }
+        std::iter::from_fn(|| next_event(engine, interrupt, deadline)).collect()
     }
 
     /// Runs `test` on an engine in `mode` against the shared lab, once the engine's first look
@@ -549,10 +553,22 @@ mod lab {
             .expect("a known reader")
     }
 
-    /// The events `engine` gives for the reader `name` within 1 s.
-    fn events_of(engine: &mut Engine, interrupt: &Interrupt<'_>, name: &str) -> Vec<(Event, String)> {
-        let events = events_until(engine, interrupt, Instant::now() + Duration::from_secs(1));
-        events.into_iter().filter(|(_, reader)| reader == name).collect()
+    /// Asserts that the events `engine` gives for the reader `name` are `expected`. They are
+    /// taken until they are or stray from them, for up to 10 s (some take a second look, which a
+    /// loaded machine may delay), then those a look made at once adds: one too many fails too.
+    #[track_caller]
+    fn assert_events_of(engine: &mut Engine, interrupt: &Interrupt<'_>, name: &str, expected: &[Event]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while events.len() < expected.len() && expected.starts_with(&events) {
+            let Some((event, reader)) = next_event(engine, interrupt, deadline) else { break };
+            if reader == name {
+                events.push(event);
+            }
+        }
+        let more = events_until(engine, interrupt, Instant::now());
+        events.extend(more.into_iter().filter(|(_, reader)| reader == name).map(|(event, _)| event));
+        assert_eq!(events, expected, "the events of {name}");
     }
 
     /// The lab cannot plug a reader into its running pcscd, nor unplug one (its readers come
@@ -566,7 +582,7 @@ mod lab {
         // Notified of reader changes: the readers are listed before each wait.
         with_engine(Mode::Notify, |engine, interrupt| {
             engine.readers.remove(position_of(engine, &came));
-            assert_eq!(events_of(engine, interrupt, &came), [(Event::ReaderAdded, came.clone())], "notified");
+            assert_events_of(engine, interrupt, &came, &[Event::ReaderAdded]);
         });
 
         // Listing every 10 s: a watched reader that left ends the wait at once (pcsc-lite 1.9.9
@@ -606,7 +622,7 @@ mod lab {
     /// SCARD_E_NO_MEMORY when it cannot allocate, the daemon's answers included).
     #[test]
     fn a_failure_other_than_a_lost_service_is_returned() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         let lab = scardmanage_lab::shared();
         let monitor = Monitor::new();
         let shared = monitor.shared();
@@ -624,6 +640,7 @@ mod lab {
         engine.readers.pop();
         script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
         assert_eq!(engine.next(soon(), &interrupt, |_, _| Ok(true)), failed, "the arrivals' first look");
+        assert_eq!(scripted_left(), []);
     }
 
     /// The service stopped between a listing and the first look at the readers that came: every
@@ -631,7 +648,7 @@ mod lab {
     /// only with its readers, for every test of the process).
     #[test]
     fn a_service_lost_before_the_arrivals_first_look_reports_every_reader_removed() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         with_engine(Mode::Notify, |engine, interrupt| {
             engine.readers.pop();
             script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_SERVICE));
@@ -639,6 +656,7 @@ mod lab {
             let removed = events.iter().filter(|(event, _)| *event == Event::ReaderRemoved).count();
             assert_eq!(removed, scardmanage_lab::shared().readers().len() - 1, "{events:?}");
             assert!(!events.iter().any(|(event, _)| *event == Event::ReaderAdded), "{events:?}");
+            assert_eq!(scripted_left(), []);
         });
     }
 
@@ -646,13 +664,14 @@ mod lab {
     /// scripted here) is not added then: it is added once, when a listing finds it known.
     #[test]
     fn a_reader_gone_before_its_first_look_is_added_once() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         let lease = scardmanage_lab::lease();
         let came = lease.name();
         with_engine(Mode::Notify, |engine, interrupt| {
             engine.readers.remove(position_of(engine, came));
             script(Call::Watch, Answer::Unknown(0));
-            assert_eq!(events_of(engine, interrupt, came), [(Event::ReaderAdded, came.to_string())]);
+            assert_events_of(engine, interrupt, came, &[Event::ReaderAdded]);
+            assert_eq!(scripted_left(), [], "the arrival's first look took the scripted answer");
         });
     }
 
@@ -662,13 +681,13 @@ mod lab {
     /// tests of the lab's engine count on empty readers.)
     #[test]
     fn a_reader_unknown_during_a_wait_is_removed_and_added_again() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         let lease = scardmanage_lab::lease();
         let name = lease.name();
         with_engine(Mode::Notify, |engine, interrupt| {
             script(Call::Watch, Answer::Unknown(position_of(engine, name)));
-            let expected = [(Event::ReaderRemoved, name.to_string()), (Event::ReaderAdded, name.to_string())];
-            assert_eq!(events_of(engine, interrupt, name), expected);
+            assert_events_of(engine, interrupt, name, &[Event::ReaderRemoved, Event::ReaderAdded]);
+            assert_eq!(scripted_left(), []);
         });
     }
 
@@ -677,27 +696,32 @@ mod lab {
     /// the notification reader, and is reported then, not at the deadline.
     #[test]
     fn a_reader_plugged_in_during_a_wait_is_reported() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         with_engine(Mode::Notify, |engine, interrupt| {
             let came = engine.readers.pop().expect("the lab's readers").name.to_string_lossy().into_owned();
             script(Call::ListReaders, Answer::LastLeftOut);
             script(Call::Watch, Answer::Plugged);
-            assert_eq!(events_of(engine, interrupt, &came), [(Event::ReaderAdded, came.clone())]);
+            assert_events_of(engine, interrupt, &came, &[Event::ReaderAdded]);
+            assert_eq!(scripted_left(), []);
         });
     }
 
     /// The scripted answers the tests above rely on are what they claim to be, against the
-    /// lab's real answers: a listing without its last reader and nothing else changed, and a
-    /// wait whose named reader alone is reported unknown, or whose notification reader alone is
-    /// flagged, the others as PC/SC reports them.
+    /// lab's real answers: a listing without its last reader and nothing else changed (the next
+    /// listing's answer left for it), and a wait whose named reader alone is reported unknown, or
+    /// whose notification reader alone is flagged, the others as PC/SC reports them to that
+    /// caller (unflagged for one that has seen them already).
     #[test]
     fn the_scripted_answers_change_only_what_they_say() {
-        use crate::test_hooks::{script, Answer, Call};
+        use crate::test_hooks::{script, scripted_left, Answer, Call};
         let lab = scardmanage_lab::shared();
         let context = Context::establish().expect("a context");
         let all = context.list_readers().expect("the lab's readers");
+        // The next listing's answer stays for the next listing.
         script(Call::ListReaders, Answer::LastLeftOut);
+        script(Call::ListReaders, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
         let fewer = context.list_readers().expect("the scripted listing");
+        assert_eq!(context.list_readers(), Err(SCM_SCARD_E_NO_MEMORY), "the next listing");
         let names: Vec<&[u8]> = all.split(|&byte| byte == 0).filter(|name| !name.is_empty()).collect();
         assert_eq!(names.len(), lab.readers().len());
         let mut expected: Vec<u8> =
@@ -717,29 +741,54 @@ mod lab {
             }
             readers
         };
+        // The readers as a caller that has seen them passes them back.
+        let again = |readers: &[Watched]| -> Vec<Watched> {
+            readers.iter().map(|seen| Watched::new(seen.name.clone(), seen.state)).collect()
+        };
+        let looked =
+            |readers: &[Watched]| -> Vec<_> { readers.iter().map(|r| (r.state, r.changed)).collect() };
         let mut real = watched(false);
         assert_eq!(context.watch(&mut real, 0), Ok(true));
         script(Call::Watch, Answer::Unknown(1));
         let mut unknown = watched(false);
         assert_eq!(context.watch(&mut unknown, 0), Ok(true));
-        assert_eq!((unknown[0].state, unknown[0].changed), (real[0].state, real[0].changed));
-        assert_eq!((unknown[1].state, unknown[1].changed), (ffi::SCARD_STATE_UNKNOWN, true));
+        assert_eq!(looked(&unknown), [looked(&real)[0], (ffi::SCARD_STATE_UNKNOWN, true)], "first look");
+        script(Call::Watch, Answer::Unknown(1));
+        let mut unknown = again(&real);
+        assert_eq!(context.watch(&mut unknown, 0), Ok(true));
+        assert_eq!(looked(&unknown), [(real[0].state, false), (ffi::SCARD_STATE_UNKNOWN, true)], "seen");
 
         script(Call::Watch, Answer::Plugged);
         let mut plugged = watched(true);
         assert_eq!(context.watch(&mut plugged, 0), Ok(true));
+        assert_eq!(looked(&plugged[..2]), looked(&real), "first look");
         assert!(plugged[2].changed, "the notification reader flagged");
-        assert_eq!(
-            plugged[..2].iter().map(|r| r.state).collect::<Vec<_>>(),
-            real.iter().map(|r| r.state).collect::<Vec<_>>()
-        );
+        script(Call::Watch, Answer::Plugged);
+        let mut replugged = again(&plugged);
+        assert_eq!(context.watch(&mut replugged, 0), Ok(true));
+        let flagged: Vec<_> =
+            plugged.iter().map(|seen| (seen.state, *seen.name == *PNP_NOTIFICATION)).collect();
+        assert_eq!(looked(&replugged), flagged, "seen: the notification reader alone flagged");
         // Without the notification reader, a plug-in wakes nobody: the real call as asked.
         script(Call::Watch, Answer::Plugged);
-        let mut asleep: Vec<Watched> =
-            real.iter().map(|seen| Watched::new(seen.name.clone(), seen.state)).collect();
-        assert_eq!(context.watch(&mut asleep, 0), Ok(false), "nothing changed since the last look");
+        assert_eq!(context.watch(&mut again(&real), 0), Ok(false), "nothing changed since the last look");
         script(Call::Watch, Answer::Fail(SCM_SCARD_E_NO_MEMORY));
         assert_eq!(context.watch(&mut watched(false), 0), Err(SCM_SCARD_E_NO_MEMORY));
+        assert_eq!(scripted_left(), []);
+    }
+
+    /// A script that names a reader the watch does not have fails its test, saying so (not
+    /// with an index out of bounds, nor by a call of PC/SC on what it was given).
+    #[test]
+    #[should_panic(expected = "Unknown(2) scripted for a watch of 2 readers")]
+    fn an_unknown_reader_past_the_watched_ones_panics() {
+        use crate::test_hooks::{script, Answer, Call};
+        scardmanage_lab::shared();
+        let context = Context::establish().expect("a context");
+        let mut readers = [c"Nowhere 00 00", c"Nowhere 01 00"]
+            .map(|name| Watched::new(name.into(), ffi::SCARD_STATE_UNAWARE));
+        script(Call::Watch, Answer::Unknown(2));
+        let _ = context.watch(&mut readers, 0);
     }
 
     /// Listing the readers at an interval, a monitor with nothing to report sleeps between its

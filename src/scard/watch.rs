@@ -39,23 +39,39 @@ impl Context {
         match crate::test_hooks::scripted(crate::test_hooks::Call::Watch) {
             Some(crate::test_hooks::Answer::Fail(code)) => return Err(code),
             Some(crate::test_hooks::Answer::Unknown(index)) => {
-                readers.iter_mut().for_each(|reader| reader.state = ffi::SCARD_STATE_UNAWARE);
-                let changed = self.get_status_change(readers, 0)?;
+                let count = readers.len();
+                assert!(
+                    index < count,
+                    "scardmanage test hook: Unknown({index}) scripted for a watch of {count} readers"
+                );
+                self.look_now(readers)?;
                 readers[index].state = ffi::SCARD_STATE_UNKNOWN;
                 readers[index].changed = true;
-                return Ok(changed);
+                return Ok(true);
             }
             Some(crate::test_hooks::Answer::Plugged) => {
                 if let Some(at) = readers.iter().position(|reader| *reader.name == *PNP_NOTIFICATION) {
-                    readers.iter_mut().for_each(|reader| reader.state = ffi::SCARD_STATE_UNAWARE);
-                    let changed = self.get_status_change(readers, 0)?;
+                    self.look_now(readers)?;
                     readers[at].changed = true;
-                    return Ok(changed);
+                    return Ok(true);
                 }
             }
             _ => {}
         }
         self.get_status_change(readers, timeout_ms)
+    }
+
+    /// For a scripted answer that ends the wait: the real call without waiting, on the states
+    /// the caller passed, so that a reader is flagged changed only where PC/SC's state differs
+    /// from the caller's (a timeout leaves every state as passed).
+    #[cfg(feature = "test-hooks")]
+    fn look_now(&self, readers: &mut [Watched]) -> Result<()> {
+        let passed: Vec<ffi::DWORD> = readers.iter().map(|reader| reader.state).collect();
+        self.get_status_change(readers, 0)?;
+        for (reader, passed) in readers.iter_mut().zip(passed) {
+            reader.changed = reader.state != passed;
+        }
+        Ok(())
     }
 
     fn get_status_change(&self, readers: &mut [Watched], timeout_ms: u32) -> Result<bool> {
