@@ -723,8 +723,11 @@ impl Model {
                 (Want::Documented, Some(Conn::Card(Health::Odd)))
             }
             Attachment::Borrowed => match (self.raw_health, self.card_in[0]) {
+                // The card is back. A handle attached while it had the removal to report may have
+                // an unknown share mode: the library then reports the handle's warning, which
+                // pcsc-lite may give as W_RESET_CARD instead of W_REMOVED_CARD once a card is back.
                 (Health::Removed | Health::RemovedMaybeWarned, true) => {
-                    (Want::OneOf(vec![SCM_S_OK, SCM_SCARD_W_REMOVED_CARD]), None)
+                    (Want::OneOf(vec![SCM_S_OK, SCM_SCARD_W_REMOVED_CARD, SCM_SCARD_W_RESET_CARD]), None)
                 }
                 (Health::Removed | Health::RemovedMaybeWarned, false) => {
                     (Want::OneOf(REMOVED.to_vec()), None)
