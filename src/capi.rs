@@ -288,8 +288,10 @@ pub unsafe extern "C" fn scm_attach_by_ifd_ex(
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_SCARD_E_NO_SMARTCARD`
 /// (no card in the reader: the manager stays attached to the reader), `SCM_SCARD_E_NO_SERVICE`
-/// (the service is still down), `SCM_SCARD_E_UNKNOWN_READER` (the reader is not back yet), and
-/// other PC/SC codes.
+/// (the service is still down), `SCM_SCARD_E_UNKNOWN_READER` (the reader is not back yet),
+/// `SCM_SCARD_W_RESET_CARD`, `SCM_SCARD_W_REMOVED_CARD` or `SCM_SCARD_W_UNPOWERED_CARD` for a
+/// borrowed handle whose share mode cannot be learnt (reconnect it yourself), and other PC/SC
+/// codes.
 #[no_mangle]
 pub unsafe extern "C" fn scm_reconnect(m: *mut scm_manage) -> scm_hresult {
     boundary(|| with_manager(m, Manager::reconnect))
@@ -310,12 +312,12 @@ pub unsafe extern "C" fn scm_detach(m: *mut scm_manage) -> scm_hresult {
 /// card as asked (e.g. the service is gone) is still reported. A RESET, UNPOWER or EJECT
 /// disposition waits while another connection holds the card's lock; only this call waits
 /// (the card's lock is taken first, then the connection ends with the disposition). A reset
-/// or power-down reported on the connection (`SCM_SCARD_W_RESET_CARD`, `_W_UNPOWERED_CARD`) is
-/// cleared first, accepting whatever protocol the card runs by then (another program may have
-/// connected it T=0 or RAW; RAW is asked for last, and only when the card runs neither T=0 nor
-/// T=1, so that the other programs' connections keep their protocol); when the card's lock
-/// cannot be taken (card removed, reader or service gone) the connection ends leaving the card
-/// and that code is returned. A lock only this thread would end (another manager's, locked from
+/// or power-down reported on the connection (`SCM_SCARD_W_RESET_CARD`,
+/// `SCM_SCARD_W_UNPOWERED_CARD`) is cleared first, accepting whatever protocol the card runs by
+/// then (another program may have connected it T=0 or RAW; RAW is asked for last, and only when
+/// the card runs neither T=0 nor T=1, so that the other programs' connections keep their
+/// protocol); when the card's lock cannot be taken (card removed, reader or service gone) the
+/// connection ends leaving the card and that code is returned. A lock only this thread would end (another manager's, locked from
 /// this thread, or a transaction of your own) makes the call wait forever: end it first.
 ///
 /// Errors: `SCM_E_POINTER`, `SCM_E_HANDLE`, `SCM_E_NOT_ATTACHED`, `SCM_E_INVALIDARG`
