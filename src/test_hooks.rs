@@ -60,6 +60,7 @@ pub enum Answer {
 /// Makes this thread's next `call` answer `answer`; every other call goes to PC/SC. Two
 /// answers at most wait at a time per thread. An answer `call` cannot give panics here, at the
 /// test's own line, rather than being skipped by the call.
+#[track_caller]
 pub fn script(call: Call, answer: Answer) {
     let fits = match answer {
         Answer::Fail(_) => true,
