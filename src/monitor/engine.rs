@@ -681,8 +681,8 @@ mod lab {
     }
 
     /// A watched reader PC/SC reports UNKNOWN during a wait while still listing it (WinSCard,
-    /// for a reader being unplugged; scripted here) is reported removed, then added again once
-    /// PC/SC knows it; with no card in, no card event comes. (A card is not inserted: the other
+    /// for a reader being unplugged, with IGNORE; scripted here) is reported removed, then added
+    /// again once PC/SC knows it; with no card in, no card event comes. (A card is not inserted: the other
     /// tests of the lab's engine count on empty readers.)
     #[test]
     fn a_reader_unknown_during_a_wait_is_removed_and_added_again() {
@@ -713,7 +713,8 @@ mod lab {
 
     /// The scripted answers the tests above rely on are what they claim to be, against the
     /// lab's real answers: a listing without its last reader and nothing else changed (the next
-    /// listing's answer left for it), and a wait whose named reader alone is reported unknown, or
+    /// listing's answer left for it), and a wait whose named reader alone is reported unknown
+    /// (without WinSCard's `SCARD_STATE_IGNORE`, which passed back would have it skipped), or
     /// whose notification reader alone is flagged, the others as PC/SC reports them to that
     /// caller (unflagged for one that has seen them already).
     #[test]
