@@ -71,14 +71,13 @@ impl Context {
     }
 
     /// For a scripted answer that ends the wait: the real call without waiting, on the states
-    /// the caller passed, so that a reader is flagged changed only where PC/SC's state differs
-    /// from the caller's (a timeout leaves every state as passed).
+    /// the caller passed, each reader flagged changed where PC/SC flags it. A timeout writes
+    /// nothing, so the flags a caller's last watch left are cleared: the scripted answer then
+    /// flags its own reader alone.
     #[cfg(feature = "test-hooks")]
     fn look_now(&self, readers: &mut [Watched]) -> Result<()> {
-        let passed: Vec<ffi::DWORD> = readers.iter().map(|reader| reader.state).collect();
-        self.get_status_change(readers, 0)?;
-        for (reader, passed) in readers.iter_mut().zip(passed) {
-            reader.changed = reader.state != passed;
+        if !self.get_status_change(readers, 0)? {
+            readers.iter_mut().for_each(|reader| reader.changed = false);
         }
         Ok(())
     }
