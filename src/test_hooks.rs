@@ -42,10 +42,10 @@ pub enum Answer {
     /// The call fails with this code without calling PC/SC.
     Fail(crate::scm_hresult),
     /// `Watch` only: the real call, without waiting and with the caller's current states (each
-    /// reader then as PC/SC has it, flagged changed only where that differs from the state
-    /// passed), then the reader at this index reported as WinSCard reports a reader being
-    /// unplugged that it still lists: `SCARD_STATE_UNKNOWN`, changed. An index past the
-    /// readers watched panics.
+    /// reader then as PC/SC has it, flagged changed where PC/SC flags it), then the reader at
+    /// this index reported as WinSCard reports a reader being unplugged that it still lists:
+    /// `SCARD_STATE_UNKNOWN | SCARD_STATE_IGNORE | SCARD_STATE_CHANGED`, kept as `watch` keeps
+    /// any answer. An index past the readers watched panics.
     Unknown(usize),
     /// `ListReaders` only: the real list with its last reader left out, as PC/SC lists the
     /// readers before one is plugged in.
@@ -60,6 +60,7 @@ pub enum Answer {
 /// Makes this thread's next `call` answer `answer`; every other call goes to PC/SC. Two
 /// answers at most wait at a time per thread. An answer `call` cannot give panics here, at the
 /// test's own line, rather than being skipped by the call.
+#[track_caller]
 pub fn script(call: Call, answer: Answer) {
     let fits = match answer {
         Answer::Fail(_) => true,

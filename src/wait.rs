@@ -392,6 +392,8 @@ fn block(prepared: &Prepared, context: &Context, timeout_ms: u32) -> Result<Read
             slice.as_micros().div_ceil(1000).clamp(1, u128::from(SCM_WAIT_INFINITE - 1)) as u32
         });
         // The state as last seen, without the "changed" flag, is what PC/SC waits to differ.
+        // It never holds SCARD_STATE_IGNORE, which has PC/SC skip the reader: WinSCard sets it
+        // only with SCARD_STATE_UNKNOWN, which ended the wait above.
         let current = event.state & !ffi::SCARD_STATE_CHANGED;
         match context.status_change(&prepared.reader, current, slice_ms) {
             Ok(next) => event = next,

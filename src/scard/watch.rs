@@ -27,12 +27,20 @@ impl Watched {
     pub fn new(name: CString, state: ffi::DWORD) -> Watched {
         Watched { name, state, changed: false }
     }
+
+    /// Takes the event state PC/SC gave as the state to pass back: `SCARD_STATE_CHANGED` moved
+    /// to `changed`, and `SCARD_STATE_IGNORE` dropped, which WinSCard sets with
+    /// `SCARD_STATE_UNKNOWN` and which, passed back, has the reader skipped by every later call.
+    fn seen(&mut self, event_state: ffi::DWORD) {
+        self.changed = event_state & ffi::SCARD_STATE_CHANGED != 0;
+        self.state = event_state & !(ffi::SCARD_STATE_CHANGED | ffi::SCARD_STATE_IGNORE);
+    }
 }
 
 impl Context {
     /// `SCardGetStatusChange` on `readers`: blocks up to `timeout_ms` until one of them differs
     /// from the state given, then writes every reader's new event state into `readers`
-    /// (`SCARD_STATE_CHANGED` moved to `changed`, so the state can be passed back as it is). Returns
+    /// (as [`Watched::seen`] keeps it, so that it can be passed back as it is). Returns
     /// whether anything changed (`false` on a timeout).
     pub fn watch(&self, readers: &mut [Watched], timeout_ms: u32) -> Result<bool> {
         #[cfg(feature = "test-hooks")]
@@ -45,8 +53,9 @@ impl Context {
                     "scardmanage test hook: Unknown({index}) scripted for a watch of {count} readers"
                 );
                 self.look_now(readers)?;
-                readers[index].state = ffi::SCARD_STATE_UNKNOWN;
-                readers[index].changed = true;
+                // The bits WinSCard documents for a reader it does not know.
+                readers[index]
+                    .seen(ffi::SCARD_STATE_UNKNOWN | ffi::SCARD_STATE_IGNORE | ffi::SCARD_STATE_CHANGED);
                 return Ok(true);
             }
             Some(crate::test_hooks::Answer::Plugged) => {
@@ -62,14 +71,13 @@ impl Context {
     }
 
     /// For a scripted answer that ends the wait: the real call without waiting, on the states
-    /// the caller passed, so that a reader is flagged changed only where PC/SC's state differs
-    /// from the caller's (a timeout leaves every state as passed).
+    /// the caller passed, each reader flagged changed where PC/SC flags it. A timeout writes
+    /// nothing, so the flags a caller's last watch left are cleared: the scripted answer then
+    /// flags its own reader alone.
     #[cfg(feature = "test-hooks")]
     fn look_now(&self, readers: &mut [Watched]) -> Result<()> {
-        let passed: Vec<ffi::DWORD> = readers.iter().map(|reader| reader.state).collect();
-        self.get_status_change(readers, 0)?;
-        for (reader, passed) in readers.iter_mut().zip(passed) {
-            reader.changed = reader.state != passed;
+        if !self.get_status_change(readers, 0)? {
+            readers.iter_mut().for_each(|reader| reader.changed = false);
         }
         Ok(())
     }
@@ -101,8 +109,7 @@ impl Context {
         match code_from_native(rv) {
             SCM_S_OK => {
                 for (reader, state) in readers.iter_mut().zip(&states) {
-                    reader.changed = state.dwEventState & ffi::SCARD_STATE_CHANGED != 0;
-                    reader.state = state.dwEventState & !ffi::SCARD_STATE_CHANGED;
+                    reader.seen(state.dwEventState);
                 }
                 Ok(true)
             }
